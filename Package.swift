@@ -1,0 +1,56 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Eddy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "eddy", targets: ["eddy"]),
+        .library(name: "EddyCore", targets: ["EddyCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // Debian's C libraries, as system library modules.
+        .systemLibrary(
+            name: "CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CHiredis", pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]),
+
+        // Pure, deterministic feature core: no I/O, no clocks, no threads.
+        .target(name: "EddyCore"),
+        // YAML topology files -> validated, compiled plans.
+        .target(name: "EddyTopology", dependencies: [
+            "EddyCore", .product(name: "Yams", package: "Yams"),
+        ]),
+        // Lock-free SPSC rings, stage threads, parking.
+        .target(name: "EddyPipeline", dependencies: [
+            .product(name: "Atomics", package: "swift-atomics"),
+        ]),
+        // librdkafka consumer, producer and mock cluster host.
+        .target(name: "EddyKafka", dependencies: ["CRdKafka"]),
+        // hiredis connection with hand pipelining.
+        .target(name: "EddyRedis", dependencies: ["CHiredis"]),
+
+        .executableTarget(name: "eddy", dependencies: [
+            "EddyCore", "EddyTopology", "EddyPipeline", "EddyKafka", "EddyRedis",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "EddyCoreTests", dependencies: [
+            "EddyCore", "EddyTopology",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "EddyTopologyTests", dependencies: ["EddyTopology", "EddyCore"]),
+        .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline"]),
+        .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology"]),
+    ]
+)
