@@ -51,6 +51,8 @@ let package = Package(
         ]),
         .testTarget(name: "EddyTopologyTests", dependencies: ["EddyTopology", "EddyCore"]),
         .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline"]),
+        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka"]),
+        .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis"]),
         .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology"]),
     ]
 )
