@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "EddyTopology", dependencies: [
             "EddyCore", .product(name: "Yams", package: "Yams"),
         ]),
+        // Replay over files: line reading, point-in-time rows, labels, summary.
+        .target(name: "EddyReplay", dependencies: ["EddyCore"]),
         // Lock-free SPSC rings, stage threads, parking.
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),
@@ -40,13 +42,13 @@ let package = Package(
         .target(name: "EddyRedis", dependencies: ["CHiredis"]),
 
         .executableTarget(name: "eddy", dependencies: [
-            "EddyCore", "EddyTopology", "EddyPipeline", "EddyKafka", "EddyRedis",
+            "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .testTarget(name: "EddyCoreTests", dependencies: [
-            "EddyCore", "EddyTopology",
+            "EddyCore", "EddyTopology", "EddyReplay",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EddyTopologyTests", dependencies: ["EddyTopology", "EddyCore"]),

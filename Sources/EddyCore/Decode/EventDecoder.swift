@@ -1,0 +1,152 @@
+/// Turns one message into a key, an event time and the extracted fields,
+/// or a `RejectReason`. One decoder per thread; it reuses its buffers, so a
+/// decode allocates nothing.
+///
+/// The key bytes and field values stay valid until the next `decode`.
+public final class EventDecoder {
+    public let fields: FieldTable
+    let trie: TrieView
+    let slots: UnsafeMutablePointer<FieldSlot>
+    var scratch: UnsafeMutablePointer<UInt8>
+    var scratchCapacity: Int
+    let keySource: KeySource
+    let keyField: Int
+    let timeSource: TimeSource
+    let timeField: Int
+    let timeUnit: TimeUnit
+    let maxEventBytes: Int
+
+    /// The current event's buffer (valid during and after `decode`).
+    var buffer: UnsafePointer<UInt8>
+    /// The current event's key.
+    public private(set) var key: UnsafeRawBufferPointer
+    /// The current event's time, epoch milliseconds.
+    public private(set) var timestamp: Int64 = 0
+
+    /// - Parameter extraPaths: fields to extract besides those the topology
+    ///   uses (none needed by the core itself).
+    public init(topology: Topology, fields: FieldTable) {
+        self.fields = fields
+        self.trie = TrieView(fields)
+        self.slots = .allocate(capacity: max(fields.paths.count, 1))
+        self.slots.initialize(repeating: FieldSlot(), count: max(fields.paths.count, 1))
+        self.scratchCapacity = 4096
+        self.scratch = .allocate(capacity: scratchCapacity)
+        self.keySource = topology.key
+        self.timeSource = topology.time
+        if case .field(let p) = topology.key { keyField = fields.index(of: p)! } else { keyField = -1 }
+        if case .field(let p, let u) = topology.time {
+            timeField = fields.index(of: p)!
+            timeUnit = u
+        } else {
+            timeField = -1
+            timeUnit = .milliseconds
+        }
+        self.maxEventBytes = topology.maxEventBytes
+        self.buffer = UnsafePointer(scratch)
+        self.key = UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    deinit {
+        trie.deallocate()
+        slots.deinitialize(count: max(fields.paths.count, 1))
+        slots.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Decodes one message.
+    /// - Parameters:
+    ///   - message: the message value (JSON).
+    ///   - messageKey: the Kafka message key, for `key: kafka`.
+    ///   - messageTimestamp: the Kafka timestamp, for `time: kafka`.
+    /// - Returns: nil when the event is readable, else why not.
+    @inline(__always)
+    public func decode(
+        _ message: UnsafeRawBufferPointer, messageKey: UnsafeRawBufferPointer? = nil, messageTimestamp: Int64 = 0
+    ) -> RejectReason? {
+        guard message.count <= maxEventBytes else { return .tooLarge }
+        guard let base = message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count > 0 else {
+            return .notJSON
+        }
+        if message.count > scratchCapacity {
+            scratch.deallocate()
+            scratchCapacity = max(message.count, scratchCapacity * 2)
+            scratch = .allocate(capacity: scratchCapacity)
+        }
+        let n = fields.paths.count
+        for f in 0..<n { slots[f].kind = .missing }
+        buffer = base
+        var scanner = JSONScanner(base, message.count, trie: trie, slots: slots, scratch: scratch)
+        do { try scanner.scanDocument() } catch { return error }
+
+        // Key.
+        if keyField >= 0 {
+            let s = slots[keyField]
+            switch s.kind {
+            case .missing, .null: return .missingKey
+            case .string, .number:
+                guard s.length > 0 else { return .badKey }
+                guard s.length <= maxKeyBytes else { return .keyTooLong }
+                key = UnsafeRawBufferPointer(start: bytes(of: s), count: Int(s.length))
+            default: return .badKey
+            }
+        } else {
+            guard let mk = messageKey, mk.count > 0 else { return .missingKey }
+            guard mk.count <= maxKeyBytes else { return .keyTooLong }
+            key = mk
+        }
+
+        // Event time.
+        if timeField >= 0 {
+            let s = slots[timeField]
+            switch s.kind {
+            case .missing, .null: return .missingTime
+            case .number:
+                guard let t = numberToMillis(s) else { return .badTime }
+                timestamp = t
+            case .string where timeUnit == .rfc3339:
+                guard let t = parseRFC3339(bytes(of: s), Int(s.length)) else { return .badTime }
+                timestamp = t
+            default: return .badTime
+            }
+        } else {
+            timestamp = messageTimestamp
+        }
+        return nil
+    }
+
+    @inline(__always)
+    func numberToMillis(_ s: FieldSlot) -> Int64? {
+        let p = buffer + Int(s.start)
+        switch timeUnit {
+        case .milliseconds:
+            if let v = parseJSONInteger(p, Int(s.length)) { return v }
+            guard s.number.isFinite, abs(s.number) < 9e15 else { return nil }
+            return Int64(s.number.rounded(.down))
+        case .seconds:
+            if let v = parseJSONInteger(p, Int(s.length)), abs(v) < 9_000_000_000_000 { return v * 1000 }
+            guard s.number.isFinite, abs(s.number) < 9e12 else { return nil }
+            return Int64((s.number * 1000).rounded(.down))
+        case .rfc3339:
+            return nil
+        }
+    }
+
+    /// The bytes of a string, number or raw object/array field.
+    @inline(__always)
+    func bytes(of s: FieldSlot) -> UnsafePointer<UInt8> {
+        s.inScratch ? UnsafePointer(scratch + Int(s.start)) : buffer + Int(s.start)
+    }
+
+    /// The extracted field at `index` for the current event.
+    @inline(__always)
+    public func field(_ index: Int) -> FieldSlot { slots[index] }
+
+    /// The raw bytes of field `index` (string content unescaped, number text,
+    /// object or array JSON text).
+    @inline(__always)
+    public func fieldBytes(_ index: Int) -> UnsafeBufferPointer<UInt8> {
+        let s = slots[index]
+        return UnsafeBufferPointer(start: bytes(of: s), count: Int(s.length))
+    }
+}

@@ -1,0 +1,204 @@
+/// Applies events to per-key state and reads features at a time `T`,
+/// exactly as SEMANTICS.md defines them. No I/O, no clocks, no threads:
+/// the stream worker and the replay tool drive the same engine.
+///
+/// Use from one thread. The usual sequence per message is `decode`,
+/// `slotForCurrentKey`, `isLate`, optionally a read, then `apply`.
+public final class FeatureEngine {
+    public let topology: Topology
+    public let decoder: EventDecoder
+    public let store: StateStore
+    let features: [CompiledFeature]
+    let filters: [CompiledFilter?]
+    let latenessMs: Int64
+    /// `K` plus every feature's empty section: appended to a key header to
+    /// make a new key's blob.
+    let emptyState: [UInt8]
+    /// A whole blob for an unseen key with an empty key, for reads.
+    let emptyBlob: [UInt8]
+    var scratch: [UInt8] = []
+    /// Output names as JSON key bytes, per feature and column.
+    let columnKeys: [[[UInt8]]]
+
+    public init(topology: Topology, expectedKeys: Int = 1024) {
+        self.topology = topology
+        let fields = FieldTable(paths: Self.fieldPaths(of: topology))
+        self.decoder = EventDecoder(topology: topology, fields: fields)
+        self.store = StateStore(expectedKeys: expectedKeys)
+        self.features = topology.features.map { CompiledFeature($0, fields: fields) }
+        self.filters = topology.features.map { $0.filter.map { CompiledFilter($0, fields: fields) } }
+        self.latenessMs = topology.allowedLatenessMs
+        var empty: [UInt8] = []
+        withUnsafeBytes(of: noKeyTime.littleEndian) { empty.append(contentsOf: $0) }
+        for f in features {
+            switch f.kind {
+            case .session: empty.append(contentsOf: repeatElement(0, count: SessionLayout.size))
+            case .window: empty.append(contentsOf: repeatElement(0, count: 4))
+            case .lastN: empty.append(contentsOf: repeatElement(0, count: LastNLayout.header))
+            }
+        }
+        self.emptyState = empty
+        self.emptyBlob = [0, 0] + empty
+        self.columnKeys = topology.features.map { $0.outputNames.map { Array($0.utf8) } }
+        scratch.reserveCapacity(1024)
+    }
+
+    /// Every field path the topology reads: key, time, feature fields, filters.
+    public static func fieldPaths(of t: Topology) -> [FieldPath] {
+        var paths: [FieldPath] = []
+        if case .field(let p) = t.key { paths.append(p) }
+        if case .field(let p, _) = t.time { paths.append(p) }
+        for f in t.features {
+            switch f.kind {
+            case .lastN(let p, _, _): paths.append(p)
+            case .window(_, let p?, _, _): paths.append(p)
+            default: break
+            }
+            if let filter = f.filter { paths.append(contentsOf: filter.fieldPaths) }
+        }
+        return paths
+    }
+
+    // MARK: Events
+
+    /// Decodes a message; see `EventDecoder.decode`.
+    @inline(__always)
+    public func decode(
+        _ message: UnsafeRawBufferPointer, messageKey: UnsafeRawBufferPointer? = nil, messageTimestamp: Int64 = 0
+    ) -> RejectReason? {
+        decoder.decode(message, messageKey: messageKey, messageTimestamp: messageTimestamp)
+    }
+
+    /// The slot of the decoded event's key, created empty if `create`, else -1.
+    @inline(__always)
+    public func slotForCurrentKey(create: Bool) -> Int32 {
+        let key = decoder.key
+        let hash = hashKey(key)
+        let slot = store.lookup(key, hash: hash)
+        if slot >= 0 || !create { return slot }
+        return insertEmpty(key, hash: hash)
+    }
+
+    /// Adds `key` with empty state.
+    public func insertEmpty(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int32 {
+        scratch.removeAll(keepingCapacity: true)
+        withUnsafeBytes(of: UInt16(key.count).littleEndian) { scratch.append(contentsOf: $0) }
+        scratch.append(contentsOf: key)
+        scratch.append(contentsOf: emptyState)
+        return scratch.withUnsafeBytes { store.insert(key, hash: hash, initial: $0) }
+    }
+
+    /// The key time `K` of a live slot, or nil before its first event.
+    @inline(__always)
+    public func keyTime(_ slot: Int32) -> Int64? {
+        let b = store.blob(slot)
+        let k = b.loadUnaligned(fromByteOffset: 2 + Int(b.loadUnaligned(as: UInt16.self)), as: Int64.self)
+        return k == noKeyTime ? nil : k
+    }
+
+    /// Whether an event at `ts` is late for `slot` (-1: unseen key, never late).
+    @inline(__always)
+    public func isLate(_ slot: Int32, ts: Int64) -> Bool {
+        guard slot >= 0, let k = keyTime(slot) else { return false }
+        return ts < k - latenessMs
+    }
+
+    /// Applies the decoded event, which must not be late, to `slot`.
+    public func apply(_ slot: Int32) {
+        let ts = decoder.timestamp
+        var b = store.blob(slot)
+        let kOffset = 2 + Int(b.loadUnaligned(as: UInt16.self))
+        let oldK = b.loadUnaligned(fromByteOffset: kOffset, as: Int64.self)
+        let advanced = ts > oldK
+        if advanced { b.storeBytes(of: ts, toByteOffset: kOffset, as: Int64.self) }
+        let k = advanced ? ts : oldK
+        var offset = kOffset + 8
+        features.withUnsafeBufferPointer { fs in
+            for i in 0..<fs.count {
+                let f = fs[i]
+                let passes = !f.hasFilter || filters[i]!.matches(decoder)
+                switch f.kind {
+                case .session:
+                    if passes { SessionOperator.apply(b + offset, ts: ts, gap: f.gapMs) }
+                    offset += SessionLayout.size
+                case .window:
+                    offset = WindowOperator.apply(
+                        store, slot, offset, f, passes: passes, decoder: decoder, ts: ts,
+                        dropThrough: advanced ? k - latenessMs - f.windowMs : nil)
+                    b = store.blob(slot)
+                case .lastN:
+                    offset = LastNOperator.apply(store, slot, offset, f, passes: passes, decoder: decoder, ts: ts)
+                    b = store.blob(slot)
+                }
+            }
+        }
+    }
+
+    /// Outcome of `process`.
+    public enum Outcome: Equatable, Sendable {
+        case accepted(Int32)
+        case rejected(RejectReason)
+    }
+
+    /// Decode, lateness check and apply in one call.
+    @inline(__always)
+    public func process(
+        _ message: UnsafeRawBufferPointer, messageKey: UnsafeRawBufferPointer? = nil, messageTimestamp: Int64 = 0
+    ) -> Outcome {
+        if let reason = decode(message, messageKey: messageKey, messageTimestamp: messageTimestamp) {
+            return .rejected(reason)
+        }
+        let slot = slotForCurrentKey(create: true)
+        if isLate(slot, ts: decoder.timestamp) { return .rejected(.late) }
+        apply(slot)
+        return .accepted(slot)
+    }
+
+    // MARK: Reads
+
+    /// Writes every feature read at `T` as JSON members (`"name":value,...`,
+    /// no braces) for `slot`, or for an unseen key when `slot` is -1.
+    public func writeFeatures(_ slot: Int32, at t: Int64, into w: inout JSONWriter) {
+        if slot < 0 {
+            emptyBlob.withUnsafeBytes { writeFeatures(blob: UnsafeRawPointer($0.baseAddress!), at: t, into: &w) }
+        } else {
+            writeFeatures(blob: UnsafeRawPointer(store.blob(slot)), at: t, into: &w)
+        }
+    }
+
+    /// Writes features read at `T` from a state blob.
+    public func writeFeatures(blob b: UnsafeRawPointer, at t: Int64, into w: inout JSONWriter) {
+        var first = true
+        forEachColumn(blob: b, at: t, into: &w) { w, _, _, name in
+            if !first { w.raw(UInt8(ascii: ",")) }
+            first = false
+            w.key(name)
+            return true
+        }
+    }
+
+    /// Calls `begin` before each column's JSON value is written into `w`;
+    /// `begin` gets the feature index, column index and column name, and
+    /// returns whether to write that column.
+    public func forEachColumn(
+        blob b: UnsafeRawPointer, at t: Int64, into w: inout JSONWriter,
+        _ begin: (inout JSONWriter, Int, Int, [UInt8]) -> Bool
+    ) {
+        var offset = 2 + Int(b.loadUnaligned(as: UInt16.self)) + 8
+        for (i, f) in features.enumerated() {
+            switch f.kind {
+            case .session:
+                for c in 0..<5 where begin(&w, i, c, columnKeys[i][c]) {
+                    SessionOperator.writeColumn(b + offset, column: c, at: t, gap: f.gapMs, into: &w)
+                }
+                offset += SessionLayout.size
+            case .window:
+                if begin(&w, i, 0, columnKeys[i][0]) { WindowOperator.write(b + offset, f, at: t, into: &w) }
+                offset += 4 + Int(b.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) * f.tileSize
+            case .lastN:
+                if begin(&w, i, 0, columnKeys[i][0]) { LastNOperator.write(b + offset, into: &w) }
+                offset += LastNLayout.header + Int(b.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+/// A compiled topology: where events come from, how to read their key and
+/// time, which features to compute and where to write them.
+///
+/// Built by `EddyTopology` from a YAML file; the core only reads it.
+public struct Topology: Sendable, Equatable {
+    public var name: String
+    public var source: SourceConfig
+    public var key: KeySource
+    public var time: TimeSource
+    /// Events with `ts < K - allowedLatenessMs` are late (SEMANTICS.md).
+    public var allowedLatenessMs: Int64
+    public var features: [FeatureSpec]
+    public var sink: SinkConfig
+    public var deadLetter: DeadLetterConfig
+    /// Messages larger than this are invalid (`message_too_large`).
+    public var maxEventBytes: Int
+
+    public init(
+        name: String, source: SourceConfig, key: KeySource, time: TimeSource,
+        allowedLatenessMs: Int64, features: [FeatureSpec], sink: SinkConfig,
+        deadLetter: DeadLetterConfig, maxEventBytes: Int = 1 << 20
+    ) {
+        self.name = name
+        self.source = source
+        self.key = key
+        self.time = time
+        self.allowedLatenessMs = allowedLatenessMs
+        self.features = features
+        self.sink = sink
+        self.deadLetter = deadLetter
+        self.maxEventBytes = maxEventBytes
+    }
+}
+
+/// Where a topology's events come from.
+public struct SourceConfig: Sendable, Equatable {
+    public var brokers: String
+    public var topics: [String]
+    public var group: String
+    /// Extra librdkafka properties, passed through unchanged.
+    public var properties: [String: String]
+    public var format: String
+
+    public init(brokers: String, topics: [String], group: String, properties: [String: String] = [:], format: String = "json") {
+        self.brokers = brokers
+        self.topics = topics
+        self.group = group
+        self.properties = properties
+        self.format = format
+    }
+}
+
+/// Where an event's entity key comes from.
+public enum KeySource: Sendable, Equatable {
+    case field(FieldPath)
+    case messageKey
+}
+
+/// Unit of an event-time field.
+public enum TimeUnit: String, Sendable, Equatable {
+    case milliseconds = "ms"
+    case seconds = "s"
+    case rfc3339
+}
+
+/// Where an event's time comes from.
+public enum TimeSource: Sendable, Equatable {
+    case field(FieldPath, TimeUnit)
+    case messageTimestamp
+}
+
+/// Where features are written.
+public struct SinkConfig: Sendable, Equatable {
+    public var redisURL: String
+    public var keyPrefix: String
+    /// Entities idle longer than this expire from Redis; 0 disables the TTL.
+    public var ttlMs: Int64
+    /// How often dirty keys are flushed to Redis.
+    public var flushIntervalMs: Int64
+
+    public init(redisURL: String, keyPrefix: String, ttlMs: Int64, flushIntervalMs: Int64 = 5) {
+        self.redisURL = redisURL
+        self.keyPrefix = keyPrefix
+        self.ttlMs = ttlMs
+        self.flushIntervalMs = flushIntervalMs
+    }
+}
+
+/// Where invalid and late events go.
+public struct DeadLetterConfig: Sendable, Equatable {
+    /// Kafka topic; empty means `<first source topic>.dlq`.
+    public var topic: String
+    public var enabled: Bool
+
+    public init(topic: String, enabled: Bool = true) {
+        self.topic = topic
+        self.enabled = enabled
+    }
+}
+
+/// A dotted path into a JSON event, such as `user.id`.
+public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
+    public var components: [String]
+
+    public init(_ components: [String]) { self.components = components }
+
+    /// Splits `a.b.c` on dots.
+    public init(dotted: String) {
+        self.components = dotted.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    public var description: String { components.joined(separator: ".") }
+}

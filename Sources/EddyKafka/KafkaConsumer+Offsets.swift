@@ -1,0 +1,95 @@
+import CRdKafka
+
+extension KafkaConsumer {
+    /// Commits explicit offsets for the group. Each offset is the *next*
+    /// record to read, i.e. the last applied offset + 1. Never commits the
+    /// consumer position. An empty list is a no-op.
+    ///
+    /// - Parameters:
+    ///   - offsets: positions to commit (must be >= 0).
+    ///   - async: if `true`, returns immediately; a failure is reported as an
+    ///     ``KafkaConsumerEvent/error(_:)`` event by a later poll.
+    /// - Throws: ``KafkaError`` for invalid offsets or (sync) a failed commit,
+    ///   including per-partition failures.
+    public func commit(offsets: [TopicPartitionOffset], async: Bool = false) throws(KafkaError) {
+        try checkOpen()
+        guard !offsets.isEmpty else { return }
+        if let bad = offsets.first(where: { $0.offset < 0 }) {
+            throw KafkaError(code: .invalidArgument, message: "cannot commit logical offset \(bad)")
+        }
+        let list = NativePartitionList(offsets)
+        if async {
+            let err = rd_kafka_commit_queue(handle.pointer, list.pointer, queue,
+                                            consumerAsyncCommitCallback, context.opaque)
+            try KafkaError.check(err, "async commit of \(offsets.count) offset(s) failed")
+        } else {
+            try KafkaError.check(rd_kafka_commit(handle.pointer, list.pointer, 0),
+                                 "commit of \(offsets.count) offset(s) failed")
+            if let error = list.firstError("commit failed for") { throw error }
+        }
+    }
+
+    /// The group's committed offsets for `partitions`;
+    /// ``KafkaOffset/invalid`` where nothing is committed.
+    public func committed(partitions: [TopicPartition], timeoutMs: Int32 = 10_000) throws(KafkaError)
+        -> [TopicPartitionOffset] {
+        try checkOpen()
+        guard !partitions.isEmpty else { return [] }
+        let list = NativePartitionList(partitions)
+        try KafkaError.check(rd_kafka_committed(handle.pointer, list.pointer, timeoutMs),
+                             "fetching committed offsets failed")
+        if let error = list.firstError("fetching committed offset failed for") { throw error }
+        return list.offsets
+    }
+
+    /// Low and high watermark of a partition (queried from the leader). The
+    /// high watermark is the offset the next produced record will get.
+    public func watermarks(topic: String, partition: Int32,
+                           timeoutMs: Int32 = 10_000) throws(KafkaError) -> (low: Int64, high: Int64) {
+        try checkOpen()
+        return try handle.watermarks(topic: topic, partition: partition, timeoutMs: timeoutMs)
+    }
+
+    /// For each partition, the earliest offset whose timestamp is >=
+    /// `timestampMs`, or ``KafkaOffset/end`` if there is none.
+    ///
+    /// Note: librdkafka's mock cluster answers every lookup with the end offset.
+    public func offsetsForTimes(_ partitions: [TopicPartition], timestampMs: Int64,
+                                timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartitionOffset] {
+        try checkOpen()
+        guard !partitions.isEmpty else { return [] }
+        let list = NativePartitionList(partitions.map { TopicPartitionOffset($0, offset: timestampMs) })
+        try KafkaError.check(rd_kafka_offsets_for_times(handle.pointer, list.pointer, timeoutMs),
+                             "offsets-for-times lookup failed")
+        if let error = list.firstError("offsets-for-times lookup failed for") { throw error }
+        return list.offsets
+    }
+
+    /// Replaces the assignment with explicit partitions and start offsets
+    /// (absolute or ``KafkaOffset`` sentinels), without group management.
+    /// For bounded replays with a consumer created without topics; do not
+    /// mix with a subscription.
+    public func assign(_ offsets: [TopicPartitionOffset]) throws(KafkaError) {
+        try checkOpen()
+        registerTopics(offsets.map(\.topic))
+        let list = NativePartitionList(offsets)
+        try KafkaError.check(rd_kafka_assign(handle.pointer, list.pointer), "assign failed")
+    }
+
+    /// Clears an explicit assignment.
+    public func unassign() throws(KafkaError) {
+        try checkOpen()
+        try KafkaError.check(rd_kafka_assign(handle.pointer, nil), "unassign failed")
+    }
+
+    /// Moves the fetch position of assigned partitions (e.g. from `onAssign`
+    /// to start from an externally checkpointed offset). Pre-fetched records
+    /// of these partitions are discarded.
+    public func seek(_ offsets: [TopicPartitionOffset], timeoutMs: Int32 = 10_000) throws(KafkaError) {
+        try checkOpen()
+        guard !offsets.isEmpty else { return }
+        let list = NativePartitionList(offsets)
+        try KafkaError.check(rd_kafka_seek_partitions(handle.pointer, list.pointer, timeoutMs), "seek failed")
+        if let error = list.firstError("seek failed for") { throw error }
+    }
+}

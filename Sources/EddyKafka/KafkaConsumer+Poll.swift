@@ -1,0 +1,100 @@
+import CRdKafka
+
+extension KafkaConsumer {
+    /// Consumes up to `maxMessages` events in one batch
+    /// (`rd_kafka_consume_batch_queue` on the consumer queue) and hands each to
+    /// `sink` as a borrowed view, destroying the librdkafka messages afterwards.
+    ///
+    /// Rebalance handlers and librdkafka callbacks run inside this call.
+    /// Records of partitions revoked during the call are not delivered.
+    /// Not reentrant: do not call `poll` from a sink or handler.
+    ///
+    /// - Parameters:
+    ///   - sink: receives messages, partition-EOF and error events, in order
+    ///     (errors raised by callbacks come last).
+    ///   - maxMessages: batch size.
+    ///   - timeoutMs: how long to wait for the first event.
+    /// - Returns: the number of events delivered (0 on timeout).
+    /// - Throws: ``KafkaError`` if the consumer is closed or the batch call fails.
+    @discardableResult
+    public func poll<Sink: KafkaEventSink>(into sink: inout Sink, maxMessages: Int = 1024,
+                                           timeoutMs: Int32 = 100) throws(KafkaError) -> Int {
+        try checkOpen()
+        precondition(!isPolling, "KafkaConsumer.poll is not reentrant")
+        precondition(maxMessages > 0, "maxMessages must be positive")
+        isPolling = true
+        defer { isPolling = false }
+        if batch.count < maxMessages {
+            batch.deallocate()
+            batch = .allocate(capacity: maxMessages)
+        }
+        context.revokedDuringBatch.removeAll(keepingCapacity: true)
+
+        let count = rd_kafka_consume_batch_queue(queue, timeoutMs, batch.baseAddress, maxMessages)
+        if count < 0 {
+            throw KafkaError(rd_kafka_last_error(), "batch consume failed")
+        }
+        var delivered = 0
+        let revoked = context.revokedDuringBatch
+        for i in 0..<count {
+            let message = batch[i]!
+            let err = message.pointee.err
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let index = topicIndex(for: message.pointee.rkt)
+                if revoked.isEmpty
+                    || !revoked.contains(TopicPartition(topic: topics[index], partition: message.pointee.partition)) {
+                    sink.receive(.message(KafkaMessageView(native: message, topicIndex: index)))
+                    delivered += 1
+                }
+            } else if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                let eof = PartitionEOF(topicIndex: topicIndex(for: message.pointee.rkt),
+                                       partition: message.pointee.partition,
+                                       nextOffset: message.pointee.offset)
+                sink.receive(.partitionEOF(eof))
+                delivered += 1
+            } else {
+                sink.receive(.error(consumerError(message)))
+                delivered += 1
+            }
+            rd_kafka_message_destroy(message)
+        }
+        if !context.pendingErrors.isEmpty {
+            let errors = context.pendingErrors
+            context.pendingErrors.removeAll()
+            for error in errors {
+                sink.receive(.error(error))
+                delivered += 1
+            }
+        }
+        return delivered
+    }
+
+    /// Closure form of ``poll(into:maxMessages:timeoutMs:)``.
+    @discardableResult
+    public func poll(maxMessages: Int = 1024, timeoutMs: Int32 = 100,
+                     _ body: (KafkaConsumerEvent) -> Void) throws(KafkaError) -> Int {
+        let result: Result<Int, KafkaError> = withoutActuallyEscaping(body) { escapable in
+            var sink = ClosureSink(body: escapable)
+            do throws(KafkaError) {
+                return .success(try poll(into: &sink, maxMessages: maxMessages, timeoutMs: timeoutMs))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private func consumerError(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaError {
+        let code = KafkaErrorCode(message.pointee.err)
+        var text = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? code.text
+        if let rkt = message.pointee.rkt {
+            text = "\(String(cString: rd_kafka_topic_name(rkt)))[\(message.pointee.partition)]: \(text)"
+        }
+        return KafkaError(code: code, message: "consumer error: \(text)")
+    }
+}
+
+private struct ClosureSink: KafkaEventSink {
+    let body: (KafkaConsumerEvent) -> Void
+    func receive(_ event: KafkaConsumerEvent) { body(event) }
+}

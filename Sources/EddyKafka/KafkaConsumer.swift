@@ -1,0 +1,176 @@
+import CRdKafka
+
+/// A Kafka consumer-group member (or, with no topics, a group-less consumer
+/// of explicitly assigned partitions) meant to be owned by one dedicated
+/// thread.
+///
+/// It is deliberately not `Sendable`: create it on the thread that polls it
+/// and call every method from that thread. Rebalance handlers run
+/// synchronously inside ``poll(into:maxMessages:timeoutMs:)`` and
+/// ``close()``.
+///
+/// Offsets are never committed automatically: commit explicit offsets
+/// (last applied + 1) with ``commit(offsets:async:)``.
+public final class KafkaConsumer {
+    /// Properties applied unless the caller sets them.
+    public static let defaultProperties: [String: String] = [
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",
+    ]
+
+    /// The effective configuration.
+    public let config: KafkaConfig
+
+    /// Topic names; ``KafkaMessageView/topicIndex`` indexes this array.
+    /// Starts with the subscribed topics in the given order; topics first
+    /// seen through ``assign(_:)`` or a rebalance are appended.
+    public private(set) var topics: [String]
+
+    let handle: KafkaHandle
+    let queue: OpaquePointer  // rd_kafka_queue_t for the consumer group queue
+    let context: ConsumerContext
+    var isClosed = false
+    var isPolling = false
+    /// Reusable `rd_kafka_message_t *` array for batch consumption.
+    var batch: UnsafeMutableBufferPointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+    /// `rd_kafka_topic_t *` of messages -> index into `topics`. Each entry
+    /// holds a topic reference so that the address cannot be reused.
+    var topicIndexCache: [(rkt: OpaquePointer, index: Int)] = []
+
+    /// Creates a consumer and, if `topics` is non-empty, subscribes to them.
+    ///
+    /// - Parameters:
+    ///   - config: librdkafka properties (`bootstrap.servers`, `group.id`, ...).
+    ///     Defaults: ``defaultProperties``. Without topics and without
+    ///     `group.id`, a private random group id is used (never commit then).
+    ///   - topics: topics to subscribe to as a group member; empty for a
+    ///     group-less consumer driven by ``assign(_:)``.
+    ///   - partitionEOF: deliver ``KafkaConsumerEvent/partitionEOF(_:)``
+    ///     events (`enable.partition.eof`).
+    ///   - handlers: rebalance handlers.
+    /// - Throws: ``KafkaError`` naming a bad property, or a subscribe failure.
+    public init(config: [String: String], topics: [String], partitionEOF: Bool = false,
+                handlers: RebalanceHandlers = RebalanceHandlers()) throws(KafkaError) {
+        var properties = KafkaConfig(config).withDefaults(Self.defaultProperties)
+        properties["enable.partition.eof"] = partitionEOF ? "true" : "false"
+        if properties["group.id"] == nil {
+            guard topics.isEmpty else {
+                throw KafkaError(code: .invalidArgument,
+                                 message: "a subscribing consumer needs the \"group.id\" property",
+                                 property: "group.id")
+            }
+            properties["group.id"] = "eddy-unsubscribed-\(UInt64.random(in: 0...UInt64.max))"
+        }
+        self.config = properties
+        self.topics = []
+        self.context = ConsumerContext(handlers: handlers)
+        self.batch = .allocate(capacity: 1024)
+
+        let conf = try properties.makeNative()
+        rd_kafka_conf_set_opaque(conf.pointer, context.opaque)
+        rd_kafka_conf_set_rebalance_cb(conf.pointer, consumerRebalanceCallback)
+        rd_kafka_conf_set_error_cb(conf.pointer, consumerErrorCallback)
+        let rk: OpaquePointer
+        do {
+            rk = try makeKafkaHandle(RD_KAFKA_CONSUMER, conf)
+        } catch {
+            batch.deallocate()
+            throw error
+        }
+        // Route the main queue (errors, commit results) to the consumer queue
+        // so that one batch poll serves everything.
+        rd_kafka_poll_set_consumer(rk)
+        self.handle = KafkaHandle(pointer: rk)
+        self.queue = rd_kafka_queue_get_consumer(rk)
+        context.consumer = self
+
+        registerTopics(topics)
+        if !topics.isEmpty {
+            let list = NativePartitionList(topics.map { TopicPartition(topic: $0, partition: RD_KAFKA_PARTITION_UA) })
+            try KafkaError.check(rd_kafka_subscribe(rk, list.pointer), "subscribe to \(topics) failed")
+        }
+    }
+
+    deinit {
+        if !isClosed {
+            // `context.consumer` is already nil here, so handlers are skipped.
+            _ = rd_kafka_consumer_close(handle.pointer)
+        }
+        rd_kafka_queue_destroy(queue)
+        for entry in topicIndexCache { rd_kafka_topic_destroy(entry.rkt) }
+        rd_kafka_destroy(handle.pointer)
+        batch.deallocate()
+    }
+
+    /// This client's librdkafka name.
+    public var name: String { handle.name }
+
+    /// Leaves the group cleanly (`rd_kafka_consumer_close`): runs `onRevoke`
+    /// for the current assignment, then stops. Idempotent. Call it
+    /// explicitly: if the consumer is merely released, it still leaves the
+    /// group but handlers are not called.
+    public func close() throws(KafkaError) {
+        guard !isClosed else { return }
+        precondition(!isPolling, "KafkaConsumer.close() called from inside poll")
+        isClosed = true
+        let err = rd_kafka_consumer_close(handle.pointer)
+        context.pendingErrors.removeAll()
+        try KafkaError.check(err, "consumer close failed")
+    }
+
+    /// The current assignment.
+    public func assignment() throws(KafkaError) -> [TopicPartition] {
+        try checkOpen()
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        try KafkaError.check(rd_kafka_assignment(handle.pointer, &list), "get assignment failed")
+        defer { if let list { rd_kafka_topic_partition_list_destroy(list) } }
+        return NativePartitionList.partitions(list)
+    }
+
+    /// Whether the current assignment was lost (e.g. session timeout) rather
+    /// than revoked in an orderly way; meaningful inside `onRevoke`.
+    public var assignmentLost: Bool { rd_kafka_assignment_lost(handle.pointer) != 0 }
+
+    /// The number of partitions of `topic` (metadata request).
+    public func partitionCount(topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> Int {
+        try handle.partitionCount(topic: topic, timeoutMs: timeoutMs)
+    }
+
+    func checkOpen() throws(KafkaError) {
+        if isClosed { throw KafkaError(code: .state, message: "consumer \(name) is closed") }
+    }
+
+    /// Adds unseen topic names to `topics`, keeping existing indexes.
+    func registerTopics(_ names: [String]) {
+        for name in names where !topics.contains(name) {
+            topics.append(name)
+        }
+    }
+
+    /// Maps a message's `rd_kafka_topic_t *` to its index in `topics`.
+    func topicIndex(for rkt: OpaquePointer?) -> Int {
+        guard let rkt else { return -1 }
+        for entry in topicIndexCache where entry.rkt == rkt {
+            return entry.index
+        }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        registerTopics([name])
+        let index = topics.firstIndex(of: name)!
+        // Hold a reference (same object as `rkt`) so its address stays unique.
+        // librdkafka hands out the same object per topic name; if it ever did
+        // not, skip caching rather than cache an address we do not hold.
+        if let held = rd_kafka_topic_new(handle.pointer, name, nil) {
+            if held == rkt {
+                topicIndexCache.append((held, index))
+            } else {
+                rd_kafka_topic_destroy(held)
+            }
+        }
+        return index
+    }
+}
+
+@available(*, unavailable, message: "KafkaConsumer is confined to the thread that polls it")
+extension KafkaConsumer: Sendable {}

@@ -1,0 +1,55 @@
+/// Why a Redis URL string was rejected by ``RedisURL/init(parsing:)``.
+///
+/// Messages name the offending component but never echo a password.
+public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The string was empty.
+    case empty
+    /// No `scheme://` prefix was found.
+    case missingScheme(String)
+    /// The scheme is not one this client supports.
+    case unsupportedScheme(String)
+    /// A `redis://` URL had no host.
+    case missingHost
+    /// The host part was malformed (e.g. an unterminated IPv6 bracket).
+    case invalidHost(String)
+    /// The port was not an integer in 1...65535.
+    case invalidPort(String)
+    /// The database was not a non-negative integer.
+    case invalidDatabase(String)
+    /// A `unix://` URL had no absolute socket path.
+    case invalidSocketPath(String)
+    /// The `user:password@` part was malformed; the associated text says why.
+    case invalidUserInfo(String)
+    /// A `%XX` escape in the named component was malformed.
+    case invalidPercentEncoding(component: String)
+    /// A query parameter other than `db` was given.
+    case unsupportedQueryParameter(String)
+
+    /// A human-readable description of the problem.
+    public var description: String {
+        switch self {
+        case .empty:
+            return "empty Redis URL"
+        case let .missingScheme(text):
+            return "Redis URL '\(text)' has no scheme: expected redis://host[:port][/db] or unix:///path"
+        case let .unsupportedScheme(scheme):
+            return "unsupported Redis URL scheme '\(scheme)': supported are redis:// and unix://"
+        case .missingHost:
+            return "Redis URL has no host: expected redis://host[:port][/db]"
+        case let .invalidHost(host):
+            return "invalid host '\(host)' in Redis URL (IPv6 addresses go in brackets: redis://[::1]:6379)"
+        case let .invalidPort(port):
+            return "invalid port '\(port)' in Redis URL: expected an integer in 1...65535"
+        case let .invalidDatabase(db):
+            return "invalid database '\(db)' in Redis URL: expected a non-negative integer, as in redis://host:6379/2"
+        case let .invalidSocketPath(path):
+            return "invalid socket path '\(path)' in Redis URL: expected an absolute path, as in unix:///run/redis.sock"
+        case let .invalidUserInfo(reason):
+            return "invalid credentials in Redis URL: \(reason)"
+        case let .invalidPercentEncoding(component):
+            return "invalid percent-encoding in the \(component) of the Redis URL"
+        case let .unsupportedQueryParameter(name):
+            return "unsupported query parameter '\(name)' in Redis URL: only 'db' is recognised"
+        }
+    }
+}

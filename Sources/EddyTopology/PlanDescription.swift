@@ -1,0 +1,48 @@
+import EddyCore
+
+extension Topology {
+    /// A human-readable compiled plan, as `eddy check` prints it.
+    public var planDescription: String {
+        var lines: [String] = []
+        let keyText: String = { if case .field(let p) = key { return "field \(p)" } else { return "Kafka message key" } }()
+        let timeText: String = {
+            if case .field(let p, let u) = time { return "field \(p) (\(u.rawValue))" } else { return "Kafka message timestamp" }
+        }()
+        lines.append("topology \(name)")
+        lines.append("  source       kafka \(source.brokers), topics \(source.topics.joined(separator: ", ")), group \(source.group)")
+        if !source.properties.isEmpty {
+            lines.append("               properties: " + source.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        }
+        lines.append("  key          \(keyText)")
+        lines.append("  event time   \(timeText), allowed lateness \(formatDuration(allowedLatenessMs))")
+        lines.append("  features")
+        for f in features {
+            var d: String
+            switch f.kind {
+            case .lastN(let field, let n, let distinct):
+                d = "last_n of \(field), n \(n)\(distinct ? ", distinct" : "")"
+            case .session(let gap):
+                d = "session, gap \(formatDuration(gap)) -> \(f.outputNames.joined(separator: ", "))"
+            case .window(let agg, let field, let w, let h):
+                d = "\(agg.rawValue)\(field.map { " of \($0)" } ?? "") over \(formatDuration(w)), hop \(formatDuration(h)) (\(w / h) tiles)"
+            }
+            if let filter = f.filter { d += " where \(filter)" }
+            lines.append("    \(f.name.padding(14)) \(d)")
+        }
+        lines.append("  sink         redis \(sink.redisURL), prefix \"\(sink.keyPrefix)\", ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))")
+        lines.append("  dead letter  \(deadLetter.enabled ? "kafka topic \(deadLetter.topic)" : "disabled (rejected events are only counted)")")
+        lines.append("  fields read  \(FeatureEngine.fieldPaths(of: self).map(\.description).uniqued().joined(separator: ", "))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+}
+
+extension Array where Element: Hashable {
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}

@@ -1,0 +1,390 @@
+import EddyCore
+import Foundation
+import Yams
+
+/// Reads topology YAML files into validated `Topology` values, collecting
+/// every problem with its file, line, column and a fix.
+public struct TopologyLoader: Sendable {
+    public var environment: [String: String]
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.environment = environment
+    }
+
+    /// Loads one file.
+    public func load(path: String) throws(TopologyErrors) -> Topology {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TopologyErrors(diagnostics: [
+                Diagnostic(file: path, line: 0, column: 0, message: "cannot read the file", fix: "check the path and permissions")
+            ])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TopologyErrors(diagnostics: [
+                Diagnostic(file: path, line: 1, column: 1, message: "the file is not UTF-8 text", fix: "save it as UTF-8")
+            ])
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses topology YAML text; `file` names it in diagnostics.
+    public func parse(_ text: String, file: String) throws(TopologyErrors) -> Topology {
+        var r = NodeReader(file: file, environment: environment)
+        let root: Node
+        do {
+            guard let n = try Yams.compose(yaml: text) else {
+                throw TopologyErrors(diagnostics: [
+                    Diagnostic(file: file, line: 1, column: 1, message: "the file is empty", fix: "see Topologies/clickstream.yaml for a complete example")
+                ])
+            }
+            root = n
+        } catch let e as TopologyErrors {
+            throw e
+        } catch let e as YamlError {
+            throw TopologyErrors(diagnostics: [yamlDiagnostic(e, file: file)])
+        } catch {
+            throw TopologyErrors(diagnostics: [Diagnostic(file: file, line: 1, column: 1, message: "\(error)")])
+        }
+        let topology = r.topology(root)
+        if !r.diagnostics.isEmpty || topology == nil { throw TopologyErrors(diagnostics: r.diagnostics) }
+        return topology!
+    }
+
+    func yamlDiagnostic(_ e: YamlError, file: String) -> Diagnostic {
+        switch e {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return Diagnostic(file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(problem)",
+                              fix: "check indentation and quoting on this line and the one before")
+        default:
+            return Diagnostic(file: file, line: 1, column: 1, message: "YAML: \(e)")
+        }
+    }
+}
+
+/// Walks the YAML tree, reporting problems instead of stopping at the first.
+struct NodeReader {
+    let file: String
+    let environment: [String: String]
+    var diagnostics: [Diagnostic] = []
+
+    mutating func report(_ node: Node?, _ message: String, fix: String? = nil) {
+        let m = node?.mark
+        diagnostics.append(Diagnostic(file: file, line: m?.line ?? 1, column: m?.column ?? 1, message: message, fix: fix))
+    }
+
+    /// The members of a mapping, reporting keys not in `allowed`.
+    mutating func mapping(_ node: Node, _ what: String, allowed: [String]) -> [String: Node]? {
+        guard let m = node.mapping else {
+            report(node, "\(what) must be a mapping of keys to values", fix: "indent its keys under it, like `\(allowed.first ?? "key"): ...`")
+            return nil
+        }
+        var out: [String: Node] = [:]
+        for (k, v) in m {
+            let name = k.scalar?.string ?? ""
+            if !allowed.contains(name) {
+                let hint = closest(name, in: allowed).map { "did you mean '\($0)'?" } ?? "allowed keys: \(allowed.joined(separator: ", "))"
+                report(k, "unknown key '\(name)' in \(what)", fix: hint)
+                continue
+            }
+            if out[name] != nil { report(k, "'\(name)' appears twice in \(what)", fix: "keep one of them") }
+            out[name] = v
+        }
+        return out
+    }
+
+    /// A scalar with `${VAR}` substituted.
+    mutating func string(_ node: Node?, _ what: String) -> String? {
+        guard let node else { return nil }
+        guard let s = node.scalar?.string else {
+            report(node, "\(what) must be a single value, not a list or mapping")
+            return nil
+        }
+        switch substituteVariables(s, environment: environment) {
+        case .success(let v): return v
+        case .failure(.unset(let name, _)):
+            report(node, "unknown variable '\(name)' in \(what): it is not set in the environment",
+                   fix: "set \(name), or give a default: ${\(name):-value}")
+        case .failure(.badName(let name, _)):
+            report(node, "'${\(name)}' is not a variable reference", fix: "variable names use letters, digits and _, as in ${EDDY_BROKERS}")
+        case .failure(.unterminated):
+            report(node, "'${' without a closing '}' in \(what)", fix: "close it: ${NAME} or ${NAME:-default}")
+        }
+        return nil
+    }
+
+    mutating func required(_ m: [String: Node], _ key: String, in what: String, example: String) -> Node? {
+        guard let n = m[key] else {
+            diagnostics.append(Diagnostic(file: file, line: 1, column: 1, message: "\(what) is missing '\(key)'", fix: "add `\(example)`"))
+            return nil
+        }
+        return n
+    }
+
+    mutating func duration(_ node: Node?, _ what: String) -> Int64? {
+        guard let node, let s = string(node, what) else { return nil }
+        guard let ms = parseDuration(s) else {
+            let fix = Int64(s) != nil ? "add a unit: \(s)ms, \(s)s, \(s)m, \(s)h or \(s)d" : "write a number and a unit (ms, s, m, h, d), like 5m or 24h"
+            report(node, "'\(s)' is not a duration for \(what)", fix: fix)
+            return nil
+        }
+        return ms
+    }
+
+    mutating func integer(_ node: Node?, _ what: String, range: ClosedRange<Int>) -> Int? {
+        guard let node, let s = string(node, what) else { return nil }
+        guard let v = Int(s), range.contains(v) else {
+            report(node, "\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(s)'")
+            return nil
+        }
+        return v
+    }
+
+    mutating func bool(_ node: Node?, _ what: String) -> Bool? {
+        guard let node, let s = string(node, what) else { return nil }
+        switch s.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            report(node, "\(what) must be true or false, not '\(s)'")
+            return nil
+        }
+    }
+
+    mutating func fieldPath(_ node: Node?, _ what: String) -> FieldPath? {
+        guard let node, let s = string(node, what) else { return nil }
+        let p = FieldPath(dotted: s)
+        guard !s.isEmpty, !p.components.contains(where: \.isEmpty) else {
+            report(node, "'\(s)' is not a field path for \(what)", fix: "name a field, or a nested one with dots: user.id")
+            return nil
+        }
+        return p
+    }
+
+    // MARK: Sections
+
+    mutating func topology(_ root: Node) -> Topology? {
+        let keys = ["name", "source", "key", "time", "allowed_lateness", "features", "sink", "dead_letter", "max_event_bytes"]
+        guard let m = mapping(root, "the topology", allowed: keys) else { return nil }
+        let name = required(m, "name", in: "the topology", example: "name: clickstream").flatMap { string($0, "name") }
+        if let name, name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
+            report(m["name"], "topology name '\(name)' may only use letters, digits, '_' and '-'")
+        }
+        let source = required(m, "source", in: "the topology", example: "source: {brokers: localhost:9092, topic: events}").flatMap { self.source($0, topologyName: name ?? "eddy") }
+        let key = required(m, "key", in: "the topology", example: "key: user_id").flatMap { self.key($0) }
+        let time = required(m, "time", in: "the topology", example: "time: {field: ts, unit: ms}").flatMap { self.time($0) }
+        let lateness = m["allowed_lateness"].map { duration($0, "allowed_lateness") } ?? 300_000
+        let maxBytes = m["max_event_bytes"].map { integer($0, "max_event_bytes", range: 64...(64 << 20)) } ?? (1 << 20)
+        let features = required(m, "features", in: "the topology", example: "features: [...]").flatMap { self.features($0) }
+        let sink = required(m, "sink", in: "the topology", example: "sink: {redis: redis://127.0.0.1:6379}").flatMap { self.sink($0, topologyName: name ?? "eddy") }
+        let dlq = m["dead_letter"].map { deadLetter($0) } ?? DeadLetterConfig(topic: "")
+        guard let name, let source, let key, let time, let lateness, let features, let sink, let dlq, let maxBytes else {
+            return nil
+        }
+        var d = dlq
+        if d.topic.isEmpty { d.topic = (source.topics.first ?? name) + ".dlq" }
+        return Topology(name: name, source: source, key: key, time: time, allowedLatenessMs: lateness,
+                        features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes)
+    }
+
+    mutating func source(_ node: Node, topologyName: String) -> SourceConfig? {
+        guard let m = mapping(node, "source", allowed: ["brokers", "topic", "topics", "group", "format", "properties"]) else { return nil }
+        let brokers = m["brokers"].map { string($0, "source.brokers") } ?? "localhost:9092"
+        var topics: [String] = []
+        if let t = m["topic"], let s = string(t, "source.topic") { topics.append(s) }
+        if let t = m["topics"] {
+            if let seq = t.sequence {
+                for item in seq { if let s = string(item, "source.topics") { topics.append(s) } }
+            } else if let s = string(t, "source.topics") {
+                topics.append(contentsOf: s.split(separator: ",").map { String($0).trimmingCharacters(in: " ") })
+            }
+        }
+        if topics.isEmpty { report(node, "source names no topic", fix: "add `topic: NAME` (or `topics: [A, B]`)") }
+        let group = m["group"].map { string($0, "source.group") } ?? "eddy-\(topologyName)"
+        let format = m["format"].map { string($0, "source.format") } ?? "json"
+        if let format, format != "json" {
+            report(m["format"], "source.format '\(format)' is not supported", fix: "use `format: json` (JSON objects, one per message)")
+        }
+        var props: [String: String] = [:]
+        if let p = m["properties"] {
+            if let pm = p.mapping {
+                for (k, v) in pm { if let ks = k.scalar?.string, let vs = string(v, "source.properties.\(ks)") { props[ks] = vs } }
+            } else {
+                report(p, "source.properties must be a mapping of librdkafka properties", fix: "e.g. properties: {fetch.min.bytes: \"1\"}")
+            }
+        }
+        guard let brokers, let group, format == "json" else { return nil }
+        return SourceConfig(brokers: brokers, topics: topics, group: group, properties: props, format: "json")
+    }
+
+    mutating func key(_ node: Node) -> KeySource? {
+        if node.scalar != nil {
+            guard let s = string(node, "key") else { return nil }
+            if s == "kafka" { return .messageKey }
+            return fieldPath(node, "key").map { .field($0) }
+        }
+        guard let m = mapping(node, "key", allowed: ["field", "kafka"]) else { return nil }
+        if let f = m["field"] { return fieldPath(f, "key.field").map { .field($0) } }
+        if m["kafka"] != nil { return .messageKey }
+        report(node, "key names no field", fix: "write `key: user_id`, or `key: kafka` for the Kafka message key")
+        return nil
+    }
+
+    mutating func time(_ node: Node) -> TimeSource? {
+        if node.scalar != nil {
+            guard let s = string(node, "time") else { return nil }
+            if s == "kafka" { return .messageTimestamp }
+            return fieldPath(node, "time").map { .field($0, .milliseconds) }
+        }
+        guard let m = mapping(node, "time", allowed: ["field", "unit"]) else { return nil }
+        guard let f = m["field"] else {
+            report(node, "time names no field", fix: "write `time: {field: ts, unit: ms}`, or `time: kafka` for the Kafka timestamp")
+            return nil
+        }
+        let path = fieldPath(f, "time.field")
+        var unit = TimeUnit.milliseconds
+        if let u = m["unit"], let s = string(u, "time.unit") {
+            guard let parsed = TimeUnit(rawValue: s) else {
+                report(u, "unknown time unit '\(s)'", fix: "use ms, s or rfc3339")
+                return nil
+            }
+            unit = parsed
+        }
+        return path.map { .field($0, unit) }
+    }
+
+    mutating func sink(_ node: Node, topologyName: String) -> SinkConfig? {
+        guard let m = mapping(node, "sink", allowed: ["redis", "prefix", "ttl", "flush_interval"]) else { return nil }
+        let url = m["redis"].map { string($0, "sink.redis") } ?? "redis://127.0.0.1:6379"
+        let prefix = m["prefix"].map { string($0, "sink.prefix") } ?? "\(topologyName):"
+        let ttl = m["ttl"].map { duration($0, "sink.ttl") } ?? 7 * 86_400_000
+        let flush = m["flush_interval"].map { duration($0, "sink.flush_interval") } ?? 5
+        if let flush, flush < 1 { report(m["flush_interval"], "sink.flush_interval must be at least 1ms") }
+        guard let url, let prefix, let ttl, let flush, flush >= 1 else { return nil }
+        return SinkConfig(redisURL: url, keyPrefix: prefix, ttlMs: ttl, flushIntervalMs: flush)
+    }
+
+    mutating func deadLetter(_ node: Node) -> DeadLetterConfig? {
+        guard let m = mapping(node, "dead_letter", allowed: ["topic", "enabled"]) else { return nil }
+        let topic = m["topic"].map { string($0, "dead_letter.topic") } ?? ""
+        let enabled = m["enabled"].map { bool($0, "dead_letter.enabled") } ?? true
+        guard let topic, let enabled else { return nil }
+        return DeadLetterConfig(topic: topic, enabled: enabled)
+    }
+
+    mutating func features(_ node: Node) -> [FeatureSpec]? {
+        guard let seq = node.sequence else {
+            report(node, "features must be a list", fix: "start each feature with '- name: ...'")
+            return nil
+        }
+        if seq.isEmpty { report(node, "features is empty", fix: "add at least one feature") }
+        var out: [FeatureSpec] = []
+        var columns: [String: Node] = [:]
+        var ok = true
+        for item in seq {
+            guard let f = feature(item) else { ok = false; continue }
+            for c in f.outputNames {
+                if ["key", "ts", "key_time"].contains(c) {
+                    report(item, "feature column '\(c)' clashes with a reserved output name", fix: "rename the feature")
+                    ok = false
+                } else if let first = columns[c] {
+                    let line = first.mark?.line ?? 0
+                    report(item, "duplicate feature name '\(c)' (first defined on line \(line))", fix: "give each feature a unique name")
+                    ok = false
+                }
+                columns[c] = item
+            }
+            out.append(f)
+        }
+        return ok ? out : nil
+    }
+
+    static let kinds = ["last_n", "session", "count", "sum", "min", "max", "avg"]
+
+    mutating func feature(_ node: Node) -> FeatureSpec? {
+        let keys = ["name", "kind", "field", "n", "distinct", "gap", "window", "hop", "where"]
+        guard let m = mapping(node, "a feature", allowed: keys) else { return nil }
+        guard let nameNode = m["name"], let name = string(nameNode, "feature name") else {
+            if m["name"] == nil { report(node, "feature has no name", fix: "add `name: clicks_1h`") }
+            return nil
+        }
+        if name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+            report(nameNode, "feature name '\(name)' may only use letters, digits and '_'")
+            return nil
+        }
+        guard let kindNode = m["kind"], let kind = string(kindNode, "feature kind") else {
+            if m["kind"] == nil { report(node, "feature '\(name)' has no kind", fix: "add `kind:` one of \(Self.kinds.joined(separator: ", "))") }
+            return nil
+        }
+        var filter: FilterExpr?
+        if let w = m["where"], let text = string(w, "where") {
+            do {
+                filter = try FilterParser.parse(text)
+            } catch {
+                let mark = w.mark
+                let quoted = w.scalar?.style == .doubleQuoted || w.scalar?.style == .singleQuoted
+                diagnostics.append(Diagnostic(
+                    file: file, line: mark?.line ?? 1, column: (mark?.column ?? 1) + error.offset + (quoted ? 1 : 0),
+                    message: "bad filter syntax in feature '\(name)': \(error.message)",
+                    fix: "filters look like: event == \"click\" and (price > 10 or country in [\"DE\", \"FR\"])"))
+                return nil
+            }
+        }
+        func unused(_ names: [String]) {
+            for n in names where m[n] != nil {
+                report(m[n], "'\(n)' does not apply to a \(kind) feature", fix: "remove it")
+            }
+        }
+        switch kind {
+        case "last_n":
+            unused(["gap", "window", "hop"])
+            guard let fieldNode = m["field"] else { report(node, "last_n feature '\(name)' needs a field", fix: "add `field: item_id`"); return nil }
+            let field = fieldPath(fieldNode, "field")
+            let n = m["n"].map { integer($0, "n", range: 1...1000) } ?? 10
+            let distinct = m["distinct"].map { bool($0, "distinct") } ?? false
+            guard let field, let n, let distinct else { return nil }
+            return FeatureSpec(name: name, kind: .lastN(field: field, n: n, distinct: distinct), filter: filter)
+        case "session":
+            unused(["field", "n", "distinct", "window", "hop"])
+            guard let gapNode = m["gap"] else { report(node, "session feature '\(name)' needs a gap", fix: "add `gap: 30m`"); return nil }
+            guard let gap = duration(gapNode, "gap") else { return nil }
+            guard gap > 0 else { report(gapNode, "gap must be longer than 0"); return nil }
+            return FeatureSpec(name: name, kind: .session(gapMs: gap), filter: filter)
+        case "count", "sum", "min", "max", "avg":
+            unused(["n", "distinct", "gap"])
+            let agg = Aggregation(rawValue: kind)!
+            var field: FieldPath?
+            if let f = m["field"] {
+                guard let p = fieldPath(f, "field") else { return nil }
+                field = p
+            } else if agg != .count {
+                report(node, "\(kind) feature '\(name)' needs a numeric field", fix: "add `field: price`")
+                return nil
+            }
+            guard let wNode = m["window"] else { report(node, "\(kind) feature '\(name)' needs a window", fix: "add `window: 1h`"); return nil }
+            guard let window = duration(wNode, "window") else { return nil }
+            guard window > 0 else { report(wNode, "window must be longer than 0"); return nil }
+            var hop: Int64
+            if let hNode = m["hop"] {
+                guard let h = duration(hNode, "hop") else { return nil }
+                guard h > 0 else { report(hNode, "hop must be longer than 0"); return nil }
+                guard window % h == 0 else {
+                    report(hNode, "window \(formatDuration(window)) is not a multiple of hop \(formatDuration(h))",
+                           fix: "choose a hop that divides the window, e.g. \(formatDuration(window / 12 > 0 && window % 12 == 0 ? window / 12 : window))")
+                    return nil
+                }
+                hop = h
+            } else {
+                guard window % 12 == 0 else {
+                    report(wNode, "window \(formatDuration(window)) cannot be split into 12 hops (the default)",
+                           fix: "add a `hop:` that divides the window")
+                    return nil
+                }
+                hop = window / 12
+            }
+            return FeatureSpec(name: name, kind: .window(agg, field: field, windowMs: window, hopMs: hop), filter: filter)
+        default:
+            let hint = closest(kind, in: Self.kinds).map { "did you mean '\($0)'? " } ?? ""
+            report(kindNode, "unknown feature kind '\(kind)'", fix: "\(hint)kinds are: \(Self.kinds.joined(separator: ", "))")
+            return nil
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import EddyCore
+import EddyReplay
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks, reported as ratios against baselines measured in the same run.",
+        subcommands: [ReplayBench.self]
+    )
+}
+
+struct ReplayBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "replay --emit final over generated clickstream events, on one core.",
+        discussion: """
+            Generates the events in memory first (seeded, reproducible), then times the replay. \
+            Baselines on the same bytes: a bare line split (memchr), and Foundation's JSONSerialization \
+            parsing the same events (the naive way). Memory: resident set growth over the run divided by keys.
+            """
+    )
+
+    @Option(help: "Topology file (or name under Topologies/).") var topology = "clickstream"
+    @Option(help: "Events to generate.") var events = 1_000_000
+    @Option(help: "Distinct users.") var users = 100_000
+    @Option(help: "Generator seed.") var seed: UInt64 = 42
+    @Option(help: "Timed repetitions (the median is reported).") var repeats = 3
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        let t = try loadTopology(topology)
+        var data: [UInt8] = []
+        data.reserveCapacity(events * 110)
+        var gen = ClickstreamGenerator(seed: seed, users: users)
+        for _ in 0..<events { gen.next(into: &data); data.append(0x0A) }
+
+        // Baseline 1: split lines only.
+        let splitRate = try median((0..<repeats).map { _ in try timeLines(data) { _ in } })
+
+        // Baseline 2: Foundation JSONSerialization on a sample.
+        let sample = min(events, 100_000)
+        var sampleLines: [Data] = []
+        try forEachLine(data) { line in
+            if sampleLines.count < sample { sampleLines.append(Data(line)) }
+        }
+        let fStart = monotonicSeconds()
+        var parsed = 0
+        for l in sampleLines { if (try? JSONSerialization.jsonObject(with: l)) != nil { parsed += 1 } }
+        let foundationRate = Double(parsed) / (monotonicSeconds() - fStart)
+
+        // The replay itself; memory measured on the first run.
+        var rates: [Double] = []
+        var bytesPerKey = 0.0, arenaPerKey = 0.0, keys = 0, summary = ""
+        for r in 0..<repeats {
+            let rss0 = residentBytes()
+            let session = ReplaySession(topology: t, emit: .final, expectedKeys: 1024)
+            var out = JSONWriter(capacity: 1 << 20)
+            let start = monotonicSeconds()
+            try forEachLine(data) { line in
+                session.consume(line, into: &out)
+            }
+            let sink = try OutputFile(path: "/dev/null")
+            try session.finish(to: sink)
+            let seconds = monotonicSeconds() - start
+            session.setSeconds(seconds)
+            rates.append(Double(events) / seconds)
+            if r == 0 {
+                keys = session.summary.keys
+                bytesPerKey = Double(residentBytes() - rss0) / Double(max(keys, 1))
+                arenaPerKey = Double(session.engine.store.allocatedBytes) / Double(max(keys, 1))
+                summary = session.summary.description
+            }
+        }
+        let rate = median(rates)
+        if json {
+            print("""
+                {"bench":"replay","events":\(events),"keys":\(keys),"events_per_s":\(Int(rate)),\
+                "split_lines_per_s":\(Int(splitRate)),"foundation_json_per_s":\(Int(foundationRate)),\
+                "ratio_vs_foundation":\(String(format: "%.2f", rate / foundationRate)),\
+                "rss_bytes_per_key":\(Int(bytesPerKey)),"store_bytes_per_key":\(Int(arenaPerKey))}
+                """)
+        } else {
+            print("replay --emit final, \(t.name), \(events) events, \(keys) keys, median of \(repeats)")
+            print("  eddy replay            \(fmt(rate)) events/s  (target >= 1.5M)")
+            print("  baseline: split lines \(fmt(splitRate)) lines/s  (replay is \(String(format: "%.1f%%", 100 * rate / splitRate)) of it)")
+            print("  baseline: Foundation   \(fmt(foundationRate)) events/s parsed by JSONSerialization (replay is \(String(format: "%.1fx", rate / foundationRate)))")
+            print("  memory                 \(Int(bytesPerKey)) bytes/key resident growth, \(Int(arenaPerKey)) bytes/key allocated by the state store (target <= 300)")
+            print("  first run: \(summary)")
+        }
+    }
+
+    func fmt(_ r: Double) -> String { String(format: "%10.0f", r) }
+
+    func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+    func timeLines(_ data: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) throws -> Double {
+        let start = monotonicSeconds()
+        var n = 0
+        try forEachLine(data) { body($0); n += 1 }
+        return Double(n) / (monotonicSeconds() - start)
+    }
+}
+
+/// Splits an in-memory buffer into lines.
+func forEachLine(_ data: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    try data.withUnsafeBytes { buf in
+        guard let base = buf.baseAddress else { return }
+        var start = 0
+        while start < buf.count {
+            let nl = memchr(base + start, 0x0A, buf.count - start)
+            let end = nl.map { base.distance(to: UnsafeRawPointer($0)) } ?? buf.count
+            try body(UnsafeRawBufferPointer(start: base + start, count: end - start))
+            start = end + 1
+        }
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Eddy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eddy",
+        abstract: "Streaming real-time features: Kafka events in, fresh and exact ML features in Redis.",
+        subcommands: [CheckCommand.self, ReplayCommand.self, BenchCommand.self, DevCommand.self]
+    )
+}

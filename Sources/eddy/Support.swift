@@ -1,0 +1,44 @@
+import EddyCore
+import EddyTopology
+import Foundation
+
+/// Writes a line to standard error.
+func printError(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
+
+/// Loads a topology given as a path, or as a name under `Topologies/`.
+func loadTopology(_ nameOrPath: String) throws -> Topology {
+    let loader = TopologyLoader()
+    var path = nameOrPath
+    if !FileManager.default.fileExists(atPath: path), !path.contains("/"), !path.hasSuffix(".yaml") {
+        let candidate = "Topologies/\(path).yaml"
+        if FileManager.default.fileExists(atPath: candidate) { path = candidate }
+    }
+    do {
+        return try loader.load(path: path)
+    } catch {
+        throw CLIError(error.description)
+    }
+}
+
+/// A user-facing failure: printed without a stack of types.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// Monotonic seconds, for rates in summaries (never in the core).
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Resident set size of this process in bytes.
+func residentBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let parts = s.split(separator: " ")
+    guard parts.count > 1, let pages = Int(parts[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}

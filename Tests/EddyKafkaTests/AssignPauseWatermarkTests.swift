@@ -1,0 +1,124 @@
+import EddyKafka
+import Testing
+
+private struct Replay: Sendable {
+    var watermarks0: (low: Int64, high: Int64)
+    var watermarks1: (low: Int64, high: Int64)
+    var offsets: [Int32: [Int64]]
+    var eof: [Int32: Int64]
+    var header: [UInt8]?
+    var partitionCount: Int
+    var topics: [String]
+}
+
+private struct PauseRun: Sendable {
+    var offsetsWhilePaused: [Int32: [Int64]]
+    var offsetsAfterResume: [Int32: [Int64]]
+}
+
+@Suite struct AssignPauseWatermarkTests {
+    let topic = "replay"
+
+    private func fill(_ producer: KafkaProducer, partition: Int32, from: Int, count: Int) throws {
+        for i in from..<(from + count) {
+            try producer.produce(topic: topic, partition: partition, key: nil, value: Array("v\(i)".utf8),
+                                 headers: [KafkaHeader(key: "seq", string: "\(i)")])
+        }
+    }
+
+    @Test func explicitAssignWithStartOffsetsAndWatermarks() async throws {
+        let cluster = try MockCluster(topics: [(name: topic, partitions: 2)])
+        let topic = self.topic
+        let replay = try await onThread { () throws -> Replay in
+            let producer = try KafkaProducer(config: producerConfig(cluster))
+            try fill(producer, partition: 0, from: 0, count: 100)
+            try fill(producer, partition: 1, from: 0, count: 50)
+            try producer.flush(timeoutMs: 30_000)
+
+            // No topics, no group.id: a group-less consumer for bounded replays.
+            let consumer = try KafkaConsumer(config: ["bootstrap.servers": cluster.bootstrapServers,
+                                                      "fetch.wait.max.ms": "50"],
+                                             topics: [], partitionEOF: true)
+            let marks0 = try consumer.watermarks(topic: topic, partition: 0)
+            let marks1 = try consumer.watermarks(topic: topic, partition: 1)
+            try consumer.assign([TopicPartitionOffset(topic: topic, partition: 0, offset: 40),
+                                 TopicPartitionOffset(topic: topic, partition: 1, offset: KafkaOffset.beginning)])
+            var offsets: [Int32: [Int64]] = [:]
+            var eof: [Int32: Int64] = [:]
+            var header: [UInt8]?
+            try pollUntil([consumer], what: "EOF on both partitions", { _, event in
+                switch event {
+                case .message(let view):
+                    offsets[view.partition, default: []].append(view.offset)
+                    if view.partition == 0, view.offset == 40, let value = view.header("seq"), let value {
+                        header = Array(value)
+                    }
+                case .partitionEOF(let e): eof[e.partition] = e.nextOffset
+                case .error: break
+                }
+            }, done: { eof.count == 2 })
+            let count = try consumer.partitionCount(topic: topic)
+            let topics = consumer.topics
+            try consumer.close()
+            return Replay(watermarks0: marks0, watermarks1: marks1, offsets: offsets, eof: eof,
+                          header: header, partitionCount: count, topics: topics)
+        }
+        #expect(replay.watermarks0 == (0, 100))
+        #expect(replay.watermarks1 == (0, 50))
+        #expect(replay.offsets[0] == Array(40..<100))
+        #expect(replay.offsets[1] == Array(0..<50))
+        #expect(replay.eof == [0: 100, 1: 50])
+        #expect(replay.header == Array("40".utf8))
+        #expect(replay.partitionCount == 2)
+        #expect(replay.topics == [topic])
+    }
+
+    @Test func pausedPartitionIsNotDeliveredUntilResumed() async throws {
+        let cluster = try MockCluster(topics: [(name: topic, partitions: 2)])
+        let topic = self.topic
+        let run = try await onThread { () throws -> PauseRun in
+            let producer = try KafkaProducer(config: producerConfig(cluster))
+            try fill(producer, partition: 0, from: 0, count: 10)
+            try fill(producer, partition: 1, from: 0, count: 10)
+            try producer.flush(timeoutMs: 30_000)
+
+            let consumer = try KafkaConsumer(config: ["bootstrap.servers": cluster.bootstrapServers,
+                                                      "fetch.wait.max.ms": "50"],
+                                             topics: [], partitionEOF: true)
+            let p0 = TopicPartition(topic: topic, partition: 0)
+            let p1 = TopicPartition(topic: topic, partition: 1)
+            try consumer.assign([TopicPartitionOffset(p0, offset: 0), TopicPartitionOffset(p1, offset: 0)])
+            var eof: [Int32: Int64] = [:]
+            var offsets: [Int32: [Int64]] = [:]
+            let handle = { (_: Int, event: KafkaConsumerEvent) in
+                switch event {
+                case .message(let view): offsets[view.partition, default: []].append(view.offset)
+                case .partitionEOF(let e): eof[e.partition] = e.nextOffset
+                case .error: break
+                }
+            }
+            try pollUntil([consumer], what: "initial EOF", handle, done: { eof[0] == 10 && eof[1] == 10 })
+
+            // Pause partition 1, then append to both: only partition 0 moves.
+            try consumer.pause([p1])
+            offsets = [:]
+            try fill(producer, partition: 0, from: 10, count: 10)
+            try fill(producer, partition: 1, from: 10, count: 10)
+            try producer.flush(timeoutMs: 30_000)
+            try pollUntil([consumer], what: "partition 0 EOF while 1 is paused", handle, done: { eof[0] == 20 })
+            // A little more polling: a paused partition must stay silent.
+            try consumer.poll(timeoutMs: 300) { handle(0, $0) }
+            let whilePaused = offsets
+
+            offsets = [:]
+            try consumer.resume([p1])
+            try pollUntil([consumer], what: "partition 1 EOF after resume", handle, done: { eof[1] == 20 })
+            try consumer.close()
+            return PauseRun(offsetsWhilePaused: whilePaused, offsetsAfterResume: offsets)
+        }
+        #expect(run.offsetsWhilePaused[0] == Array(10..<20))
+        #expect(run.offsetsWhilePaused[1] == nil)
+        #expect(run.offsetsAfterResume[1] == Array(10..<20))
+        #expect(run.offsetsAfterResume[0] == nil)
+    }
+}

@@ -1,0 +1,89 @@
+import EddyKafka
+import Testing
+
+/// Rebalance callbacks seen by one member, in order.
+private final class RebalanceLog {
+    var assigned: [[TopicPartition]] = []
+    var revoked: [[TopicPartition]] = []
+    /// Assignment size observed inside onRevoke (before the unassign).
+    var assignmentInsideRevoke: [Int] = []
+    var commitsInsideRevokeSucceeded = true
+
+    func handlers() -> RebalanceHandlers {
+        RebalanceHandlers(
+            onAssign: { [self] _, partitions in assigned.append(partitions) },
+            onRevoke: { [self] consumer, partitions in
+                revoked.append(partitions)
+                assignmentInsideRevoke.append((try? consumer.assignment().count) ?? -1)
+                // Commit inside the handler, as the engine's worker does.
+                let offsets = partitions.map { TopicPartitionOffset($0, offset: 1) }
+                do { try consumer.commit(offsets: offsets) } catch { commitsInsideRevokeSucceeded = false }
+            })
+    }
+}
+
+private struct Outcome: Sendable {
+    var aloneA: Set<TopicPartition>
+    var finalA: Set<TopicPartition>
+    var finalB: Set<TopicPartition>
+    var revokedA: [[TopicPartition]]
+    var assignmentInsideRevokeA: [Int]
+    var assignedB: [[TopicPartition]]
+    var commitsInsideRevokeSucceeded: Bool
+    var revokedOnCloseA: Int
+}
+
+@Suite struct GroupRebalanceTests {
+    @Test func secondMemberTriggersCooperativeRevokeAndPartitionsAreShared() async throws {
+        let topic = "shared"
+        let cluster = try MockCluster(topics: [(name: topic, partitions: 6)])
+        let all = Set((0..<6).map { TopicPartition(topic: topic, partition: Int32($0)) })
+        let outcome = try await onThread { () throws -> Outcome in
+            let producer = try KafkaProducer(config: producerConfig(cluster))
+            try produceKeyed(producer, topic: topic, count: 600, keys: 60)
+
+            let logA = RebalanceLog()
+            let logB = RebalanceLog()
+            let a = try KafkaConsumer(config: groupConfig(cluster, group: "pair"), topics: [topic],
+                                      handlers: logA.handlers())
+            try pollUntil([a], what: "first member's assignment", { _, _ in },
+                          done: { Set(try a.assignment()).count == 6 })
+            let aloneA = Set(try a.assignment())
+
+            let b = try KafkaConsumer(config: groupConfig(cluster, group: "pair"), topics: [topic],
+                                      handlers: logB.handlers())
+            try pollUntil([a, b], what: "partitions shared by both members", { _, _ in }, done: {
+                let assignedA = Set(try a.assignment())
+                let assignedB = Set(try b.assignment())
+                return !assignedA.isEmpty && !assignedB.isEmpty && assignedA.union(assignedB) == all
+                    && assignedA.isDisjoint(with: assignedB)
+            })
+            let outcome = Outcome(
+                aloneA: aloneA, finalA: Set(try a.assignment()), finalB: Set(try b.assignment()),
+                revokedA: logA.revoked, assignmentInsideRevokeA: logA.assignmentInsideRevoke,
+                assignedB: logB.assigned, commitsInsideRevokeSucceeded: logA.commitsInsideRevokeSucceeded,
+                revokedOnCloseA: 0)
+            let revokesBeforeClose = logA.revoked.count
+            try a.close()
+            try b.close()
+            var result = outcome
+            result.revokedOnCloseA = logA.revoked.count - revokesBeforeClose
+            return result
+        }
+
+        #expect(outcome.aloneA == all)
+        #expect(!outcome.finalA.isEmpty && !outcome.finalB.isEmpty)
+        #expect(outcome.finalA.union(outcome.finalB) == all)
+        #expect(outcome.finalA.isDisjoint(with: outcome.finalB))
+        // Cooperative: A gave up only the partitions that moved to B, and its
+        // revoke handler ran while it still owned them.
+        let revokedA = Set(outcome.revokedA.flatMap { $0 })
+        #expect(!revokedA.isEmpty)
+        #expect(revokedA == outcome.finalB)
+        #expect(outcome.assignmentInsideRevokeA.first == 6)
+        #expect(outcome.commitsInsideRevokeSucceeded)
+        #expect(Set(outcome.assignedB.flatMap { $0 }) == outcome.finalB)
+        // Closing revokes the remaining partitions through the handler.
+        #expect(outcome.revokedOnCloseA == 1)
+    }
+}
