@@ -25,13 +25,15 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]),
 
         // Pure, deterministic feature core: no I/O, no clocks, no threads.
-        .target(name: "EddyCore"),
+        // Exclusivity is proven by construction here (one engine per thread);
+        // the runtime checks cost 13% of the replay hot path (callgrind).
+        .target(name: "EddyCore", swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         // YAML topology files -> validated, compiled plans.
         .target(name: "EddyTopology", dependencies: [
             "EddyCore", .product(name: "Yams", package: "Yams"),
         ]),
         // Replay over files: line reading, point-in-time rows, labels, summary.
-        .target(name: "EddyReplay", dependencies: ["EddyCore"]),
+        .target(name: "EddyReplay", dependencies: ["EddyCore"], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         // Lock-free SPSC rings, stage threads, parking.
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),

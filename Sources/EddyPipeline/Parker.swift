@@ -35,14 +35,15 @@ import Atomics
 /// Notifier, in ``unpark()``, after publishing its change (e.g. a ring index
 /// stored with release ordering):
 /// 1. issue a sequentially consistent fence, then read the `waiting` flag;
-/// 2. only if it is set, clear it, take the mutex and signal.
+/// 2. only if it is set, clear it, take and release the mutex, then signal.
 ///
 /// The two fences order "publish, then read flag" against "set flag, then read
 /// state": at least one side sees the other, so either the waiter's re-check
 /// observes the change or the notifier observes the flag. A notifier that sees
 /// the flag takes the mutex, which the waiter holds from setting the flag
 /// until it is inside the wait, so the signal cannot fall between the
-/// re-check and the sleep. Hence no lost wake-ups, and the fast path — the
+/// re-check and the sleep. (A signal that arrives late only causes a
+/// spurious wake-up, after which the waiter re-checks and sleeps again.) Hence no lost wake-ups, and the fast path — the
 /// waiter is awake — costs the notifier one fence and one load, no lock.
 ///
 /// Deadlines let a stage loop combine parking with periodic work (e.g. a
@@ -105,7 +106,9 @@ public final class Parker: @unchecked Sendable {
     /// state that notifiers change *before* calling ``unpark()``.
     ///
     /// - Parameters:
-    ///   - timeout: The longest time to wait, or `nil` to wait indefinitely.
+    ///   - timeout: The longest time to sleep, or `nil` to wait indefinitely.
+    ///     Counted from the end of the spin/yield phase, so the total wait may
+    ///     exceed it by that (microsecond-scale) phase.
     ///   - condition: What the caller is waiting for.
     /// - Returns: `true` if `condition` held, `false` if the timeout expired first.
     @inlinable

@@ -1,4 +1,3 @@
-import Glibc
 //===----------------------------------------------------------------------===//
 //
 // This source file is part of the Eddy open source project
@@ -23,9 +22,7 @@ public enum RingBenchmark {
     public static func run(items: Int, capacity: Int, batch: Int) -> (itemsPerSecond: Double, seconds: Double) {
         precondition(items >= 0, "items must not be negative")
         precondition(batch >= 1, "batch must be at least 1")
-        let spins = Int(getenv("SPINS").map { String(cString: $0) } ?? "256")!
-        let yields = Int(getenv("YIELDS").map { String(cString: $0) } ?? "8")!
-        let ring = SPSCRing<Int>(minimumCapacity: capacity, consumerParker: Parker(spinCount: spins, yieldCount: yields), producerParker: Parker(spinCount: spins, yieldCount: yields))
+        let ring = SPSCRing<Int>(capacity: capacity)
         let clock = ContinuousClock()
         let start = clock.now
 

@@ -28,12 +28,14 @@ import Atomics
 /// - Each side caches the last value it read of the other side's index and
 ///   only reloads it when the cached value says "full" (producer) or "empty"
 ///   (consumer), so the shared lines are touched rarely.
-/// - `tail`, `head` and the two caches each sit on their own
-///   ``CacheLine/stride``-byte line to avoid false sharing.
+/// - `tail`, `head` and the two caches each sit on their own 128-byte-aligned
+///   line to avoid false sharing.
 /// - Blocking is layered on top with two ``Parker``s: the consumer parks on
 ///   ``consumerParker`` when empty, the producer on ``producerParker`` when
 ///   full. Every push/pop calls `unpark()` on the other side's parker, which
-///   costs one fence and takes no lock unless that side is asleep.
+///   costs one full memory fence and takes no lock unless that side is
+///   asleep. The fence is what makes wake-ups reliable; it is paid per call,
+///   so prefer the batch operations on hot paths.
 public final class SPSCRing<Element: BitwiseCopyable> {
     /// The number of elements the ring can hold (a power of two).
     public let capacity: Int
@@ -77,13 +79,13 @@ public final class SPSCRing<Element: BitwiseCopyable> {
     /// Creates an empty ring.
     ///
     /// - Parameters:
-    ///   - minimumCapacity: Rounded up to the next power of two; must be at
-    ///     least 1.
+    ///   - capacity: The minimum number of elements the ring must hold;
+    ///     rounded up to the next power of two. Must be at least 1.
     ///   - consumerParker: Parker for a consumer waiting for elements; pass a
     ///     shared one when a consumer reads several rings.
     ///   - producerParker: Parker for a producer waiting for space.
     public init(
-        minimumCapacity: Int,
+        capacity minimumCapacity: Int,
         consumerParker: Parker = Parker(),
         producerParker: Parker = Parker()
     ) {

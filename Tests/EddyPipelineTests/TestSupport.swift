@@ -7,6 +7,12 @@
 import EddyPipeline
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A ring element with two fields, so torn or misplaced copies are detectable.
 struct Pair: BitwiseCopyable, Sendable, Equatable {
     var seq: Int
@@ -45,22 +51,20 @@ struct ConsumerReport: Sendable {
     var failure: String?
 }
 
-/// Runs `producer` and `consumer` on their own stage threads and waits for
-/// both, but never longer than `deadline`: a hang (e.g. a lost wake-up)
+/// Runs each of `bodies` on its own stage thread and waits for all of them,
+/// but never longer than `deadline` overall: a hang (e.g. a lost wake-up)
 /// becomes a failure message instead of a stuck test run.
 ///
-/// - Returns: `nil` if both finished in time, otherwise a description.
+/// - Returns: `nil` if all finished in time, otherwise a description.
 func runToCompletion(
     deadline: Duration = .seconds(60),
-    producer: sending @escaping (StopToken) -> Void,
-    consumer: sending @escaping (StopToken) -> Void
+    _ bodies: [@Sendable (StopToken) -> Void]
 ) -> String? {
     let clock = ContinuousClock()
     let start = clock.now
-    let threads = [
-        StageThread(name: "test-producer", body: producer),
-        StageThread(name: "test-consumer", body: consumer),
-    ]
+    let threads = bodies.enumerated().map { index, body in
+        StageThread(name: "test-\(index)", body: body)
+    }
     var hung: [String] = []
     for thread in threads {
         let remaining = max(deadline - (clock.now - start), .zero)
@@ -75,6 +79,24 @@ func runToCompletion(
         return "threads did not finish within \(deadline): \(hung)"
     }
     return nil
+}
+
+/// Polls `condition` (every millisecond) until it holds or `timeout` passes.
+/// For conditions that nobody signals through a `Parker`.
+func eventually(within timeout: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while !condition() {
+        guard clock.now < deadline else { return false }
+        usleep(1_000)
+    }
+    return true
+}
+
+/// Gives the CPU away: on a 2-core machine a spinning test thread would
+/// otherwise starve the thread it is waiting for.
+func yieldThread() {
+    sched_yield()
 }
 
 /// Per-wait timeout for blocking calls in tests. Any healthy wait in these

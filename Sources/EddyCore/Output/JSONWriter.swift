@@ -21,7 +21,19 @@ public struct JSONWriter: Sendable {
     public mutating func raw<C: Collection>(_ b: C) where C.Element == UInt8 { bytes.append(contentsOf: b) }
 
     /// A JSON string with the needed escapes.
+    @inline(__always)
     public mutating func string<C: Collection>(_ s: C) where C.Element == UInt8 {
+        let done: Bool? = s.withContiguousStorageIfAvailable { buf in
+            for c in buf where c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: buf)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if done != true { escapedString(s) }
+    }
+
+    mutating func escapedString<C: Collection>(_ s: C) where C.Element == UInt8 {
         bytes.append(UInt8(ascii: "\""))
         for c in s {
             switch c {
@@ -39,7 +51,11 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    public mutating func string(_ s: String) { string(s.utf8) }
+    public mutating func string(_ s: String) { var s = s; s.withUTF8 { string($0) } }
+
+    public mutating func string(_ s: UnsafeRawBufferPointer) {
+        string(UnsafeBufferPointer(start: s.baseAddress?.assumingMemoryBound(to: UInt8.self), count: s.count))
+    }
 
     /// `"name":`
     @inline(__always)

@@ -14,6 +14,8 @@ public final class StateStore {
     private var arenaCapacity: Int
     private var arenaUsed = 0
     private var freeBlocks: [[UInt32]]
+    /// Bytes in freed blocks, waiting for reuse.
+    private var freeBytes = 0
 
     // Slots: one per live key.
     private var blockOffset: UnsafeMutablePointer<UInt32>
@@ -237,8 +239,16 @@ public final class StateStore {
 
     private func allocateBlock(_ size: Int) -> (UInt32, UInt8) {
         let cls = Self.sizeClass(for: size)
-        if let offset = freeBlocks[Int(cls)].popLast() { return (offset, cls) }
+        if let offset = freeBlocks[Int(cls)].popLast() {
+            freeBytes -= Self.classSize(cls)
+            return (offset, cls)
+        }
         let bytes = Self.classSize(cls)
+        if arenaUsed + bytes > arenaCapacity, freeBytes * 4 > arenaUsed {
+            // Blobs grow a class at a time and leave smaller blocks behind;
+            // pack the live ones instead of growing when a quarter is free.
+            compact(extra: bytes)
+        }
         if arenaUsed + bytes > arenaCapacity {
             var cap = arenaCapacity * 2
             while arenaUsed + bytes > cap { cap *= 2 }
@@ -253,6 +263,32 @@ public final class StateStore {
 
     private func freeBlock(_ offset: UInt32, _ cls: UInt8) {
         freeBlocks[Int(cls)].append(offset)
+        freeBytes += Self.classSize(cls)
+    }
+
+    /// Copies every live blob, tightly packed, into a new arena.
+    private func compact(extra: Int) {
+        var live = 0
+        for s in 0..<slotLimit where blobLength[s] > 0 {
+            live += Self.classSize(Self.sizeClass(for: Int(blobLength[s])))
+        }
+        var cap = 64 * 1024
+        while cap < (live + extra) + (live + extra) / 4 { cap *= 2 }
+        let fresh = malloc(cap)!
+        var used = 0
+        for s in 0..<slotLimit where blobLength[s] > 0 {
+            let cls = Self.sizeClass(for: Int(blobLength[s]))
+            memcpy(fresh + used, arena + Int(blockOffset[s]) * 16, Int(blobLength[s]))
+            blockOffset[s] = UInt32(used / 16)
+            blockClass[s] = cls
+            used += Self.classSize(cls)
+        }
+        free(arena)
+        arena = fresh
+        arenaCapacity = cap
+        arenaUsed = used
+        freeBytes = 0
+        for c in freeBlocks.indices { freeBlocks[c].removeAll() }
     }
 
     /// Memory this store holds: arena, slot arrays and index.

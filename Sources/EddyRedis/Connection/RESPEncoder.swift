@@ -1,42 +1,85 @@
 /// Writes commands in the RESP wire format (`*argc`, then `$len` + bytes per argument) into a
-/// reusable buffer, which ``RedisConnection`` hands to `redisAppendFormattedCommand`.
-struct RESPEncoder {
-    private(set) var buffer: [UInt8] = []
+/// reusable buffer that ``RedisConnection`` hands to hiredis in one piece per batch.
+struct RESPEncoder: ~Copyable {
+    var buffer = RawBuffer<UInt8>(capacity: 64 * 1024)
 
-    /// Starts a new command of `argumentCount` arguments, discarding the previous one.
-    mutating func begin(argumentCount: Int) {
-        buffer.removeAll(keepingCapacity: true)
+    /// `true` when nothing is buffered.
+    var isEmpty: Bool { buffer.count == 0 }
+
+    /// Bytes buffered.
+    var count: Int { buffer.count }
+
+    /// Frees the storage (called once by the owning connection).
+    mutating func deallocate() {
+        buffer.deallocate()
+    }
+
+    /// Forgets everything buffered.
+    mutating func removeAll() {
+        buffer.removeAll()
+    }
+
+    /// Appends a command made of `arguments`; returns `false` (appending nothing) if there are none.
+    mutating func command<each Argument: RedisArgument>(_ arguments: repeat each Argument) -> Bool {
+        var count = 0
+        for _ in repeat each arguments { count += 1 }
+        guard count > 0 else { return false }
+        header(count)
+        for argument in repeat each arguments {
+            argument.withRedisArgumentBytes { self.argument($0) }
+        }
+        return true
+    }
+
+    /// Appends a command made of the builder's arguments; `false` if it has none.
+    mutating func command(_ builder: borrowing RedisCommandBuilder) -> Bool {
+        guard !builder.isEmpty else { return false }
+        header(builder.count)
+        arguments(of: builder)
+        return true
+    }
+
+    /// Appends `command name numkeys keys... arguments...` (the `EVALSHA` / `FCALL` shape).
+    mutating func invocation<Name: RedisArgument>(_ command: StaticString, _ name: Name,
+                                                  _ call: borrowing RedisScriptCall) {
+        header(3 + call.keys.count + call.arguments.count)
+        command.withRedisArgumentBytes { argument($0) }
+        name.withRedisArgumentBytes { argument($0) }
+        call.keys.count.withRedisArgumentBytes { argument($0) }
+        arguments(of: call.keys)
+        arguments(of: call.arguments)
+    }
+
+    private mutating func header(_ argumentCount: Int) {
         buffer.append(UInt8(ascii: "*"))
-        appendDecimal(argumentCount)
-        appendCRLF()
+        decimal(argumentCount)
+        crlf()
     }
 
-    /// Appends one argument as a bulk string.
-    mutating func argument(_ bytes: UnsafeRawBufferPointer) {
+    private mutating func argument(_ bytes: UnsafeRawBufferPointer) {
+        buffer.reserve(bytes.count + 24)
         buffer.append(UInt8(ascii: "$"))
-        appendDecimal(bytes.count)
-        appendCRLF()
-        buffer.append(contentsOf: bytes)
-        appendCRLF()
+        decimal(bytes.count)
+        crlf()
+        buffer.append(bytes: bytes)
+        crlf()
     }
 
-    /// Appends one argument from a value.
-    mutating func argument<A: RedisArgument>(_ value: A) {
-        value.withRedisArgumentBytes { argument($0) }
-    }
-
-    /// Appends every argument collected in `builder`.
-    mutating func arguments(of builder: RedisCommandBuilder) {
+    private mutating func arguments(of builder: borrowing RedisCommandBuilder) {
         for index in 0..<builder.count {
-            builder.withArgument(at: index) { argument($0) }
+            argument(builder.argument(at: index))
         }
     }
 
-    private mutating func appendDecimal(_ value: Int) {
-        withDecimalBytes(Int64(value)) { buffer.append(contentsOf: $0) }
+    private mutating func decimal(_ value: Int) {
+        if value < 10, value >= 0 {
+            buffer.append(UInt8(truncatingIfNeeded: value) &+ 0x30)
+        } else {
+            withDecimalBytes(Int64(value)) { buffer.append(bytes: $0) }
+        }
     }
 
-    private mutating func appendCRLF() {
+    private mutating func crlf() {
         buffer.append(0x0D)
         buffer.append(0x0A)
     }

@@ -4,114 +4,109 @@
 /// intermediate heap allocation: strings lend their UTF-8 storage, byte arrays their
 /// buffer, and integers are formatted into stack memory.
 public protocol RedisArgument {
-    /// Calls `body` with the argument's bytes, valid only during the call.
-    func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+    /// Calls `body` exactly once with the argument's bytes, valid only during the call.
+    func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void)
 }
 
 extension String: RedisArgument {
     /// The UTF-8 bytes of the string.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        if let result = try utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
-            return result
-        }
-        var copy = self
-        return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        var copy = self   // no copy of the bytes: `withUTF8` is mutating only to make bridged strings native
+        copy.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 }
 
 extension Substring: RedisArgument {
     /// The UTF-8 bytes of the substring.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        if let result = try utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
-            return result
-        }
-        var copy = self
-        return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        var copy = self   // no copy of the bytes: `withUTF8` is mutating only to make bridged strings native
+        copy.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 }
 
 extension StaticString: RedisArgument {
     /// The UTF-8 bytes of the static string.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
         if hasPointerRepresentation {
-            return try body(UnsafeRawBufferPointer(start: utf8Start, count: utf8CodeUnitCount))
+            body(UnsafeRawBufferPointer(start: utf8Start, count: utf8CodeUnitCount))
+        } else {
+            description.withRedisArgumentBytes(body)
         }
-        return try description.withRedisArgumentBytes(body)
     }
 }
 
 extension Array: RedisArgument where Element == UInt8 {
     /// The bytes of the array, unchanged (binary safe).
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withUnsafeBytes(body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withUnsafeBytes(body)
     }
 }
 
 extension ArraySlice: RedisArgument where Element == UInt8 {
     /// The bytes of the slice, unchanged (binary safe).
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withUnsafeBytes(body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withUnsafeBytes(body)
     }
 }
 
 extension ContiguousArray: RedisArgument where Element == UInt8 {
     /// The bytes of the array, unchanged (binary safe).
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withUnsafeBytes(body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withUnsafeBytes(body)
     }
 }
 
 extension UnsafeRawBufferPointer: RedisArgument {
     /// The buffer itself; it must stay valid until the command has been appended.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(self)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        body(self)
     }
 }
 
 extension UnsafeBufferPointer: RedisArgument where Element == UInt8 {
     /// The buffer itself; it must stay valid until the command has been appended.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(UnsafeRawBufferPointer(self))
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        body(UnsafeRawBufferPointer(self))
     }
 }
 
 extension Int: RedisArgument {
     /// The decimal representation, formatted on the stack.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withDecimalBytes(Int64(self), body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withDecimalBytes(Int64(self), body)
     }
 }
 
 extension Int64: RedisArgument {
     /// The decimal representation, formatted on the stack.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withDecimalBytes(self, body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withDecimalBytes(self, body)
     }
 }
 
 extension Int32: RedisArgument {
     /// The decimal representation, formatted on the stack.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withDecimalBytes(Int64(self), body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withDecimalBytes(Int64(self), body)
     }
 }
 
 extension UInt32: RedisArgument {
     /// The decimal representation, formatted on the stack.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withDecimalBytes(Int64(self), body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withDecimalBytes(Int64(self), body)
     }
 }
 
@@ -120,15 +115,15 @@ extension Double: RedisArgument {
     /// Redis accepts for `INCRBYFLOAT`, `ZADD` scores and the like. NaN is sent as `"nan"`,
     /// which Redis rejects.
     @inlinable
-    public func withRedisArgumentBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try description.withRedisArgumentBytes(body)
+    public func withRedisArgumentBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        description.withRedisArgumentBytes(body)
     }
 }
 
 /// Formats `value` in decimal into stack memory and passes the bytes to `body`.
 @inlinable
-func withDecimalBytes<R>(_ value: Int64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-    try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+func withDecimalBytes(_ value: Int64, _ body: (UnsafeRawBufferPointer) -> Void) {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
         var magnitude = value.magnitude
         var start = digits.count
         repeat {
@@ -140,6 +135,6 @@ func withDecimalBytes<R>(_ value: Int64, _ body: (UnsafeRawBufferPointer) throws
             start -= 1
             digits[start] = UInt8(ascii: "-")
         }
-        return try body(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(digits)[start...]))
+        body(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(digits)[start...]))
     }
 }

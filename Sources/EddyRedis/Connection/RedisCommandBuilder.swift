@@ -1,8 +1,9 @@
 /// Collects the arguments of one command in a single reusable byte buffer.
 ///
-/// ``RedisConnection`` keeps one builder and lends it to
-/// ``RedisConnection/append(building:)``; its storage keeps its capacity between
-/// commands, so building a command allocates nothing once the buffers have grown.
+/// ``RedisConnection`` owns one builder and lends it to ``RedisConnection/append(building:)``;
+/// it keeps its memory between commands, so building a command allocates nothing once the
+/// buffer has grown. It is non-copyable and cannot be created outside the module: it only ever
+/// exists as that one reused buffer.
 ///
 /// ```swift
 /// try connection.append { command in
@@ -12,73 +13,65 @@
 ///     command.add(clicks)
 /// }
 /// ```
-public struct RedisCommandBuilder {
+public struct RedisCommandBuilder: ~Copyable {
     /// All argument bytes, back to back.
-    @usableFromInline var bytes: [UInt8] = []
+    var bytes = RawBuffer<UInt8>(capacity: 256)
     /// End offset in `bytes` of each argument.
-    @usableFromInline var ends: [Int] = []
+    var ends = RawBuffer<Int>(capacity: 16)
 
-    /// An empty builder.
-    public init() {}
+    init() {}
+
+    /// Frees the storage (called once by the owning connection).
+    mutating func deallocate() {
+        bytes.deallocate()
+        ends.deallocate()
+    }
 
     /// Number of arguments added so far.
-    @inlinable public var count: Int { ends.count }
+    public var count: Int { ends.count }
 
     /// `true` when no argument has been added.
-    @inlinable public var isEmpty: Bool { ends.isEmpty }
+    public var isEmpty: Bool { ends.count == 0 }
 
-    /// Removes all arguments, keeping the allocated capacity.
-    @inlinable
+    /// Removes all arguments, keeping the allocated memory.
     public mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
-        ends.removeAll(keepingCapacity: true)
+        bytes.removeAll()
+        ends.removeAll()
     }
 
     /// Adds one argument.
-    @inlinable
     public mutating func add<A: RedisArgument>(_ argument: A) {
-        argument.withRedisArgumentBytes { bytes.append(contentsOf: $0) }
+        argument.withRedisArgumentBytes { bytes.append(bytes: $0) }
         ends.append(bytes.count)
     }
 
     /// Adds one argument given as a type-erased value.
-    @inlinable
     public mutating func add(_ argument: any RedisArgument) {
-        argument.withRedisArgumentBytes { bytes.append(contentsOf: $0) }
+        argument.withRedisArgumentBytes { bytes.append(bytes: $0) }
         ends.append(bytes.count)
     }
 
     /// Adds the concatenation of `parts` as a single argument, e.g. a key built from a
     /// prefix and a numeric id: `addJoined("user:", 42)` adds `"user:42"`.
-    @inlinable
     public mutating func addJoined<each Part: RedisArgument>(_ parts: repeat each Part) {
         for part in repeat each parts {
-            part.withRedisArgumentBytes { bytes.append(contentsOf: $0) }
+            part.withRedisArgumentBytes { bytes.append(bytes: $0) }
         }
         ends.append(bytes.count)
     }
 
     /// Adds every element of `arguments` as its own argument.
-    @inlinable
     public mutating func add<S: Sequence>(contentsOf arguments: S) where S.Element: RedisArgument {
         for argument in arguments { add(argument) }
     }
 
     /// Adds every element of `arguments` as its own argument.
-    @inlinable
     public mutating func add(contentsOf arguments: [any RedisArgument]) {
         for argument in arguments { add(argument) }
     }
 
-    /// The bytes of argument `index`, valid only during `body`.
-    func withArgument<R>(at index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let start = index == 0 ? 0 : ends[index - 1]
-        return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<ends[index]])) }
-    }
-
-    /// The first argument decoded as text (the command name), for error messages.
-    var commandName: String {
-        guard !isEmpty else { return "" }
-        return withArgument(at: 0) { String(decoding: $0, as: UTF8.self) }
+    /// The bytes of argument `index`, valid while the builder is not mutated.
+    func argument(at index: Int) -> UnsafeRawBufferPointer {
+        bytes.bytes(in: (index == 0 ? 0 : ends[index - 1])..<ends[index])
     }
 }

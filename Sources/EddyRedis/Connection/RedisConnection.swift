@@ -9,7 +9,8 @@ import Darwin
 ///
 /// Commands are *appended* to an output buffer (``append(_:)``, ``append(building:)``) and their
 /// replies *read* in order (``readReply()``, ``pipeline(count:)``, ``drain(count:)``); the buffer
-/// is written to the socket when the first reply is read. ``command(_:)`` does both for one command.
+/// is written to the socket when the first reply is read. Appending encodes the command straight
+/// into a reused wire-format buffer: no heap allocation per command or argument. ``command(_:)`` does both for one command.
 ///
 /// Not thread-safe, and deliberately not `Sendable`: create it on (or hand it to) the one thread
 /// that uses it, e.g. a writer stage's thread.
@@ -25,9 +26,11 @@ public final class RedisConnection {
     public private(set) var pendingReplyCount = 0
 
     private var context: Hiredis.Context?
+    /// Commands appended but not yet handed to hiredis, already in wire format.
+    private var staged = RESPEncoder()
     private var builder = RedisCommandBuilder()
     private var scriptCall = RedisScriptCall()
-    private var encoder = RESPEncoder()
+    private static let stagingFlushThreshold = 64 * 1024
 
     /// Connects, then authenticates, selects the database, sets the client name and runs
     /// ``Options/onConnect`` as configured.
@@ -42,6 +45,9 @@ public final class RedisConnection {
 
     deinit {
         if let context { redisFree(context) }
+        staged.deallocate()
+        builder.deallocate()
+        scriptCall.deallocate()
     }
 
     /// `false` once the connection is closed or has failed; it then needs ``reconnect()``.
@@ -62,6 +68,7 @@ public final class RedisConnection {
     public func close() {
         if let context { redisFree(context) }
         context = nil
+        staged.removeAll()
         pendingReplyCount = 0
     }
 
@@ -70,51 +77,51 @@ public final class RedisConnection {
     /// Appends one command given as its arguments, e.g. `append("HSET", key, field, 42)`.
     /// Nothing is sent until a reply is read. Allocation-free once the internal buffers have grown.
     public func append<each Argument: RedisArgument>(_ arguments: repeat each Argument) throws(RedisError) {
-        var count = 0
-        for _ in repeat each arguments { count += 1 }
-        guard count > 0 else { throw .invalidUsage("empty command") }
-        encoder.begin(argumentCount: count)
-        for argument in repeat each arguments {
-            encoder.argument(argument)
-        }
-        try appendEncoded()
+        _ = try usableContext()
+        guard staged.command(repeat each arguments) else { throw .invalidUsage("empty command") }
+        try didStageCommand()
     }
 
     /// Appends one command whose arguments `build` adds to a reused ``RedisCommandBuilder``;
     /// suits commands with a variable number of arguments. `build` must not use this connection.
     public func append(building build: (inout RedisCommandBuilder) -> Void) throws(RedisError) {
+        _ = try usableContext()
         builder.removeAll()
         build(&builder)
-        guard !builder.isEmpty else { throw .invalidUsage("empty command") }
-        encoder.begin(argumentCount: builder.count)
-        encoder.arguments(of: builder)
-        try appendEncoded()
+        guard staged.command(builder) else { throw .invalidUsage("empty command") }
+        try didStageCommand()
     }
 
     /// Appends `command name numkeys keys... arguments...` (EVALSHA / FCALL shape), with the keys
     /// and arguments added by `build` to a reused ``RedisScriptCall``.
     func appendInvocation<Name: RedisArgument>(_ command: StaticString, _ name: Name,
                                                _ build: (inout RedisScriptCall) -> Void) throws(RedisError) {
+        _ = try usableContext()
         scriptCall.removeAll()
         build(&scriptCall)
-        encoder.begin(argumentCount: 3 + scriptCall.keys.count + scriptCall.arguments.count)
-        encoder.argument(command)
-        encoder.argument(name)
-        encoder.argument(scriptCall.keys.count)
-        encoder.arguments(of: scriptCall.keys)
-        encoder.arguments(of: scriptCall.arguments)
-        try appendEncoded()
+        staged.invocation(command, name, scriptCall)
+        try didStageCommand()
     }
 
-    private func appendEncoded() throws(RedisError) {
-        let context = try usableContext()
-        let status = encoder.buffer.withUnsafeBytes { bytes in
-            redisAppendFormattedCommand(context, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+    /// Counts the staged command and hands large batches to hiredis early, bounding the staging buffer.
+    private func didStageCommand() throws(RedisError) {
+        pendingReplyCount += 1
+        if staged.count >= Self.stagingFlushThreshold {
+            try flushStaged()
         }
+    }
+
+    /// Moves the staged commands into hiredis's output buffer (one copy, no system call).
+    private func flushStaged() throws(RedisError) {
+        guard !staged.isEmpty else { return }
+        let context = try usableContext()
+        let bytes = staged.buffer.allBytes
+        let status = redisAppendFormattedCommand(
+            context, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+        staged.removeAll()
         guard status == REDIS_OK else {
             throw Hiredis.error(of: context, errno: errno)
         }
-        pendingReplyCount += 1
     }
 
     // MARK: Reading
@@ -174,6 +181,7 @@ public final class RedisConnection {
         guard pendingReplyCount > 0 else {
             throw .invalidUsage("reading a reply with no command pending")
         }
+        try flushStaged()
         var raw: UnsafeMutableRawPointer?
         let status = redisGetReply(context, &raw)
         let savedErrno = errno
@@ -199,12 +207,14 @@ public final class RedisConnection {
     }
 
     func requireNoPendingReplies() throws(RedisError) {
+        _ = try usableContext()
         guard pendingReplyCount == 0 else {
             throw .invalidUsage("\(pendingReplyCount) pipelined replies are unread; read them before command()")
         }
     }
 
     private func requirePending(_ count: Int) throws(RedisError) {
+        _ = try usableContext()
         guard count >= 0, count <= pendingReplyCount else {
             throw .invalidUsage("asked for \(count) replies but \(pendingReplyCount) are pending")
         }

@@ -15,7 +15,8 @@ public struct RedisScript: Sendable, Hashable {
     }
 }
 
-/// The keys and arguments of one `EVALSHA` or `FCALL` invocation, added to two reused builders.
+/// The keys and arguments of one `EVALSHA` or `FCALL` invocation, added to two builders that the
+/// connection reuses (like ``RedisCommandBuilder``, it is lent to a closure, never created by callers).
 ///
 /// ```swift
 /// try connection.appendEvalsha(script) { call in
@@ -23,17 +24,22 @@ public struct RedisScript: Sendable, Hashable {
 ///     call.arguments.add(windowEnd)
 /// }
 /// ```
-public struct RedisScriptCall {
+public struct RedisScriptCall: ~Copyable {
     /// The `KEYS` of the invocation.
     public var keys = RedisCommandBuilder()
     /// The `ARGV` of the invocation.
     public var arguments = RedisCommandBuilder()
 
-    /// An empty call.
-    public init() {}
+    init() {}
 
     mutating func removeAll() {
         keys.removeAll()
         arguments.removeAll()
+    }
+
+    /// Frees the storage (called once by the owning connection).
+    mutating func deallocate() {
+        keys.deallocate()
+        arguments.deallocate()
     }
 }
