@@ -27,7 +27,9 @@ let package = Package(
         // Pure, deterministic feature core: no I/O, no clocks, no threads.
         // Exclusivity is proven by construction here (one engine per thread);
         // the runtime checks cost 13% of the replay hot path (callgrind).
-        .target(name: "EddyCore", swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        // One C inline: a prefetch hint for the memory-bound key lookups.
+        .target(name: "CEddySupport"),
+        .target(name: "EddyCore", dependencies: ["CEddySupport"], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         // YAML topology files -> validated, compiled plans.
         .target(name: "EddyTopology", dependencies: [
             "EddyCore", .product(name: "Yams", package: "Yams"),

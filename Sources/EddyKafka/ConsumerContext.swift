@@ -1,5 +1,4 @@
 import CRdKafka
-import Glibc
 
 /// Target of the consumer's `rd_kafka_conf_set_opaque` pointer.
 ///
@@ -32,7 +31,7 @@ final class ConsumerContext {
         let protocolName = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) }
         let cooperative = protocolName == "COOPERATIVE"
         let partitions = NativePartitionList.partitions(list)
-        fputs("DEBUG rebalance \(String(cString: rd_kafka_name(rk))) err=\(err.rawValue) n=\(partitions.count)\n", stderr)
+        print("DEBUG rebalance \(String(cString: rd_kafka_name(rk))) err=\(err.rawValue) n=\(partitions.count)\n", terminator: "")
 
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:

@@ -1,5 +1,4 @@
 import CRdKafka
-import Glibc
 
 /// A Kafka consumer-group member (or, with no topics, a group-less consumer
 /// of explicitly assigned partitions) meant to be owned by one dedicated
@@ -95,8 +94,8 @@ public final class KafkaConsumer {
     }
 
     deinit {
-        fputs("DEBUG deinit \(handle.name) group=\(config["group.id"] ?? "") closed=\(isClosed)\n", stderr)
-        defer { fputs("DEBUG destroyed \(handle.name)\n", stderr) }
+        print("DEBUG deinit \(handle.name) group=\(config["group.id"] ?? "") closed=\(isClosed)\n", terminator: "")
+        defer { print("DEBUG destroyed \(handle.name)\n", terminator: "") }
         if !isClosed {
             // `context.consumer` is already nil here, so handlers are skipped.
             _ = rd_kafka_consumer_close(handle.pointer)

@@ -55,7 +55,7 @@ struct ReplayBench: ParsableCommand {
         var bytesPerKey = 0.0, arenaPerKey = 0.0, keys = 0, summary = ""
         for r in 0..<repeats {
             let rss0 = residentBytes()
-            let session = ReplaySession(topology: t, emit: .final, expectedKeys: 1024)
+            let session = ReplaySession(topology: t, emit: .final)
             var out = JSONWriter(capacity: 1 << 20)
             let start = monotonicSeconds()
             try forEachLine(data) { line in

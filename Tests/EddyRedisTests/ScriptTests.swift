@@ -1,4 +1,4 @@
-@testable import EddyRedis
+import EddyRedis
 import Testing
 
 @Suite("Lua scripts and Redis 7 functions")
@@ -10,9 +10,9 @@ struct ScriptTests {
 
     @Test("local SHA-1 matches known digests and SCRIPT LOAD")
     func sha1() throws {
-        #expect(SHA1.hexDigest("".utf8) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
-        #expect(SHA1.hexDigest("abc".utf8) == "a9993e364706816aba3e25717850c26c9cd0d89d")
-        #expect(SHA1.hexDigest(String(repeating: "a", count: 1000).utf8) == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+        #expect(RedisScript("").sha1 == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(RedisScript("abc").sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(RedisScript(String(repeating: "a", count: 1000)).sha1 == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
         try withRedis { _, redis throws in
             #expect(try redis.scriptLoad(Self.upsert.source) == Self.upsert.sha1)
             try redis.scriptLoad(Self.upsert)

@@ -22,6 +22,8 @@ public final class EventDecoder {
     public private(set) var key: UnsafeRawBufferPointer
     /// The current event's time, epoch milliseconds.
     public private(set) var timestamp: Int64 = 0
+    /// `hashKey(key)`, computed once per event.
+    public private(set) var keyHash: UInt64 = 0
 
     /// - Parameter extraPaths: fields to extract besides those the topology
     ///   uses (none needed by the core itself).
@@ -95,6 +97,8 @@ public final class EventDecoder {
             guard mk.count <= maxKeyBytes else { return .keyTooLong }
             key = mk
         }
+
+        keyHash = hashKey(key)
 
         // Event time.
         if timeField >= 0 {

@@ -45,6 +45,10 @@ struct JSONScanner {
     }
 
     /// Scans one top-level object followed only by white space.
+    ///
+    /// The top level, where nearly all wanted fields live, runs in one loop
+    /// with the position in a local (registers); nested objects and arrays
+    /// go through the recursive scanner.
     mutating func scanDocument() throws(RejectReason) {
         skipWhitespace()
         guard i < end else { throw .notJSON }
@@ -54,9 +58,79 @@ struct JSONScanner {
             skipWhitespace()
             throw i == end ? .notObject : .notJSON
         }
-        try scanObject(depth: 1, node: 0)
+        var i = self.i + 1
+        let p = self.p, end = self.end
+        @inline(__always) func ws() {
+            while i < end, p[i] <= 0x20, p[i] == 0x20 || p[i] == 0x0A || p[i] == 0x0D || p[i] == 0x09 { i += 1 }
+        }
+        ws()
+        guard i < end else { throw .notJSON }
+        if p[i] == UInt8(ascii: "}") {
+            self.i = i + 1
+        } else {
+            let rootEdges = Int(trie.nodeEdgeCount[0])
+            while true {
+                guard i < end, p[i] == UInt8(ascii: "\"") else { throw .notJSON }
+                // Member name: plain ASCII fast path, else the general scanner.
+                let nameStart = i + 1
+                var j = nameStart
+                while j + 8 <= end, !Self.needsAttention(UnsafeRawPointer(p + j).loadUnaligned(as: UInt64.self)) { j += 8 }
+                while j < end, p[j] >= 0x20, p[j] < 0x80, p[j] != UInt8(ascii: "\""), p[j] != UInt8(ascii: "\\") { j += 1 }
+                var child: Int32 = -1
+                if j < end, p[j] == UInt8(ascii: "\"") {
+                    i = j + 1
+                    if rootEdges > 0 { child = match(0, rootEdges, p + nameStart, j - nameStart) }
+                } else {
+                    self.i = i
+                    let escaped = try scanString()
+                    i = self.i
+                    child = findChild(0, nameStart, i - 1, escaped)
+                }
+                ws()
+                guard i < end, p[i] == UInt8(ascii: ":") else { throw .notJSON }
+                i += 1
+                ws()
+                guard i < end else { throw .notJSON }
+                let field = child >= 0 ? trie.nodeField[Int(child)] : -1
+                let c = p[i]
+                if c == UInt8(ascii: "\"") {
+                    // String value: plain fast path, else the general scanner.
+                    let start = i + 1
+                    var k = start
+                    while k + 8 <= end, !Self.needsAttention(UnsafeRawPointer(p + k).loadUnaligned(as: UInt64.self)) { k += 8 }
+                    while k < end, p[k] >= 0x20, p[k] < 0x80, p[k] != UInt8(ascii: "\""), p[k] != UInt8(ascii: "\\") { k += 1 }
+                    if k < end, p[k] == UInt8(ascii: "\"") {
+                        if field >= 0 { record(field, .string, start, k - start) }
+                        i = k + 1
+                    } else {
+                        self.i = i
+                        if field >= 0 { try scanStringRecording(field) } else { _ = try scanString() }
+                        i = self.i
+                    }
+                } else if c == UInt8(ascii: "-") || c &- 48 < 10 {
+                    let start = i
+                    self.i = i
+                    try scanNumber()
+                    i = self.i
+                    if field >= 0 {
+                        record(field, .number, start, i - start)
+                        slots[Int(field)].number = parseJSONNumber(p + start, i - start)
+                    }
+                } else {
+                    self.i = i
+                    try scanValue(depth: 1, node: child)
+                    i = self.i
+                }
+                ws()
+                guard i < end else { throw .notJSON }
+                if p[i] == UInt8(ascii: ",") { i += 1; ws(); continue }
+                if p[i] == UInt8(ascii: "}") { i += 1; break }
+                throw .notJSON
+            }
+            self.i = i
+        }
         skipWhitespace()
-        guard i == end else { throw .notJSON }
+        guard self.i == end else { throw .notJSON }
     }
 
     @inline(__always)

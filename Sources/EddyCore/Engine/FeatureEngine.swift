@@ -69,15 +69,40 @@ public final class FeatureEngine {
         decoder.decode(message, messageKey: messageKey, messageTimestamp: messageTimestamp)
     }
 
+    /// Another decoder for this topology, for pipelines that hold several
+    /// decoded events at once (see `prefetchIndex(for:)`).
+    public func makeDecoder() -> EventDecoder {
+        EventDecoder(topology: topology, fields: decoder.fields)
+    }
+
     /// The slot of the decoded event's key, created empty if `create`, else -1.
     @inline(__always)
     public func slotForCurrentKey(create: Bool) -> Int32 {
-        let key = decoder.key
-        let hash = hashKey(key)
+        slot(for: decoder, create: create)
+    }
+
+    /// The slot of `d`'s event key, created empty if `create`, else -1.
+    @inline(__always)
+    public func slot(for d: EventDecoder, create: Bool) -> Int32 {
+        let key = d.key
+        let hash = d.keyHash
         let slot = store.lookup(key, hash: hash)
         if slot >= 0 || !create { return slot }
         return insertEmpty(key, hash: hash)
     }
+
+    /// Memory-latency hiding, step 1: start loading the index entry of the
+    /// event decoded in `d` (a few events before it is applied).
+    @inline(__always)
+    public func prefetchIndex(for d: EventDecoder) { store.prefetchIndex(hash: d.keyHash) }
+
+    /// Step 2, an event later: start loading the key's slot record.
+    @inline(__always)
+    public func prefetchSlot(for d: EventDecoder) { store.prefetchSlot(d.key, hash: d.keyHash) }
+
+    /// Step 3, an event later: start loading the key's state blob.
+    @inline(__always)
+    public func prefetchState(for d: EventDecoder) { store.prefetchBlob(d.key, hash: d.keyHash) }
 
     /// Adds `key` with empty state.
     public func insertEmpty(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int32 {
@@ -104,7 +129,11 @@ public final class FeatureEngine {
     }
 
     /// Applies the decoded event, which must not be late, to `slot`.
-    public func apply(_ slot: Int32) {
+    @inline(__always)
+    public func apply(_ slot: Int32) { apply(slot, from: decoder) }
+
+    /// Applies the event decoded in `decoder`, which must not be late.
+    public func apply(_ slot: Int32, from decoder: EventDecoder) {
         let ts = decoder.timestamp
         var b = store.blob(slot)
         let kOffset = 2 + Int(b.loadUnaligned(as: UInt16.self))

@@ -1,3 +1,4 @@
+import CEddySupport
 import Glibc
 
 /// Every key's state as one compact byte blob, in one arena, found through
@@ -34,7 +35,7 @@ public final class StateStore {
 
     public init(expectedKeys: Int = 1024) {
         arenaCapacity = max(64 * 1024, expectedKeys * 128)
-        arena = malloc(arenaCapacity)!
+        arena = LargeAllocation.allocate(arenaCapacity)
         freeBlocks = Array(repeating: [], count: 256)
         slotCapacity = max(64, expectedKeys)
         blockOffset = .allocate(capacity: slotCapacity)
@@ -42,15 +43,14 @@ public final class StateStore {
         blockClass = .allocate(capacity: slotCapacity)
         var cap = 64
         while cap * 3 < expectedKeys * 4 { cap *= 2 }
-        table = .allocate(capacity: cap)
-        table.initialize(repeating: 0, count: cap)
+        table = LargeAllocation.allocate(cap * 8).bindMemory(to: UInt64.self, capacity: cap)  // zero-filled
         tableMask = cap - 1
     }
 
     deinit {
-        free(arena)
+        LargeAllocation.free(arena, arenaCapacity)
         blockOffset.deallocate(); blobLength.deallocate(); blockClass.deallocate()
-        table.deallocate()
+        LargeAllocation.free(table, (tableMask + 1) * 8)
     }
 
     // MARK: Index
@@ -69,6 +69,41 @@ public final class StateStore {
             }
             i = (i + 1) & tableMask
         }
+    }
+
+    /// Starts loading the index entry for `hash`.
+    @inline(__always)
+    public func prefetchIndex(hash: UInt64) {
+        eddy_prefetch(table + (Int(truncatingIfNeeded: hash) & tableMask))
+    }
+
+    /// The slot a lookup would most likely find for `hash` (tag match, no
+    /// key comparison), or -1; only for prefetching.
+    @inline(__always)
+    private func probableSlot(hash: UInt64) -> Int {
+        let tag = hash >> 32
+        var i = Int(truncatingIfNeeded: hash) & tableMask
+        for _ in 0..<4 {
+            let e = table[i]
+            if e == 0 { return -1 }
+            if e >> 32 == tag { return Int(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1 }
+            i = (i + 1) & tableMask
+        }
+        return -1
+    }
+
+    /// Once the index entry is at hand: starts loading the slot record.
+    @inline(__always)
+    public func prefetchSlot(_ key: UnsafeRawBufferPointer, hash: UInt64) {
+        let slot = probableSlot(hash: hash)
+        if slot >= 0 { eddy_prefetch(blockOffset + slot) }
+    }
+
+    /// Once the slot record is at hand: starts loading the blob.
+    @inline(__always)
+    public func prefetchBlob(_ key: UnsafeRawBufferPointer, hash: UInt64) {
+        let slot = probableSlot(hash: hash)
+        if slot >= 0 { eddy_prefetch(arena + Int(blockOffset[slot]) * 16) }
     }
 
     @inline(__always)
@@ -134,14 +169,13 @@ public final class StateStore {
         let old = table
         let oldCap = tableMask + 1
         let cap = oldCap * 2
-        table = .allocate(capacity: cap)
-        table.initialize(repeating: 0, count: cap)
+        table = LargeAllocation.allocate(cap * 8).bindMemory(to: UInt64.self, capacity: cap)
         tableMask = cap - 1
         for i in 0..<oldCap where old[i] != 0 {
             let slot = Int32(truncatingIfNeeded: old[i] & 0xFFFF_FFFF) - 1
             place(hash: hashKey(keyBytes(slot)), slot: slot)
         }
-        old.deallocate()
+        LargeAllocation.free(old, oldCap * 8)
     }
 
     private func growSlots() {
@@ -253,7 +287,7 @@ public final class StateStore {
             var cap = arenaCapacity * 2
             while arenaUsed + bytes > cap { cap *= 2 }
             precondition(cap / 16 <= Int(UInt32.max), "state arena over 64 GiB")
-            arena = realloc(arena, cap)!
+            arena = LargeAllocation.grow(arena, from: arenaCapacity, to: cap, used: arenaUsed)
             arenaCapacity = cap
         }
         let offset = UInt32(arenaUsed / 16)
@@ -274,7 +308,7 @@ public final class StateStore {
         }
         var cap = 64 * 1024
         while cap < (live + extra) + (live + extra) / 4 { cap *= 2 }
-        let fresh = malloc(cap)!
+        let fresh = LargeAllocation.allocate(cap)
         var used = 0
         for s in 0..<slotLimit where blobLength[s] > 0 {
             let cls = Self.sizeClass(for: Int(blobLength[s]))
@@ -283,7 +317,7 @@ public final class StateStore {
             blockClass[s] = cls
             used += Self.classSize(cls)
         }
-        free(arena)
+        LargeAllocation.free(arena, arenaCapacity)
         arena = fresh
         arenaCapacity = cap
         arenaUsed = used

@@ -35,6 +35,7 @@ enum ChildProcess {
         var pid: pid_t = 0
         let status = posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
         guard status == 0 else { return .failure(SpawnError(code: status)) }
+        ExitCleanup.track(pid: pid)
         return .success(pid)
     }
 
@@ -48,10 +49,15 @@ enum ChildProcess {
         var status: Int32 = 0
         while true {
             let result = waitpid(pid, &status, WNOHANG)
-            if result == pid { return status }
+            if result == pid {
+                ExitCleanup.untrack(pid: pid)
+                return status
+            }
             if result == -1, errno == EINTR { continue }
             // 0: still running; -1 (ECHILD): already reaped elsewhere, treat as gone.
-            return result == 0 ? nil : -1
+            if result == 0 { return nil }
+            ExitCleanup.untrack(pid: pid)
+            return -1
         }
     }
 
@@ -65,6 +71,7 @@ enum ChildProcess {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+        ExitCleanup.untrack(pid: pid)
         return status
     }
 

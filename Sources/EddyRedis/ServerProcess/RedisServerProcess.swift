@@ -13,7 +13,8 @@ import Darwin
 ///
 /// ``stop(_:)`` ends it with `SIGTERM` (a clean shutdown, which persists data when persistence
 /// is enabled) or `SIGKILL` (a crash); ``restart(_:)`` / ``start()`` bring it back on the same port
-/// and directory. Deinitialisation kills the server and removes a directory it created.
+/// and directory. Deinitialisation kills the server and removes a directory it created; so does a
+/// normal process exit while it is still alive (e.g. when held in a global).
 ///
 /// ```swift
 /// let server = try RedisServerProcess(options: ["appendonly": "yes"])
@@ -83,14 +84,14 @@ public final class RedisServerProcess: Sendable {
         }
         let port = configuration.port ?? FreePort.find()
         guard let port else {
-            if ownsDirectory { TemporaryDirectory.removeRecursively(directory) }
+            if ownsDirectory { TemporaryDirectory.remove(directory) }
             throw .noFreePort
         }
         state = PThreadLock(State(port: port))
         do {
             try start()
         } catch {
-            if ownsDirectory { TemporaryDirectory.removeRecursively(directory) }
+            if ownsDirectory { TemporaryDirectory.remove(directory) }
             throw error
         }
     }
@@ -102,7 +103,7 @@ public final class RedisServerProcess: Sendable {
 
     deinit {
         stop(.kill)
-        if ownsDirectory { TemporaryDirectory.removeRecursively(directory) }
+        if ownsDirectory { TemporaryDirectory.remove(directory) }
     }
 
     /// The TCP port (the same across restarts).

@@ -12,8 +12,16 @@ enum TemporaryDirectory {
         var template = Array("\(base)/\(prefix)XXXXXX".utf8CString)
         return template.withUnsafeMutableBufferPointer { buffer -> String? in
             guard let path = mkdtemp(buffer.baseAddress!) else { return nil }
-            return String(cString: path)
+            let created = String(cString: path)
+            ExitCleanup.track(directory: created)
+            return created
         }
+    }
+
+    /// Removes a directory made by ``create(prefix:)`` and everything in it.
+    static func remove(_ path: String) {
+        removeRecursively(path)
+        ExitCleanup.untrack(directory: path)
     }
 
     /// Removes `path` and everything below it, without following symbolic links.

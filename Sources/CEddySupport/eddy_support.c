@@ -1,0 +1,1 @@
+#include "eddy_support.h"

@@ -1,0 +1,34 @@
+import Glibc
+
+/// Page-backed memory for the big, randomly accessed state arrays, asking
+/// the kernel for transparent huge pages: with 4 KiB pages nearly every key
+/// lookup also missed the TLB.
+enum LargeAllocation {
+    static let hugePage = 2 << 20
+
+    static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let size = roundUp(bytes)
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            fatalError("out of memory allocating \(size) bytes of state")
+        }
+        if size >= hugePage { _ = madvise(p, size, 14 /* MADV_HUGEPAGE */) }
+        return p
+    }
+
+    static func free(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+        munmap(p, roundUp(bytes))
+    }
+
+    /// Moves `used` bytes to a new allocation of `newBytes`.
+    static func grow(_ p: UnsafeMutableRawPointer, from oldBytes: Int, to newBytes: Int, used: Int) -> UnsafeMutableRawPointer {
+        let n = allocate(newBytes)
+        memcpy(n, p, used)
+        free(p, oldBytes)
+        return n
+    }
+
+    static func roundUp(_ bytes: Int) -> Int {
+        let page = bytes >= hugePage ? hugePage : 4096
+        return (max(bytes, 1) + page - 1) / page * page
+    }
+}

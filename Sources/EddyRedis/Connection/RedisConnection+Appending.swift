@@ -1,0 +1,59 @@
+import CHiredis
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Appending commands: encoded into the staging buffer, handed to hiredis in batches.
+extension RedisConnection {
+    /// Appends one command given as its arguments, e.g. `append("HSET", key, field, 42)`.
+    /// Nothing is sent until a reply is read. Allocation-free once the internal buffers have grown.
+    public func append<each Argument: RedisArgument>(_ arguments: repeat each Argument) throws(RedisError) {
+        _ = try usableContext()
+        guard staged.command(repeat each arguments) else { throw .invalidUsage("empty command") }
+        try didStageCommand()
+    }
+
+    /// Appends one command whose arguments `build` adds to a reused ``RedisCommandBuilder``;
+    /// suits commands with a variable number of arguments. `build` must not use this connection.
+    public func append(building build: (inout RedisCommandBuilder) -> Void) throws(RedisError) {
+        _ = try usableContext()
+        builder.removeAll()
+        build(&builder)
+        guard staged.command(builder) else { throw .invalidUsage("empty command") }
+        try didStageCommand()
+    }
+
+    /// Appends `command name numkeys keys... arguments...` (EVALSHA / FCALL shape), with the keys
+    /// and arguments added by `build` to a reused ``RedisScriptCall``.
+    func appendInvocation<Name: RedisArgument>(_ command: StaticString, _ name: Name,
+                                               _ build: (inout RedisScriptCall) -> Void) throws(RedisError) {
+        _ = try usableContext()
+        scriptCall.removeAll()
+        build(&scriptCall)
+        staged.invocation(command, name, scriptCall)
+        try didStageCommand()
+    }
+
+    /// Counts the staged command and hands large batches to hiredis early, bounding the staging buffer.
+    private func didStageCommand() throws(RedisError) {
+        pendingReplyCount += 1
+        if staged.count >= Self.stagingFlushThreshold {
+            try flushStaged()
+        }
+    }
+
+    /// Moves the staged commands into hiredis's output buffer (one copy, no system call).
+    func flushStaged() throws(RedisError) {
+        guard !staged.isEmpty else { return }
+        let context = try usableContext()
+        let bytes = staged.buffer.allBytes
+        let status = redisAppendFormattedCommand(
+            context, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+        staged.removeAll()
+        guard status == REDIS_OK else {
+            throw Hiredis.error(of: context, errno: errno)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import CHiredis
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reading replies, singly or by pipeline batches.
+extension RedisConnection {
+    /// Sends any buffered commands and reads the next reply. Error replies are returned as
+    /// ``RedisReply/error(_:)``; only connection and protocol failures throw.
+    public func readReply() throws(RedisError) -> RedisReply {
+        let reply = try nextRawReply()
+        defer { freeReplyObject(reply) }
+        return try Hiredis.decode(reply)
+    }
+
+    /// Appends one command and reads its reply. Requires that no pipelined replies are unread.
+    public func command<each Argument: RedisArgument>(_ arguments: repeat each Argument) throws(RedisError) -> RedisReply {
+        try requireNoPendingReplies()
+        try append(repeat each arguments)
+        return try readReply()
+    }
+
+    /// Builds one command (see ``append(building:)``) and reads its reply.
+    public func command(building build: (inout RedisCommandBuilder) -> Void) throws(RedisError) -> RedisReply {
+        try requireNoPendingReplies()
+        try append(building: build)
+        return try readReply()
+    }
+
+    /// Reads the replies of the next `count` pipelined commands, in order.
+    public func pipeline(count: Int) throws(RedisError) -> [RedisReply] {
+        try requirePending(count)
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(count)
+        for _ in 0..<count {
+            replies.append(try readReply())
+        }
+        return replies
+    }
+
+    /// Reads and discards the replies of the next `count` pipelined commands without decoding
+    /// them, counting error replies. The fast path for write pipelines.
+    @discardableResult
+    public func drain(count: Int) throws(RedisError) -> PipelineSummary {
+        try requirePending(count)
+        var summary = PipelineSummary()
+        for _ in 0..<count {
+            let reply = try nextRawReply()
+            if let message = Hiredis.errorMessage(reply) {
+                summary.recordError(message)
+            }
+            freeReplyObject(reply)
+            summary.replyCount += 1
+        }
+        return summary
+    }
+
+    func nextRawReply() throws(RedisError) -> UnsafeMutablePointer<redisReply> {
+        let context = try usableContext()
+        guard pendingReplyCount > 0 else {
+            throw .invalidUsage("reading a reply with no command pending")
+        }
+        try flushStaged()
+        var raw: UnsafeMutableRawPointer?
+        let status = redisGetReply(context, &raw)
+        let savedErrno = errno
+        guard status == REDIS_OK, let raw else {
+            if let raw { freeReplyObject(raw) }
+            throw Hiredis.error(of: context, errno: savedErrno)
+        }
+        pendingReplyCount -= 1
+        return raw.assumingMemoryBound(to: redisReply.self)
+    }
+}
