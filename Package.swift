@@ -43,10 +43,21 @@ let package = Package(
         // librdkafka consumer, producer and mock cluster host.
         .target(name: "EddyKafka", dependencies: ["CRdKafka"]),
         // hiredis connection with hand pipelining.
-        .target(name: "EddyRedis", dependencies: ["CHiredis"]),
+        .target(name: "EddyRedis", dependencies: ["CHiredis"],
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+
+        // Reads at time T in Redis: the generated Function library, and the
+        // client side of `eddy get`.
+        .target(name: "EddyServing", dependencies: ["EddyCore", "EddyRedis"]),
+        // The stream worker: Kafka -> rings -> operator shard -> Redis.
+        .target(name: "EddyWorker", dependencies: [
+            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyServing",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
 
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
+            "EddyServing", "EddyWorker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -59,6 +70,7 @@ let package = Package(
         .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis"]),
+        .testTarget(name: "EddyServingTests", dependencies: ["EddyServing", "EddyCore", "EddyTopology", "EddyRedis"]),
         .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology"]),
     ]
 )

@@ -5,6 +5,10 @@ extension KafkaConsumer {
     /// record to read, i.e. the last applied offset + 1. Never commits the
     /// consumer position. An empty list is a no-op.
     ///
+    /// A synchronous commit that the coordinator rejects with
+    /// `REBALANCE_IN_PROGRESS` (e.g. from `onRevoke` while other members are
+    /// still syncing) is retried for up to ``commitRebalanceRetryMs``.
+    ///
     /// - Parameters:
     ///   - offsets: positions to commit (must be >= 0).
     ///   - async: if `true`, returns immediately; a failure is reported as an
@@ -23,8 +27,13 @@ extension KafkaConsumer {
                                             consumerAsyncCommitCallback, context.opaque)
             try KafkaError.check(err, "async commit of \(offsets.count) offset(s) failed")
         } else {
-            try KafkaError.check(rd_kafka_commit(handle.pointer, list.pointer, 0),
-                                 "commit of \(offsets.count) offset(s) failed")
+            let deadline = ContinuousClock.now.advanced(by: .milliseconds(commitRebalanceRetryMs))
+            var err = rd_kafka_commit(handle.pointer, list.pointer, 0)
+            while err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS && ContinuousClock.now < deadline {
+                sleepMilliseconds(50)
+                err = rd_kafka_commit(handle.pointer, list.pointer, 0)
+            }
+            try KafkaError.check(err, "commit of \(offsets.count) offset(s) failed")
             if let error = list.firstError("commit failed for") { throw error }
         }
     }

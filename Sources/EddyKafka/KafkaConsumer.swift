@@ -28,6 +28,10 @@ public final class KafkaConsumer {
     /// seen through ``assign(_:)`` or a rebalance are appended.
     public private(set) var topics: [String]
 
+    /// How long a synchronous ``commit(offsets:async:)`` keeps retrying while
+    /// the coordinator answers `REBALANCE_IN_PROGRESS`.
+    public var commitRebalanceRetryMs = 10_000
+
     let handle: KafkaHandle
     let queue: OpaquePointer  // rd_kafka_queue_t for the consumer group queue
     let context: ConsumerContext

@@ -45,6 +45,7 @@ public final class SPSCRing<Element: BitwiseCopyable> {
     let mask: Int
 
     /// `capacity` slots, written by the producer and read by the consumer.
+    /// Always holds trivial values, so it is never deinitialized.
     @usableFromInline
     let slots: UnsafeMutablePointer<Element>
 
@@ -94,7 +95,13 @@ public final class SPSCRing<Element: BitwiseCopyable> {
         let capacity = minimumCapacity <= 1 ? 1 : 1 << (Int.bitWidth - (minimumCapacity - 1).leadingZeroBitCount)
         self.capacity = capacity
         self.mask = capacity - 1
-        self.slots = .allocate(capacity: capacity)
+        // Whole cache lines, so that no unrelated heap object shares the
+        // first or last slot's line.
+        let slotBytes = capacity * MemoryLayout<Element>.stride
+        self.slots = UnsafeMutableRawPointer.allocate(
+            byteCount: (slotBytes + CacheLine.stride - 1) / CacheLine.stride * CacheLine.stride,
+            alignment: max(CacheLine.stride, MemoryLayout<Element>.alignment)
+        ).bindMemory(to: Element.self, capacity: capacity)
         self.consumerParker = consumerParker
         self.producerParker = producerParker
 

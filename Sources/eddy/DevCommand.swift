@@ -6,7 +6,7 @@ struct DevCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
         abstract: "Development helpers: generated data, a local Kafka (mock cluster), a producer.",
-        subcommands: [GenerateCommand.self]
+        subcommands: [DevBrokerCommand.self, DevProduceCommand.self, GenerateCommand.self]
     )
 }
 

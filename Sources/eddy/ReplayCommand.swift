@@ -32,7 +32,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "Output file; - for standard output.")
     var out: String = "-"
 
-    @Option(name: .long, help: "Write rejected events here, one JSON line each with line, reason and the original text.")
+    @Option(name: .long, help: "Write rejected events here, one JSON line each: line number, reason, and the original text as \"event\" (or \"event_base64\" when it is not UTF-8).")
     var deadLetter: String?
 
     func validate() throws {
@@ -53,8 +53,13 @@ struct ReplayCommand: ParsableCommand {
                 dlq.writer.int(Int64(line))
                 dlq.writer.raw(",\"reason\":")
                 dlq.writer.string(reason.rawValue)
-                dlq.writer.raw(",\"event\":")
-                dlq.writer.string(bytes)
+                if String(validating: bytes, as: UTF8.self) != nil {
+                    dlq.writer.raw(",\"event\":")
+                    dlq.writer.string(bytes)
+                } else {
+                    dlq.writer.raw(",\"event_base64\":")
+                    dlq.writer.string(Data(bytes).base64EncodedString())
+                }
                 dlq.writer.raw("}\n")
                 try? dlq.flushIfNeeded()
             }

@@ -1,0 +1,57 @@
+/// Snapshot of dirty entities taken by the shard, written by the writer.
+/// Owned by one thread at a time, like `MessageBatch`.
+final class FlushBatch {
+    struct Entity {
+        var keyStart: Int
+        var keyLength: Int
+        var partitionField: Int  // index into `partitionFields`
+        var offset: Int64
+        /// Hash field/value pairs (ranges in `bytes`), after the fence args.
+        var fieldsStart: Int
+        var fieldCount: Int
+    }
+
+    var entities: [Entity] = []
+    /// Per entity: the fence's partition name, `topic:partition`.
+    var partitionNames: [String] = []
+    /// (start, length) ranges of field names and values in `bytes`.
+    var fieldRanges: [(Int, Int)] = []
+    var bytes: [UInt8] = []
+    /// Offsets to commit once everything here is written: next offset per partition.
+    var commits: [(PartitionID, Int64)] = []
+    /// Kafka timestamps of the events this flush makes durable (freshness).
+    var eventTimestamps: [Int64] = []
+    var barrierID = 0
+
+    init() {
+        bytes.reserveCapacity(1 << 20)
+        entities.reserveCapacity(4096)
+    }
+
+    func reset() {
+        entities.removeAll(keepingCapacity: true)
+        partitionNames.removeAll(keepingCapacity: true)
+        fieldRanges.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+        commits.removeAll(keepingCapacity: true)
+        eventTimestamps.removeAll(keepingCapacity: true)
+        barrierID = 0
+    }
+
+    var isEmpty: Bool { entities.isEmpty && commits.isEmpty && barrierID == 0 }
+
+    /// Appends bytes and returns their range.
+    @inline(__always)
+    func store(_ b: UnsafeRawBufferPointer) -> (Int, Int) {
+        let start = bytes.count
+        bytes.append(contentsOf: b)
+        return (start, b.count)
+    }
+
+    @inline(__always)
+    func store(_ b: [UInt8]) -> (Int, Int) {
+        let start = bytes.count
+        bytes.append(contentsOf: b)
+        return (start, b.count)
+    }
+}

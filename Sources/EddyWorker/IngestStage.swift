@@ -1,0 +1,152 @@
+import EddyCore
+import EddyKafka
+import EddyPipeline
+import Foundation
+import Logging
+
+/// The ingest thread: owns the Kafka consumer, copies messages into batches
+/// from a fixed pool and hands them to the shard. When the pool is empty
+/// (the shard or Redis is behind) it pauses its partitions: memory stays
+/// bounded however slow Redis is.
+final class IngestStage {
+    let consumer: KafkaConsumer
+    let topics: [String]
+    let batches: Pool<MessageBatch>
+    let free: SPSCRing<Int>
+    let output: SPSCRing<Int>
+    let counters: WorkerCounters
+    let logger: Logger
+    let barrierDone: BarrierSignal
+    let drainTimeout: Duration
+    var current: Int?
+    var paused: [TopicPartition] = []
+    var assignment: Set<TopicPartition> = []
+    var nextBarrier = 1
+
+    init(consumer: KafkaConsumer, topics: [String], batches: Pool<MessageBatch>, free: SPSCRing<Int>,
+         output: SPSCRing<Int>, counters: WorkerCounters, logger: Logger, barrierDone: BarrierSignal,
+         drainTimeout: Duration) {
+        self.consumer = consumer
+        self.topics = topics
+        self.batches = batches
+        self.free = free
+        self.output = output
+        self.counters = counters
+        self.logger = logger
+        self.barrierDone = barrierDone
+        self.drainTimeout = drainTimeout
+    }
+
+    struct Filler: KafkaEventSink {
+        let batch: MessageBatch
+        let counters: WorkerCounters
+        let logger: Logger
+
+        mutating func receive(_ event: KafkaConsumerEvent) {
+            switch event {
+            case .message(let m):
+                batch.append(topicIndex: m.topicIndex, partition: m.partition, offset: m.offset,
+                             timestampMs: m.timestampMs, key: m.key, value: m.payload)
+            case .partitionEOF:
+                break
+            case .error(let e):
+                counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
+                logger.warning("Kafka: \(e)")
+            }
+        }
+    }
+
+    func run(_ stop: StopToken) {
+        while !stop.isStopRequested {
+            if current == nil {
+                if let index = free.tryPop() {
+                    current = index
+                } else {
+                    if paused.isEmpty { pause() }
+                    current = free.popBlocking(timeout: .milliseconds(100))
+                    continue
+                }
+            }
+            if !paused.isEmpty { resume() }
+            let batch = batches[current!]
+            var filler = Filler(batch: batch, counters: counters, logger: logger)
+            do {
+                try consumer.poll(into: &filler, maxMessages: min(1024, batch.recordCapacity - batch.count),
+                                  timeoutMs: batch.count == 0 ? 20 : 0)
+            } catch {
+                counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
+                logger.warning("Kafka poll failed: \(error)")
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            pushCurrent()
+        }
+        shutdown()
+    }
+
+    /// Hands the current batch to the shard if it holds anything.
+    func pushCurrent() {
+        guard let index = current, batches[index].count > 0 || batches[index].control != .none else { return }
+        let ok = output.tryPush(index)
+        precondition(ok, "the shard ring holds every batch of the pool")
+        current = nil
+    }
+
+    func pause() {
+        paused = Array(assignment)
+        guard !paused.isEmpty else { return }
+        do { try consumer.pause(paused) } catch { logger.warning("pausing partitions failed: \(error)") }
+        logger.debug("backpressure: paused \(paused.count) partitions")
+    }
+
+    func resume() {
+        do { try consumer.resume(paused) } catch { logger.warning("resuming partitions failed: \(error)") }
+        paused = []
+    }
+
+    // MARK: Rebalances and shutdown
+
+    func assigned(_ partitions: [TopicPartition]) {
+        assignment.formUnion(partitions)
+        logger.info("assigned \(partitions.count) partitions: \(partitions.map(\.description).sorted().joined(separator: ", "))")
+    }
+
+    /// Inside the revoke callback: flush and commit everything applied,
+    /// drop those partitions' keys, then let the rebalance go on.
+    func revoked(_ partitions: [TopicPartition]) {
+        assignment.subtract(partitions)
+        paused.removeAll { partitions.contains($0) }
+        let ids = partitions.compactMap { tp in
+            topics.firstIndex(of: tp.topic).map { PartitionID(topicIndex: Int32($0), partition: tp.partition) }
+        }
+        if barrier(revoked: ids, insidePoll: true) {
+            logger.info("revoked \(partitions.count) partitions after flushing and committing them")
+        } else {
+            logger.error("revoked \(partitions.count) partitions before their writes finished (Redis unavailable?); fences keep the state exact")
+        }
+    }
+
+    /// Sends a barrier through the shard and waits until the writer has
+    /// written and committed everything before it.
+    ///
+    /// Inside a poll (a rebalance callback) the current batch is empty
+    /// (batches are pushed after every poll) and the poll will still fill
+    /// it, so the barrier always takes a batch of its own.
+    @discardableResult
+    func barrier(revoked: [PartitionID]?, insidePoll: Bool) -> Bool {
+        if !insidePoll { pushCurrent() }
+        guard let index = free.popBlocking(timeout: drainTimeout) else { return false }
+        let id = nextBarrier
+        nextBarrier += 1
+        batches[index].control = .barrier(id: id, revoked: revoked)
+        let pushed = output.tryPush(index)
+        precondition(pushed, "the shard ring holds every batch of the pool")
+        return barrierDone.wait(for: id, timeout: drainTimeout)
+    }
+
+    /// Flush and commit, then leave the group.
+    func shutdown() {
+        if !barrier(revoked: nil, insidePoll: false) { logger.error("shutdown: in-flight writes did not finish in time") }
+        do { try consumer.close() } catch { logger.warning("closing the consumer: \(error)") }
+        if let index = current { _ = free.tryPush(index); current = nil }
+    }
+}

@@ -1,0 +1,347 @@
+import EddyCore
+import EddyPipeline
+import EddyRedis
+import EddyServing
+import Foundation
+import Logging
+
+/// The operator shard: owns every key's state, applies events in arrival
+/// order, loads keys it has not seen from Redis, and hands snapshots of
+/// dirty keys to the writer every flush interval.
+///
+/// Runs on one thread. Its only shared state is the rings and counters.
+final class ShardStage {
+    let config: WorkerConfig
+    let engine: FeatureEngine
+    let decoder: EventDecoder
+    let batches: Pool<MessageBatch>
+    let flushes: Pool<FlushBatch>
+    let input: SPSCRing<Int>  // message batches from ingest
+    let freeBatches: SPSCRing<Int>  // back to ingest
+    let flushOut: SPSCRing<Int>  // to the writer
+    let freeFlushes: SPSCRing<Int>  // back from the writer
+    let deadLetters: DeadLetterSink
+    let counters: WorkerCounters
+    let logger: Logger
+    let redisURL: RedisURL
+    var redis: RedisConnection?
+    let prefix: [UInt8]
+    let fingerprint: [UInt8]
+
+    // Per slot, in step with `engine.store`'s slot ids.
+    var appliedPartition: [PartitionID] = []
+    var appliedOffset: [Int64] = []
+    var isDirty: [Bool] = []
+    var dirty: [Int32] = []
+
+    /// Last offset seen per partition since the last flush, and in total.
+    var seen: [PartitionID: Int64] = [:]
+    var pendingTimestamps: [Int64] = []
+    var lastFlush = ContinuousClock.now
+    let flushInterval: Duration
+    var writer = JSONWriter(capacity: 4096)
+    var stateIncompatibleLogged = false
+
+    init(config: WorkerConfig, batches: Pool<MessageBatch>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
+         freeBatches: SPSCRing<Int>, flushOut: SPSCRing<Int>, freeFlushes: SPSCRing<Int>,
+         deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisURL) {
+        self.config = config
+        self.engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16)
+        self.decoder = engine.decoder
+        self.batches = batches
+        self.flushes = flushes
+        self.input = input
+        self.freeBatches = freeBatches
+        self.flushOut = flushOut
+        self.freeFlushes = freeFlushes
+        self.deadLetters = deadLetters
+        self.counters = counters
+        self.logger = logger
+        self.redisURL = redisURL
+        self.prefix = Array(config.topology.sink.keyPrefix.utf8)
+        self.fingerprint = Array(EntityLayout.fingerprint(config.topology).utf8)
+        self.flushInterval = .milliseconds(config.topology.sink.flushIntervalMs)
+    }
+
+    /// The stage loop: until stopped and drained.
+    func run(_ stop: StopToken) {
+        while true {
+            let untilFlush = flushInterval - (ContinuousClock.now - lastFlush)
+            if let index = input.popBlocking(timeout: max(untilFlush, .microseconds(100))) {
+                let batch = batches[index]
+                process(batch)
+                batch.reset()
+                _ = freeBatches.pushBlocking(index, timeout: nil)
+            }
+            if !dirty.isEmpty || !seen.isEmpty,
+                dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= flushInterval
+            {
+                flush(barrier: 0)
+            } else if dirty.isEmpty && seen.isEmpty {
+                lastFlush = ContinuousClock.now
+            }
+            if stop.isStopRequested && input.isEmpty {
+                if !dirty.isEmpty || !seen.isEmpty { flush(barrier: 0) }
+                return
+            }
+        }
+    }
+
+    // MARK: Applying
+
+    func process(_ batch: MessageBatch) {
+        if case .barrier(let id, let revoked) = batch.control {
+            flush(barrier: id)
+            if let revoked { evict(partitions: Set(revoked)) }
+            return
+        }
+        var deferred: [Int] = []
+        var missing: [[UInt8]: (PartitionID)] = [:]
+        var applied = 0, late = 0, invalid = 0, duplicates = 0
+        for i in 0..<batch.count {
+            let r = batch.records[i]
+            let pid = PartitionID(topicIndex: r.topicIndex, partition: r.partition)
+            seen[pid] = r.offset
+            switch step(batch, r, pid, missing: &missing) {
+            case .applied: applied += 1
+            case .late: late += 1
+            case .invalid: invalid += 1
+            case .duplicate: duplicates += 1
+            case .deferred: deferred.append(i)
+            }
+        }
+        if !deferred.isEmpty {
+            // Hold the events of keys not in memory until their state
+            // arrives: one pipelined round trip for the whole batch.
+            load(missing)
+            var none: [[UInt8]: PartitionID] = [:]
+            for i in deferred {
+                let r = batch.records[i]
+                switch step(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition), missing: &none) {
+                case .applied: applied += 1
+                case .late: late += 1
+                case .invalid: invalid += 1
+                case .duplicate: duplicates += 1
+                case .deferred: preconditionFailure("a loaded key is in memory")
+                }
+            }
+        }
+        counters.consumed.wrappingIncrement(by: batch.count, ordering: .relaxed)
+        counters.applied.wrappingIncrement(by: applied, ordering: .relaxed)
+        counters.late.wrappingIncrement(by: late, ordering: .relaxed)
+        counters.invalid.wrappingIncrement(by: invalid, ordering: .relaxed)
+        counters.duplicatesSkipped.wrappingIncrement(by: duplicates, ordering: .relaxed)
+        counters.keysInMemory.store(engine.store.count, ordering: .relaxed)
+    }
+
+    enum Step { case applied, late, invalid, duplicate, deferred }
+
+    @inline(__always)
+    func step(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, missing: inout [[UInt8]: PartitionID]) -> Step {
+        let value = batch.value(r)
+        if let reason = decoder.decode(value, messageKey: batch.key(r), messageTimestamp: r.timestampMs) {
+            counters.invalidByReason[RejectReason.allCases.firstIndex(of: reason)!].wrappingIncrement(ordering: .relaxed)
+            deadLetters.send(reason, topicIndex: r.topicIndex, partition: r.partition, offset: r.offset,
+                             timestampMs: r.timestampMs, key: batch.key(r), value: value)
+            return .invalid
+        }
+        let slot = engine.slot(for: decoder, create: false)
+        if slot < 0 {
+            let key = Array(decoder.key)
+            if missing[key] == nil { missing[key] = pid }
+            return .deferred
+        }
+        if slot >= 0, Int(slot) < appliedOffset.count, appliedPartition[Int(slot)] == pid,
+            r.offset <= appliedOffset[Int(slot)]
+        {
+            return .duplicate  // the state loaded from Redis already holds it
+        }
+        if engine.isLate(slot, ts: decoder.timestamp) {
+            deadLetters.send(.late, topicIndex: r.topicIndex, partition: r.partition, offset: r.offset,
+                             timestampMs: r.timestampMs, key: batch.key(r), value: value)
+            return .late
+        }
+        engine.apply(slot, from: decoder)
+        track(slot)
+        appliedPartition[Int(slot)] = pid
+        appliedOffset[Int(slot)] = r.offset
+        if !isDirty[Int(slot)] {
+            isDirty[Int(slot)] = true
+            dirty.append(slot)
+        }
+        pendingTimestamps.append(r.timestampMs)
+        return .applied
+    }
+
+    /// Grows the per-slot arrays to cover `slot`.
+    @inline(__always)
+    func track(_ slot: Int32) {
+        while Int(slot) >= appliedOffset.count {
+            appliedOffset.append(-1)
+            appliedPartition.append(PartitionID(topicIndex: -1, partition: -1))
+            isDirty.append(false)
+        }
+    }
+
+    // MARK: Loading
+
+    /// Loads keys' state from Redis (`HMGET key _state _fp _o:<topic>:<p>`),
+    /// retrying until Redis answers; absent keys start empty.
+    func load(_ missing: [[UInt8]: PartitionID]) {
+        let keys = Array(missing.keys)
+        var attempt = 0
+        while true {
+            do {
+                let redis = try connection()
+                for key in keys {
+                    let pid = missing[key]!
+                    let field = offsetField(pid)
+                    try redis.append(building: { b in
+                        b.add("HMGET")
+                        b.add(prefix + key)
+                        b.add(EntityLayout.stateField)
+                        b.add(EntityLayout.fingerprintField)
+                        b.add(field)
+                    })
+                }
+                let replies = try redis.pipeline(count: keys.count)
+                for (key, reply) in zip(keys, replies) {
+                    install(key, pid: missing[key]!, reply: reply)
+                }
+                counters.keysLoaded.wrappingIncrement(by: keys.count, ordering: .relaxed)
+                return
+            } catch {
+                counters.redisErrors.wrappingIncrement(ordering: .relaxed)
+                redis = nil
+                attempt += 1
+                let delay = min(50 * (1 << min(attempt, 5)), 2000)
+                logger.warning("loading \(keys.count) keys from Redis failed, retrying in \(delay) ms: \(error)")
+                Thread.sleep(forTimeInterval: Double(delay) / 1000)
+            }
+        }
+    }
+
+    func install(_ key: [UInt8], pid: PartitionID, reply: RedisReply) {
+        let fields = reply.array ?? []
+        let state = fields.count > 0 ? fields[0].bytes : nil
+        let fp = fields.count > 1 ? fields[1].bytes : nil
+        let offset = fields.count > 2 ? fields[2].string.flatMap { Int64($0) } : nil
+        let slot = key.withUnsafeBytes { k in engine.insertEmpty(k, hash: hashKey(k)) }
+        track(slot)
+        appliedPartition[Int(slot)] = pid
+        appliedOffset[Int(slot)] = offset ?? -1
+        isDirty[Int(slot)] = false
+        guard let state else { return }
+        if fp != fingerprint || !stateMatches(state, key: key) {
+            counters.stateIncompatible.wrappingIncrement(ordering: .relaxed)
+            if !stateIncompatibleLogged {
+                stateIncompatibleLogged = true
+                logger.error("""
+                    state in Redis was written by a different topology version (features changed); \
+                    such keys start empty here. Backfill a new prefix with `eddy replay --emit redis --prefix` \
+                    and switch over instead of changing features in place.
+                    """)
+            }
+            return
+        }
+        state.withUnsafeBytes { engine.store.replace(slot, with: $0) }
+    }
+
+    /// A blob must start with this key's header.
+    func stateMatches(_ state: [UInt8], key: [UInt8]) -> Bool {
+        guard state.count >= 2 + key.count + 8 else { return false }
+        let length = Int(state[0]) | Int(state[1]) << 8
+        return length == key.count && Array(state[2..<(2 + key.count)]) == key
+    }
+
+    func offsetField(_ pid: PartitionID) -> String {
+        EntityLayout.offsetFieldPrefix + partitionName(pid)
+    }
+
+    func partitionName(_ pid: PartitionID) -> String {
+        "\(config.topology.source.topics[Int(pid.topicIndex)]):\(pid.partition)"
+    }
+
+    func connection() throws -> RedisConnection {
+        if let redis { return redis }
+        let c = try RedisConnection(url: redisURL)
+        redis = c
+        return c
+    }
+
+    // MARK: Flushing
+
+    /// Hands every dirty key and the offsets seen to the writer. `barrier`
+    /// (non-zero) asks the writer to commit synchronously and report it.
+    func flush(barrier: Int) {
+        guard let index = freeFlushes.popBlocking(timeout: nil) else { return }
+        let fb = flushes[index]
+        fb.reset()
+        fb.barrierID = barrier
+        let store = engine.store
+        for slot in dirty {
+            isDirty[Int(slot)] = false
+            guard store.isLive(slot), let k = engine.keyTime(slot) else { continue }
+            let keyRange = fb.store(prefix)
+            _ = fb.store(store.keyBytes(slot))
+            let fieldsStart = fb.fieldRanges.count
+            let blob = UnsafeRawBufferPointer(start: store.blob(slot), count: store.length(slot))
+            fb.fieldRanges.append(fb.store(Array(EntityLayout.stateField.utf8)))
+            fb.fieldRanges.append(fb.store(blob))
+            fb.fieldRanges.append(fb.store(Array(EntityLayout.fingerprintField.utf8)))
+            fb.fieldRanges.append(fb.store(fingerprint))
+            fb.fieldRanges.append(fb.store(Array(EntityLayout.keyTimeField.utf8)))
+            fb.fieldRanges.append(fb.store(Array(String(k).utf8)))
+            appendPointColumns(blob, keyTime: k, to: fb)
+            let pid = appliedPartition[Int(slot)]
+            fb.entities.append(FlushBatch.Entity(
+                keyStart: keyRange.0, keyLength: prefix.count + store.keyBytes(slot).count,
+                partitionField: 0, offset: appliedOffset[Int(slot)], fieldsStart: fieldsStart,
+                fieldCount: fb.fieldRanges.count - fieldsStart))
+            fb.partitionNames.append(partitionName(pid))
+        }
+        dirty.removeAll(keepingCapacity: true)
+        for (pid, offset) in seen { fb.commits.append((pid, offset + 1)) }
+        seen.removeAll(keepingCapacity: true)
+        swap(&fb.eventTimestamps, &pendingTimestamps)
+        pendingTimestamps.removeAll(keepingCapacity: true)
+        lastFlush = ContinuousClock.now
+        _ = flushOut.pushBlocking(index, timeout: nil)
+    }
+
+    /// The point features (those that do not depend on read time) as JSON
+    /// hash fields, so `HGETALL` shows them.
+    func appendPointColumns(_ blob: UnsafeRawBufferPointer, keyTime: Int64, to fb: FlushBatch) {
+        writer.reset()
+        var columns: [(name: [UInt8], start: Int)] = []
+        let features = config.topology.features
+        engine.forEachColumn(blob: blob.baseAddress!, at: keyTime, into: &writer) { w, f, c, name in
+            guard EntityLayout.isStoredColumn(features[f], column: c) else { return false }
+            columns.append((name, w.bytes.count))
+            return true
+        }
+        // Columns are written back to back, so each ends where the next starts.
+        for (i, column) in columns.enumerated() {
+            let end = i + 1 < columns.count ? columns[i + 1].start : writer.bytes.count
+            fb.fieldRanges.append(fb.store(column.name))
+            fb.fieldRanges.append(writer.bytes[column.start..<end].withUnsafeBytes { fb.store($0) })
+        }
+    }
+
+    /// Forgets the keys last written from revoked partitions (their new
+    /// owner loads them from Redis). Call right after a flush.
+    func evict(partitions: Set<PartitionID>) {
+        let store = engine.store
+        var evicted = 0
+        for s in 0..<Int32(store.slotLimit) where store.isLive(s) {
+            if Int(s) < appliedPartition.count, partitions.contains(appliedPartition[Int(s)]) {
+                store.remove(s)
+                appliedOffset[Int(s)] = -1
+                appliedPartition[Int(s)] = PartitionID(topicIndex: -1, partition: -1)
+                evicted += 1
+            }
+        }
+        counters.keysEvicted.wrappingIncrement(by: evicted, ordering: .relaxed)
+        counters.keysInMemory.store(store.count, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,147 @@
+import EddyCore
+import EddyKafka
+import EddyPipeline
+import EddyRedis
+import EddyServing
+import Foundation
+import Logging
+
+/// `eddy run`: a Kafka consumer-group member that keeps every entity's
+/// features fresh in Redis, exactly once.
+///
+///     Kafka ─▶ [ingest] ─ring─▶ [shard: decode, lateness, operators] ─ring─▶ [writer: fenced writes] ─▶ Redis
+///                 ▲ free batches ◀─┘                 ▲ free flushes ◀─┘         └─ then commit offsets
+///
+/// Three threads, bounded SPSC rings of batch indices between them; batches
+/// come from fixed pools, so memory is bounded and a slow Redis pauses the
+/// Kafka partitions.
+public final class StreamWorker: @unchecked Sendable {
+    // Set once in `start`, then only read; the stages own the rest.
+    public let config: WorkerConfig
+    public let counters = WorkerCounters()
+    let logger: Logger
+    var ingest: StageThread?
+    var shard: StageThread?
+    var writer: StageThread?
+    var shardRing: SPSCRing<Int>?
+    var flushRing: SPSCRing<Int>?
+
+    public init(config: WorkerConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    /// Checks Redis and Kafka, then starts the three stages. Throws with a
+    /// clear message when either is unreachable.
+    public func start() throws {
+        let t = config.topology
+        let redisURL: RedisURL
+        do { redisURL = try RedisURL(parsing: config.redisURL) } catch {
+            throw WorkerError("bad Redis URL '\(config.redisURL)': \(error)")
+        }
+        do {
+            let probe = try RedisConnection(url: redisURL)
+            _ = try probe.command("PING").checked()
+            try probe.scriptLoad(RedisScript(FencedWrite.source))
+            // TODO(serving): install the read Function library here.
+            probe.close()
+        } catch {
+            throw WorkerError("cannot reach Redis at \(redisURL): \(error). Start it or pass --redis URL (or EDDY_REDIS_URL).")
+        }
+
+        let batchPool = Pool((0..<config.batchesInFlight).map { _ in
+            MessageBatch(recordCapacity: config.batchSize, byteCapacity: config.batchSize * 256)
+        })
+        let flushPool = Pool((0..<config.flushesInFlight).map { _ in FlushBatch() })
+        let shardRing = SPSCRing<Int>(capacity: config.batchesInFlight)
+        let freeBatches = SPSCRing<Int>(capacity: config.batchesInFlight)
+        for i in 0..<batchPool.count { _ = freeBatches.tryPush(i) }
+        let flushRing = SPSCRing<Int>(capacity: config.flushesInFlight)
+        let freeFlushes = SPSCRing<Int>(capacity: config.flushesInFlight)
+        for i in 0..<flushPool.count { _ = freeFlushes.tryPush(i) }
+        self.shardRing = shardRing
+        self.flushRing = flushRing
+        let barrierDone = BarrierSignal()
+
+        let coordinator = RebalanceRelay()
+        let consumer: KafkaConsumer
+        do {
+            consumer = try KafkaConsumer(
+                config: config.consumerProperties, topics: t.source.topics,
+                handlers: RebalanceHandlers(
+                    onAssign: { _, partitions in coordinator.ingest?.assigned(partitions) },
+                    onRevoke: { _, partitions in coordinator.ingest?.revoked(partitions) }))
+            // Fail fast on an unreachable cluster or a missing topic.
+            for topic in t.source.topics { _ = try consumer.partitionCount(topic: topic, timeoutMs: 10_000) }
+        } catch {
+            throw WorkerError("cannot reach Kafka at \(config.brokers) for topics \(t.source.topics): \(error). Start it or pass --brokers LIST (or EDDY_BROKERS).")
+        }
+        let deadLetters: DeadLetterSink
+        do { deadLetters = try DeadLetterSink(config: config, counters: counters) } catch {
+            throw WorkerError("cannot create the dead-letter producer: \(error)")
+        }
+
+        let ingestStage = IngestStage(
+            consumer: consumer, topics: t.source.topics, batches: batchPool, free: freeBatches, output: shardRing,
+            counters: counters, logger: logger, barrierDone: barrierDone,
+            drainTimeout: .seconds(config.drainTimeoutSeconds))
+        coordinator.ingest = ingestStage
+        let shardStage = ShardStage(
+            config: config, batches: batchPool, flushes: flushPool, input: shardRing, freeBatches: freeBatches,
+            flushOut: flushRing, freeFlushes: freeFlushes, deadLetters: deadLetters, counters: counters,
+            logger: logger, redisURL: redisURL)
+        let writerStage = WriterStage(
+            flushes: flushPool, input: flushRing, free: freeFlushes, counters: counters, logger: logger,
+            redisURL: redisURL, ttlMs: t.sink.ttlMs, topics: t.source.topics,
+            committer: OffsetCommitter(consumer: consumer, counters: counters, logger: logger),
+            deadLetters: deadLetters, barrierDone: barrierDone)
+
+        logger.info("consuming \(t.source.topics.joined(separator: ", ")) from \(config.brokers) as group \(t.source.group); writing \(t.features.count) features of topology \(t.name) to \(redisURL) under prefix \"\(t.sink.keyPrefix)\"; dead letters to \(t.deadLetter.enabled ? t.deadLetter.topic : "nowhere (disabled)")")
+        let w = UncheckedBox(writerStage), s = UncheckedBox(shardStage), i = UncheckedBox(ingestStage)
+        writer = StageThread(name: "eddy-writer") { stop in w.value.run(stop) }
+        shard = StageThread(name: "eddy-shard") { stop in s.value.run(stop) }
+        ingest = StageThread(name: "eddy-ingest") { stop in i.value.run(stop) }
+    }
+
+    /// Stops consuming, flushes and commits everything applied, leaves the
+    /// group and joins the stages.
+    public func stop() {
+        ingest?.requestStop()
+        ingest?.join()
+        shard?.requestStop()
+        shard?.join()
+        writer?.requestStop()
+        writer?.join()
+        logger.info("stopped: \(summary)")
+    }
+
+    /// Whether any stage ended on its own (it should not).
+    public var isRunning: Bool { !(ingest?.isFinished ?? true) }
+
+    /// One line of counts, for logs.
+    public var summary: String {
+        let c = counters
+        return "consumed \(c.consumed.load(ordering: .relaxed)), applied \(c.applied.load(ordering: .relaxed)), late \(c.late.load(ordering: .relaxed)), invalid \(c.invalid.load(ordering: .relaxed)), duplicates skipped \(c.duplicatesSkipped.load(ordering: .relaxed)), entities written \(c.entitiesWritten.load(ordering: .relaxed)), fenced \(c.writesFenced.load(ordering: .relaxed)), keys in memory \(c.keysInMemory.load(ordering: .relaxed)), redis errors \(c.redisErrors.load(ordering: .relaxed))"
+    }
+
+    /// Ring occupancy (batches waiting for the shard, flushes waiting for the writer).
+    public var ringOccupancy: (shard: Int, writer: Int) { (shardRing?.count ?? 0, flushRing?.count ?? 0) }
+}
+
+/// Routes librdkafka's rebalance callbacks (which run inside the ingest
+/// thread's poll) to the ingest stage created after the consumer.
+final class RebalanceRelay: @unchecked Sendable {
+    var ingest: IngestStage?
+}
+
+/// Moves a stage object onto its thread.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// A startup failure with a message for the user.
+public struct WorkerError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,56 @@
+import EddyCore
+
+/// Everything `eddy run` needs beyond the topology.
+public struct WorkerConfig: Sendable {
+    public var topology: Topology
+    /// Kafka bootstrap servers (overrides the topology's).
+    public var brokers: String
+    /// Redis URL (overrides the topology's).
+    public var redisURL: String
+    /// Messages per ingest batch.
+    public var batchSize = 2048
+    /// Ingest batches in flight between ingest and the shard: with the batch
+    /// size, the bound on buffered messages (backpressure beyond it).
+    public var batchesInFlight = 8
+    /// Flushes in flight between the shard and the Redis writer.
+    public var flushesInFlight = 4
+    /// Flush early when this many keys are dirty.
+    public var maxDirtyKeys = 4096
+    /// Keys kept in memory; beyond it the least recently flushed clean keys
+    /// are evicted (they reload from Redis when they come back).
+    public var maxKeysInMemory = 2_000_000
+    /// How long a rebalance or shutdown may wait for in-flight writes.
+    public var drainTimeoutSeconds = 30.0
+
+    public init(topology: Topology, brokers: String? = nil, redisURL: String? = nil) {
+        self.topology = topology
+        self.brokers = brokers ?? topology.source.brokers
+        self.redisURL = redisURL ?? topology.sink.redisURL
+    }
+
+    /// librdkafka properties for the group consumer: the topology's
+    /// pass-through properties over Eddy's defaults.
+    public var consumerProperties: [String: String] {
+        var p: [String: String] = [
+            "bootstrap.servers": brokers,
+            "group.id": topology.source.group,
+            "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false",
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.wait.max.ms": "5",
+            "queued.max.messages.kbytes": "65536",
+        ]
+        for (k, v) in topology.source.properties { p[k] = v }
+        return p
+    }
+
+    /// Producer properties for the dead-letter topic.
+    public var producerProperties: [String: String] {
+        var p: [String: String] = ["bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "5"]
+        for (k, v) in topology.source.properties where k.hasPrefix("security.") || k.hasPrefix("sasl.") || k.hasPrefix("ssl.") {
+            p[k] = v
+        }
+        return p
+    }
+}

@@ -1,0 +1,89 @@
+import Atomics
+import EddyCore
+
+/// What the worker has done, for logs, `/metrics` and benchmarks. Stages
+/// add to these once per batch, never per event.
+public final class WorkerCounters: Sendable {
+    public let consumed = ManagedAtomic<Int>(0)
+    public let applied = ManagedAtomic<Int>(0)
+    public let late = ManagedAtomic<Int>(0)
+    public let invalid = ManagedAtomic<Int>(0)
+    /// Events re-read after a restart that the loaded state already holds.
+    public let duplicatesSkipped = ManagedAtomic<Int>(0)
+    public let deadLettered = ManagedAtomic<Int>(0)
+    public let deadLetterErrors = ManagedAtomic<Int>(0)
+    public let keysLoaded = ManagedAtomic<Int>(0)
+    public let keysInMemory = ManagedAtomic<Int>(0)
+    public let keysEvicted = ManagedAtomic<Int>(0)
+    public let stateIncompatible = ManagedAtomic<Int>(0)
+    public let flushes = ManagedAtomic<Int>(0)
+    public let entitiesWritten = ManagedAtomic<Int>(0)
+    /// Writes refused by the fence (an older offset than Redis holds).
+    public let writesFenced = ManagedAtomic<Int>(0)
+    public let redisErrors = ManagedAtomic<Int>(0)
+    public let kafkaErrors = ManagedAtomic<Int>(0)
+    public let commits = ManagedAtomic<Int>(0)
+    public let commitErrors = ManagedAtomic<Int>(0)
+    /// Invalid events per `RejectReason`, in `RejectReason.allCases` order.
+    public let invalidByReason: [ManagedAtomic<Int>] = RejectReason.allCases.map { _ in ManagedAtomic(0) }
+    /// Kafka timestamp -> Redis write acknowledged, per event.
+    public let freshness = LatencyHistogram()
+    /// Flush write latency, per flush.
+    public let flushLatency = LatencyHistogram()
+
+    public init() {}
+
+    public func count(_ reason: RejectReason) -> Int {
+        invalidByReason[RejectReason.allCases.firstIndex(of: reason)!].load(ordering: .relaxed)
+    }
+}
+
+/// A fixed-bucket latency histogram (microseconds, log-linear: 8 buckets
+/// per power of two), written by one thread, read by any.
+public final class LatencyHistogram: Sendable {
+    static let bucketCount = 8 * 40
+    let buckets: [ManagedAtomic<Int>] = (0..<LatencyHistogram.bucketCount).map { _ in ManagedAtomic(0) }
+    public let total = ManagedAtomic<Int>(0)
+    public let sumMicros = ManagedAtomic<Int>(0)
+
+    public init() {}
+
+    static func bucket(_ us: Int) -> Int {
+        if us < 8 { return max(us, 0) }
+        let power = Int.bitWidth - 1 - us.leadingZeroBitCount  // >= 3
+        let fraction = (us >> (power - 3)) & 7
+        return min((power - 2) * 8 + fraction, bucketCount - 1)
+    }
+
+    static func lowerBound(_ b: Int) -> Int {
+        if b < 8 { return b }
+        let power = b / 8 + 2
+        return (8 + b % 8) << (power - 3)
+    }
+
+    /// Records `count` observations of `micros`.
+    public func record(micros: Int, count: Int = 1) {
+        buckets[Self.bucket(max(micros, 0))].wrappingIncrement(by: count, ordering: .relaxed)
+        total.wrappingIncrement(by: count, ordering: .relaxed)
+        sumMicros.wrappingIncrement(by: max(micros, 0) * count, ordering: .relaxed)
+    }
+
+    /// The `q` quantile in microseconds (bucket lower bound), nil when empty.
+    public func quantile(_ q: Double) -> Int? {
+        let n = total.load(ordering: .relaxed)
+        guard n > 0 else { return nil }
+        let rank = Int((Double(n) * q).rounded(.up))
+        var seen = 0
+        for b in 0..<Self.bucketCount {
+            seen += buckets[b].load(ordering: .relaxed)
+            if seen >= max(rank, 1) { return Self.lowerBound(b + 1) }
+        }
+        return Self.lowerBound(Self.bucketCount)
+    }
+
+    public func reset() {
+        for b in buckets { b.store(0, ordering: .relaxed) }
+        total.store(0, ordering: .relaxed)
+        sumMicros.store(0, ordering: .relaxed)
+    }
+}

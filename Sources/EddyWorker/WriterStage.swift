@@ -1,0 +1,184 @@
+import EddyCore
+import EddyKafka
+import EddyPipeline
+import EddyRedis
+import EddyServing
+import Foundation
+import Logging
+
+/// The Redis writer: one pipelined, fenced script call per dirty entity;
+/// then, only once Redis acknowledged them, the offsets they cover are
+/// committed to Kafka.
+final class WriterStage {
+    let flushes: Pool<FlushBatch>
+    let input: SPSCRing<Int>
+    let free: SPSCRing<Int>
+    let counters: WorkerCounters
+    let logger: Logger
+    let redisURL: RedisURL
+    let ttlMs: Int64
+    let topics: [String]
+    let committer: OffsetCommitter
+    let deadLetters: DeadLetterSink
+    /// The last barrier whose writes and commit are done.
+    let barrierDone: BarrierSignal
+    let script = RedisScript(FencedWrite.source)
+    var redis: RedisConnection?
+
+    init(flushes: Pool<FlushBatch>, input: SPSCRing<Int>, free: SPSCRing<Int>, counters: WorkerCounters,
+         logger: Logger, redisURL: RedisURL, ttlMs: Int64, topics: [String], committer: OffsetCommitter,
+         deadLetters: DeadLetterSink, barrierDone: BarrierSignal) {
+        self.flushes = flushes
+        self.input = input
+        self.free = free
+        self.counters = counters
+        self.logger = logger
+        self.redisURL = redisURL
+        self.ttlMs = ttlMs
+        self.topics = topics
+        self.committer = committer
+        self.deadLetters = deadLetters
+        self.barrierDone = barrierDone
+    }
+
+    func run(_ stop: StopToken) {
+        while true {
+            if let index = input.popBlocking(timeout: .milliseconds(20)) {
+                let fb = flushes[index]
+                write(fb, stop: stop)
+                fb.reset()
+                _ = free.pushBlocking(index, timeout: nil)
+            } else if stop.isStopRequested {
+                return
+            }
+        }
+    }
+
+    func write(_ fb: FlushBatch, stop: StopToken) {
+        let started = ContinuousClock.now
+        if !fb.entities.isEmpty { writeEntities(fb) }
+        // Dead letters of events this flush covers must be delivered too.
+        while !deadLetters.awaitDelivery(timeoutMs: 1000) {
+            logger.warning("dead-letter delivery is slow; holding the offset commit")
+        }
+        if !fb.commits.isEmpty {
+            let offsets = fb.commits.map { TopicPartitionOffset(topic: topics[Int($0.0.topicIndex)], partition: $0.0.partition, offset: $0.1) }
+            committer.commit(offsets, synchronous: fb.barrierID != 0)
+        }
+        let now = ContinuousClock.now
+        let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
+        counters.flushLatency.record(micros: Int((now - started) / .microseconds(1)))
+        for ts in fb.eventTimestamps where ts > 0 {
+            counters.freshness.record(micros: Int(wallMs - ts) * 1000)
+        }
+        counters.flushes.wrappingIncrement(ordering: .relaxed)
+        if fb.barrierID != 0 { barrierDone.signal(fb.barrierID) }
+    }
+
+    /// Writes every entity, retrying the whole batch until Redis takes it:
+    /// fenced writes make a retry harmless.
+    func writeEntities(_ fb: FlushBatch) {
+        var attempt = 0
+        while true {
+            do {
+                let redis = try connection()
+                let ttl = String(ttlMs)
+                let replies: [RedisReply] = try fb.bytes.withUnsafeBytes { bytes in
+                    try redis.evalshaPipeline(script, count: fb.entities.count) { i, call in
+                        let e = fb.entities[i]
+                        call.keys.add(UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)]))
+                        call.arguments.add(fb.partitionNames[i])
+                        call.arguments.add(e.offset)
+                        call.arguments.add(ttl)
+                        for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
+                            let (start, length) = fb.fieldRanges[f]
+                            call.arguments.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+                        }
+                    }
+                }
+                var written = 0, fenced = 0
+                for reply in replies {
+                    if let message = reply.errorMessage {
+                        logger.error("a fenced write failed in Redis: \(message)")
+                        counters.redisErrors.wrappingIncrement(ordering: .relaxed)
+                    } else if reply.integer == 1 {
+                        written += 1
+                    } else {
+                        fenced += 1
+                    }
+                }
+                counters.entitiesWritten.wrappingIncrement(by: written, ordering: .relaxed)
+                counters.writesFenced.wrappingIncrement(by: fenced, ordering: .relaxed)
+                return
+            } catch {
+                counters.redisErrors.wrappingIncrement(ordering: .relaxed)
+                redis?.close()
+                redis = nil
+                attempt += 1
+                let delay = min(50 * (1 << min(attempt, 5)), 2000)
+                logger.warning("writing \(fb.entities.count) entities to Redis failed (attempt \(attempt)), retrying in \(delay) ms: \(error)")
+                Thread.sleep(forTimeInterval: Double(delay) / 1000)
+            }
+        }
+    }
+
+    func connection() throws -> RedisConnection {
+        if let redis { return redis }
+        let c = try RedisConnection(url: redisURL)
+        try c.scriptLoad(script)
+        redis = c
+        return c
+    }
+}
+
+/// Commits offsets through the consumer (librdkafka's commit is
+/// thread-safe), counting failures: a failed commit only means a restart
+/// re-reads more, and the fences skip what Redis already has.
+final class OffsetCommitter: @unchecked Sendable {
+    // The consumer is used here only for commit, which librdkafka allows
+    // from any thread; the ingest thread owns everything else.
+    let consumer: KafkaConsumer
+    let counters: WorkerCounters
+    let logger: Logger
+
+    init(consumer: KafkaConsumer, counters: WorkerCounters, logger: Logger) {
+        self.consumer = consumer
+        self.counters = counters
+        self.logger = logger
+    }
+
+    func commit(_ offsets: [TopicPartitionOffset], synchronous: Bool) {
+        do {
+            try consumer.commit(offsets: offsets, async: !synchronous)
+            counters.commits.wrappingIncrement(ordering: .relaxed)
+        } catch {
+            counters.commitErrors.wrappingIncrement(ordering: .relaxed)
+            logger.debug("offset commit failed: \(error)")
+        }
+    }
+}
+
+/// The latest finished barrier id, waited on by the ingest thread.
+final class BarrierSignal: Sendable {
+    let value = ManagedAtomicBox()
+
+    func signal(_ id: Int) { value.store(id) }
+
+    /// Waits until barrier `id` is done; false on timeout.
+    func wait(for id: Int, timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while value.load() < id {
+            if ContinuousClock.now >= deadline { return false }
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+        return true
+    }
+}
+
+import Atomics
+
+final class ManagedAtomicBox: Sendable {
+    let atomic = ManagedAtomic<Int>(0)
+    func store(_ v: Int) { atomic.store(v, ordering: .releasing) }
+    func load() -> Int { atomic.load(ordering: .acquiring) }
+}

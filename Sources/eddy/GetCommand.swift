@@ -1,0 +1,77 @@
+import ArgumentParser
+import EddyCore
+import EddyRedis
+import EddyServing
+import Foundation
+
+/// `eddy get`: entities' features read at a time T, through the topology's
+/// Redis Function library (see `FunctionLibrary`).
+struct GetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Read entities' features from Redis at a time T.",
+        discussion: """
+            Prints one JSON line per key, in order: {"key":...,"key_time":K,<every feature column read at T>}, \
+            or {"key":...,"found":false} for an entity Redis does not hold. Keys are entity keys; the topology's \
+            sink prefix is added. The read runs inside Redis (FCALL eddy_<topology>_features), whose Function \
+            library is loaded on first use.
+            """
+    )
+
+    @Option(name: .long, help: "Topology file (or name under Topologies/).")
+    var topology: String
+
+    @Argument(help: "Entity keys, without the sink prefix.")
+    var keys: [String] = []
+
+    @Option(name: .long, help: "Read time T: epoch milliseconds or RFC 3339 (default: the Redis server's clock).")
+    var at: String?
+
+    @Option(name: .long, help: "Redis URL (default: $EDDY_REDIS_URL, else the topology's sink).")
+    var redis: String?
+
+    func validate() throws {
+        if keys.isEmpty { throw ValidationError("give at least one KEY") }
+        if let at, ReadTime.parse(at) == nil {
+            throw ValidationError("--at '\(at)' is neither epoch milliseconds nor RFC 3339 (e.g. 2024-05-01T12:40:00Z)")
+        }
+    }
+
+    func run() throws {
+        let t = try loadTopology(topology)
+        let url = try redisURL(sink: t.sink.redisURL)
+        let connection: RedisConnection
+        do {
+            connection = try RedisConnection(
+                url: url, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(10), clientName: "eddy-get"))
+        } catch {
+            throw CLIError("cannot reach Redis at \(url): \(error)")
+        }
+        let client = FeatureClient(connection: connection, topology: t)
+        let lines: [[UInt8]]
+        do {
+            lines = try client.jsonLines(keys: keys, at: at.flatMap(ReadTime.parse))
+        } catch let error as RedisError where error.isConnectionError {
+            throw CLIError("Redis at \(url) failed: \(error)")
+        } catch {
+            throw CLIError("\(error)")
+        }
+        var out: [UInt8] = []
+        for line in lines {
+            out += line
+            out.append(UInt8(ascii: "\n"))
+        }
+        FileHandle.standardOutput.write(Data(out))
+    }
+
+    /// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL.
+    private func redisURL(sink: String) throws -> RedisURL {
+        let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let text = redis ?? env ?? sink
+        do {
+            return try RedisURL(parsing: text)
+        } catch {
+            throw CLIError("invalid Redis URL: \(error)")
+        }
+    }
+}

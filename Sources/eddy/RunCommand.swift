@@ -1,0 +1,76 @@
+import ArgumentParser
+import Dispatch
+import EddyCore
+import EddyWorker
+import Foundation
+import Logging
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the stream worker: consume the topology's topic, keep every entity's features fresh in Redis.",
+        discussion: """
+            Many workers with the same topology form one Kafka consumer group and share the partitions. \
+            --brokers and --redis (or EDDY_BROKERS and EDDY_REDIS_URL) override the topology file. \
+            SIGTERM or SIGINT: stop consuming, flush, commit, leave the group, exit 0.
+            """
+    )
+
+    @Argument(help: "Topology file, or a name under Topologies/ (e.g. clickstream).")
+    var topology: String
+
+    @Option(help: "Kafka bootstrap servers (overrides the file and EDDY_BROKERS).")
+    var brokers: String?
+
+    @Option(help: "Redis URL (overrides the file and EDDY_REDIS_URL).")
+    var redis: String?
+
+    @Option(help: "Kafka consumer group (overrides the file).")
+    var group: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    @Option(help: "Seconds between progress lines in the log (0: none).")
+    var statsInterval: Double = 10
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "eddy.run")
+        var t = try loadTopology(topology)
+        if let group { t.source.group = group }
+        let env = ProcessInfo.processInfo.environment
+        let config = WorkerConfig(
+            topology: t, brokers: brokers ?? env["EDDY_BROKERS"].flatMap { $0.isEmpty ? nil : $0 },
+            redisURL: redis ?? env["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
+        let worker = StreamWorker(config: config, logger: logger)
+        do { try worker.start() } catch {
+            throw CLIError("eddy run: \(error)")
+        }
+
+        let stop = DispatchSemaphore(value: 0)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { stop.signal() }
+            s.resume()
+            return s
+        }
+        var last = ContinuousClock.now
+        while stop.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            if statsInterval > 0, ContinuousClock.now - last >= .seconds(statsInterval) {
+                last = ContinuousClock.now
+                logger.info("\(worker.summary)")
+            }
+        }
+        logger.info("stopping: flushing and committing")
+        worker.stop()
+        _ = sources
+    }
+}

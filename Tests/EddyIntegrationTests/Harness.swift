@@ -1,0 +1,181 @@
+import EddyCore
+import EddyKafka
+import EddyRedis
+import EddyTopology
+import Foundation
+import Testing
+
+/// Real processes for end-to-end tests: the `eddy` binary, a mock Kafka
+/// cluster over TCP, a real `redis-server`.
+enum Harness {
+    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The built `eddy` binary (`swift build` builds it; `.ci/run` does).
+    static var eddy: String {
+        for config in ["debug", "release"] {
+            let p = root.appendingPathComponent(".build/\(config)/eddy").path
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        Issue.record("the eddy binary is not built: run `swift build` before `swift test`")
+        return "/nonexistent/eddy"
+    }
+
+    static func topology(_ name: String = "clickstream") throws -> Topology {
+        try TopologyLoader(environment: [:]).load(path: root.appendingPathComponent("Topologies/\(name).yaml").path)
+    }
+
+    static func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-it-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// Runs `eddy args` to completion.
+    @discardableResult
+    static func run(_ args: [String], in dir: URL) throws -> (status: Int32, stderr: String) {
+        let p = try Background(args, in: dir, name: "cmd-\(UUID().uuidString.prefix(6))")
+        let status = p.wait()
+        return (status, p.log)
+    }
+}
+
+/// An `eddy` process with its stderr in a file.
+final class Background: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    init(_ args: [String], in dir: URL, name: String) throws {
+        logPath = dir.appendingPathComponent("\(name).log").path
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Harness.eddy)
+        process.arguments = args
+        process.currentDirectoryURL = Harness.root
+        let handle = FileHandle(forWritingAtPath: logPath)!
+        process.standardError = handle
+        process.standardOutput = handle
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ s: Int32) { kill(process.processIdentifier, s) }
+
+    @discardableResult
+    func wait() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Waits up to `seconds` for the exit; nil if still running.
+    func wait(seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+}
+
+/// A mock Kafka cluster plus helpers to watch a consumer group's progress.
+final class KafkaFixture: @unchecked Sendable {
+    let cluster: MockCluster
+    let topic: String
+    let partitions: Int
+
+    init(topic: String = "clickstream", partitions: Int = 8, extraTopics: [String] = ["clickstream.dlq"]) throws {
+        cluster = try MockCluster(brokers: 1, topics: [(topic, partitions)] + extraTopics.map { ($0, partitions) })
+        self.topic = topic
+        self.partitions = partitions
+    }
+
+    var brokers: String { cluster.bootstrapServers }
+
+    /// High watermarks of every partition.
+    func endOffsets() throws -> [Int32: Int64] {
+        let c = try KafkaConsumer(config: ["bootstrap.servers": brokers], topics: [])
+        defer { try? c.close() }
+        var out: [Int32: Int64] = [:]
+        for p in 0..<Int32(partitions) { out[p] = try c.watermarks(topic: topic, partition: p).high }
+        return out
+    }
+
+    /// The group's committed offsets.
+    func committed(group: String) throws -> [Int32: Int64] {
+        let c = try KafkaConsumer(config: ["bootstrap.servers": brokers, "group.id": group], topics: [])
+        defer { try? c.close() }
+        let tps = (0..<Int32(partitions)).map { TopicPartition(topic: topic, partition: $0) }
+        var out: [Int32: Int64] = [:]
+        for tpo in try c.committed(partitions: tps) { out[tpo.partition] = tpo.offset }
+        return out
+    }
+
+    /// Waits until the group has committed every partition's end.
+    func waitUntilCommitted(group: String, timeout: Double) throws -> Bool {
+        let end = try endOffsets()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let done = try committed(group: group)
+            if end.allSatisfy({ done[$0.key] ?? -1 >= $0.value }) { return true }
+            usleep(200_000)
+        }
+        return false
+    }
+
+    /// Every record of a topic, read from the beginning, with headers.
+    func readAll(topic: String) throws -> [(key: [UInt8]?, value: [UInt8], headers: [String: String])] {
+        let c = try KafkaConsumer(config: ["bootstrap.servers": brokers], topics: [], partitionEOF: true)
+        defer { try? c.close() }
+        try c.assign((0..<Int32(partitions)).map { TopicPartitionOffset(topic: topic, partition: $0, offset: KafkaOffset.beginning) })
+        var out: [(key: [UInt8]?, value: [UInt8], headers: [String: String])] = []
+        var eof = Set<Int32>()
+        let deadline = Date().addingTimeInterval(30)
+        while eof.count < partitions && Date() < deadline {
+            try c.poll(maxMessages: 1000, timeoutMs: 200) { event in
+                switch event {
+                case .message(let m):
+                    var h: [String: String] = [:]
+                    for header in m.headers { h[header.key] = header.value.map { String(decoding: $0, as: UTF8.self) } }
+                    out.append((m.key.map { Array($0) }, Array(m.payload ?? UnsafeRawBufferPointer(start: nil, count: 0)), h))
+                case .partitionEOF(let e): eof.insert(e.partition)
+                case .error: break
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Compares every key's state in Redis with `eddy replay --emit final` on
+/// the same events: all features read at each key's key time.
+func compareRedisWithReplay(events: String, redis: RedisURL, dir: URL, prefix: String = "clickstream:",
+                            topology name: String = "clickstream") throws -> (keys: Int, mismatches: [String]) {
+    let out = dir.appendingPathComponent("replay-\(UUID().uuidString.prefix(6)).jsonl").path
+    let r = try Harness.run(["replay", "--topology", "Topologies/\(name).yaml", "--input", events, "--out", out], in: dir)
+    #expect(r.status == 0, "replay failed: \(r.stderr)")
+    let engine = FeatureEngine(topology: try Harness.topology(name))
+    let conn = try RedisConnection(url: redis)
+    var mismatches: [String] = []
+    var keys = 0
+    let text = try String(contentsOfFile: out, encoding: .utf8)
+    for line in text.split(separator: "\n") {
+        keys += 1
+        guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let key = obj["key"] as? String, let k = (obj["key_time"] as? NSNumber)?.int64Value
+        else { mismatches.append("unparsable replay line \(line)"); continue }
+        let reply = try conn.command("HGET", prefix + key, "_state")
+        guard let blob = reply.bytes else { mismatches.append("\(key): missing in Redis"); continue }
+        var w = JSONWriter()
+        w.raw("{\"key\":")
+        w.string(key)
+        w.raw(",\"key_time\":")
+        w.int(k)
+        w.raw(UInt8(ascii: ","))
+        blob.withUnsafeBytes { engine.writeFeatures(blob: $0.baseAddress!, at: k, into: &w) }
+        w.raw(UInt8(ascii: "}"))
+        let got = String(decoding: w.bytes, as: UTF8.self)
+        if got != String(line) { mismatches.append("\(key):\n  redis  \(got)\n  replay \(line)") }
+    }
+    let size = try conn.command("DBSIZE").integer ?? -1
+    if size != Int64(keys) { mismatches.append("Redis holds \(size) keys, replay \(keys)") }
+    return (keys, mismatches)
+}

@@ -1,0 +1,119 @@
+import EddyCore
+import EddyKafka
+import EddyRedis
+import Foundation
+import Testing
+
+/// The stream worker end to end: events produced through Kafka (mock
+/// cluster over TCP) into a real `eddy run` process writing a real Redis.
+@Suite(.serialized) struct WorkerTests {
+    func produce(_ events: String, kafka: KafkaFixture, dir: URL) throws {
+        let r = try Harness.run(["dev", "produce", "--topology", "clickstream", "--brokers", kafka.brokers, "--input", events], in: dir)
+        #expect(r.status == 0, "produce failed: \(r.stderr)")
+    }
+
+    func startWorker(kafka: KafkaFixture, redis: RedisServerProcess, group: String, dir: URL, name: String) throws -> Background {
+        try Background(["run", "clickstream", "--brokers", kafka.brokers, "--redis", redis.url.description, "--group", group,
+                        "--stats-interval", "1"], in: dir, name: name)
+    }
+
+    @Test func workerStateEqualsReplay() throws {
+        let dir = try Harness.tempDir()
+        let redis = try RedisServerProcess()
+        let kafka = try KafkaFixture()
+        let events = dir.appendingPathComponent("events.jsonl").path
+        try Harness.run(["dev", "generate", "--count", "100000", "--users", "5000", "--seed", "3", "--out", events], in: dir)
+        try produce(events, kafka: kafka, dir: dir)
+        let worker = try startWorker(kafka: kafka, redis: redis, group: "g-equal", dir: dir, name: "worker")
+        #expect(try kafka.waitUntilCommitted(group: "g-equal", timeout: 120), "worker log:\n\(worker.log)")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 5) == 0, "SIGTERM: exit 0 within 5 s\n\(worker.log)")
+        let (keys, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir)
+        #expect(keys == 5000)
+        #expect(mismatches.isEmpty, "\(mismatches.count) mismatches, first: \(mismatches.prefix(3))")
+        // Point features are plain hash fields.
+        let conn = try RedisConnection(url: redis.url)
+        let fields = try conn.command("HGETALL", "clickstream:u0000042").array?.compactMap(\.string) ?? []
+        #expect(fields.contains("last_items") && fields.contains("session_events") && fields.contains("_K"))
+        let ttl = try conn.command("PTTL", "clickstream:u0000042").integer ?? -1
+        #expect(ttl > 6 * 86_400_000 && ttl <= 7 * 86_400_000)
+    }
+
+    @Test func malformedInputIsDeadLetteredAndNothingElseLost() throws {
+        let dir = try Harness.tempDir()
+        let redis = try RedisServerProcess()
+        let kafka = try KafkaFixture()
+        let generated = dir.appendingPathComponent("generated.jsonl").path
+        try Harness.run(["dev", "generate", "--count", "30000", "--users", "2000", "--seed", "5", "--out", generated], in: dir)
+        // Every 100th event is replaced by one of five kinds of bad input.
+        var lines = try String(contentsOfFile: generated, encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
+        let bigKey = "{\"user_id\":\"" + String(repeating: "k", count: 200_000) + "\",\"ts\":1767225600000,\"event\":\"view\"}"
+        for i in stride(from: 50, to: lines.count, by: 100) {
+            switch (i / 100) % 5 {
+            case 0: lines[i] = Array(lines[i].prefix(lines[i].count / 2))  // truncated JSON
+            case 1: lines[i] = Array("{\"ts\":1767225600000,\"event\":\"view\",\"item_id\":\"i1\"}".utf8)  // no key
+            case 2: lines[i] = Array("{\"user_id\":\"u0000001\",\"ts\":\"yesterday\",\"event\":\"view\"}".utf8)  // wrong type
+            case 3: lines[i] = (0..<64).map { UInt8(truncatingIfNeeded: ($0 * 37 + i) % 250) | 0x80 }  // binary
+            default: lines[i] = Array(bigKey.utf8)  // a 200 KB key
+            }
+        }
+        let events = dir.appendingPathComponent("events.jsonl").path
+        FileManager.default.createFile(atPath: events, contents: Data(lines.joined(separator: [0x0A]) + [0x0A]))
+        try produce(events, kafka: kafka, dir: dir)
+
+        let worker = try startWorker(kafka: kafka, redis: redis, group: "g-bad", dir: dir, name: "worker")
+        #expect(try kafka.waitUntilCommitted(group: "g-bad", timeout: 120), "worker log:\n\(worker.log)")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 5) == 0, "\(worker.log)")
+
+        let (_, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir)
+        #expect(mismatches.isEmpty, "\(mismatches.count) mismatches, first: \(mismatches.prefix(3))")
+
+        // The dead-letter topic holds every rejected event, with its reason,
+        // exactly as replay rejects them.
+        let rejects = dir.appendingPathComponent("rejects.jsonl").path
+        try Harness.run(["replay", "--topology", "clickstream", "--input", events, "--out", "/dev/null", "--dead-letter", rejects], in: dir)
+        var expected: [String: Int] = [:]
+        for line in try String(contentsOfFile: rejects, encoding: .utf8).split(separator: "\n") {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            expected[obj["reason"] as! String, default: 0] += 1
+        }
+        var got: [String: Int] = [:]
+        let dlq = try kafka.readAll(topic: "clickstream.dlq")
+        for record in dlq {
+            got[record.headers["eddy.reason"] ?? "?", default: 0] += 1
+            #expect(record.headers["eddy.topic"] == "clickstream" && record.headers["eddy.offset"] != nil)
+        }
+        // 300 bad lines, 60 of each kind; binary bytes are not JSON at all.
+        #expect(expected["not_json"] == 120 && expected["missing_key"] == 60 && expected["bad_ts"] == 60)
+        #expect(expected["key_too_long"] == 60 && expected["late", default: 0] > 0)
+        #expect(got == expected, "dead letters by reason: got \(got), replay rejected \(expected)")
+        // The original bytes travel with the record.
+        #expect(dlq.contains { $0.value.count > 200_000 && $0.headers["eddy.reason"] == "key_too_long" })
+    }
+
+    @Test func sigtermMidStreamThenRestartIsExact() throws {
+        let dir = try Harness.tempDir()
+        let redis = try RedisServerProcess()
+        let kafka = try KafkaFixture()
+        let events = dir.appendingPathComponent("events.jsonl").path
+        try Harness.run(["dev", "generate", "--count", "120000", "--users", "20000", "--seed", "9", "--out", events], in: dir)
+        try produce(events, kafka: kafka, dir: dir)
+        let first = try startWorker(kafka: kafka, redis: redis, group: "g-restart", dir: dir, name: "first")
+        // Stop it part-way: once it has written something.
+        let conn = try RedisConnection(url: redis.url)
+        let deadline = Date().addingTimeInterval(60)
+        while (try conn.command("DBSIZE").integer ?? 0) < 2000 && Date() < deadline { usleep(20_000) }
+        first.signal(SIGTERM)
+        #expect(first.wait(seconds: 5) == 0, "\(first.log)")
+        let committed = try kafka.committed(group: "g-restart").values.reduce(0, +)
+        #expect(committed > 0 && committed < 120_000, "stopped mid-stream (committed \(committed))")
+
+        let second = try startWorker(kafka: kafka, redis: redis, group: "g-restart", dir: dir, name: "second")
+        #expect(try kafka.waitUntilCommitted(group: "g-restart", timeout: 120), "\(second.log)")
+        second.signal(SIGTERM)
+        #expect(second.wait(seconds: 5) == 0)
+        let (_, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir)
+        #expect(mismatches.isEmpty, "\(mismatches.count) mismatches, first: \(mismatches.prefix(3))")
+    }
+}
