@@ -43,7 +43,8 @@ public final class StreamWorker: @unchecked Sendable {
             let probe = try RedisConnection(url: redisURL)
             _ = try probe.command("PING").checked()
             try probe.scriptLoad(RedisScript(FencedWrite.source))
-            // TODO(serving): install the read Function library here.
+            // The read path: one FCALL returns features at any time T.
+            try FunctionLibrary.install(on: probe, topology: t)
             probe.close()
         } catch {
             throw WorkerError("cannot reach Redis at \(redisURL): \(error). Start it or pass --redis URL (or EDDY_REDIS_URL).")

@@ -78,9 +78,12 @@ public struct JSONWriter: Sendable {
         _ = n
     }
 
-    /// A number: integral values print without a fraction.
+    /// A number: integral values print without a fraction; a value that
+    /// overflowed to infinity (a huge sum) is not a JSON number: `null`.
     public mutating func double(_ v: Double) {
-        if v == v.rounded(), abs(v) < 1e15 {
+        if !v.isFinite {
+            null()
+        } else if v == v.rounded(), abs(v) < 1e15 {
             int(Int64(v))
         } else {
             bytes.append(contentsOf: v.description.utf8)
