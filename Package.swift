@@ -23,6 +23,9 @@ let package = Package(
         .systemLibrary(
             name: "CHiredis", pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]),
 
         // Pure, deterministic feature core: no I/O, no clocks, no threads.
         // Exclusivity is proven by construction here (one engine per thread);
@@ -34,8 +37,10 @@ let package = Package(
         .target(name: "EddyTopology", dependencies: [
             "EddyCore", .product(name: "Yams", package: "Yams"),
         ]),
-        // Replay over files: line reading, point-in-time rows, labels, summary.
-        .target(name: "EddyReplay", dependencies: ["EddyCore"], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        // Replay over files (JSON Lines, gzip) or a bounded Kafka range:
+        // point-in-time rows, labels, CSV, backfills into Redis, verify.
+        .target(name: "EddyReplay", dependencies: ["EddyCore", "EddyKafka", "EddyRedis", "EddyServing", "CZlib"],
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         // Lock-free SPSC rings, stage threads, parking.
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),

@@ -34,4 +34,19 @@ eddy_rd_kafka_produce(rd_kafka_t *rk,
                                  RD_KAFKA_V_END);
 }
 
+/*
+ * Fixed-arity wrapper for the variadic
+ * rd_kafka_mock_broker_push_request_error_rtts(): pushes one (error, delay)
+ * entry onto a mock broker's error stack for `api_key`.
+ */
+static inline rd_kafka_resp_err_t
+eddy_rd_kafka_mock_broker_push_request_error_rtt(rd_kafka_mock_cluster_t *mcluster,
+                                                  int32_t broker_id,
+                                                  int16_t api_key,
+                                                  rd_kafka_resp_err_t err,
+                                                  int rtt_ms) {
+        return rd_kafka_mock_broker_push_request_error_rtts(
+            mcluster, broker_id, api_key, 1, err, rtt_ms);
+}
+
 #endif

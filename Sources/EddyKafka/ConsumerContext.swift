@@ -11,13 +11,28 @@ import CRdKafka
 final class ConsumerContext {
     weak var consumer: KafkaConsumer?
     let handlers: RebalanceHandlers
+    /// Whether the configured assignors use the COOPERATIVE protocol.
+    ///
+    /// Derived from `partition.assignment.strategy` instead of calling
+    /// `rd_kafka_rebalance_protocol()` in the callback: that call can block
+    /// forever when the callback runs inside `rd_kafka_consumer_close()`
+    /// (librdkafka issue #4041). librdkafka requires all configured assignors
+    /// to share one protocol, so the configuration decides it.
+    let cooperative: Bool
     /// Errors from callbacks, delivered as `.error` events by the next poll.
     var pendingErrors: [KafkaError] = []
-    /// Partitions revoked during the current poll batch.
+    /// Partitions revoked during the current poll batch. Records of these
+    /// partitions in the batch were fetched before the revoke (librdkafka
+    /// discards later ones as outdated), so `poll` drops them.
     var revokedDuringBatch: Set<TopicPartition> = []
+    /// Set once the first assignment (possibly empty) arrived, i.e. the
+    /// member completed a SyncGroup.
+    var everAssigned = false
 
-    init(handlers: RebalanceHandlers) {
+    init(handlers: RebalanceHandlers, assignmentStrategy: String) {
         self.handlers = handlers
+        let assignors = assignmentStrategy.split(separator: ",").map { $0.filter { !$0.isWhitespace } }
+        self.cooperative = !assignors.isEmpty && assignors.allSatisfy { $0 == "cooperative-sticky" }
     }
 
     var opaque: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
@@ -28,13 +43,11 @@ final class ConsumerContext {
 
     func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t,
                    _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
-        let protocolName = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) }
-        let cooperative = protocolName == "COOPERATIVE"
         let partitions = NativePartitionList.partitions(list)
-        print("DEBUG rebalance \(String(cString: rd_kafka_name(rk))) err=\(err.rawValue) n=\(partitions.count)\n", terminator: "")
 
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            everAssigned = true
             if cooperative {
                 record(rd_kafka_incremental_assign(rk, list), "incremental assign")
             } else {

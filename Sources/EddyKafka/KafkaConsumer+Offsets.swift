@@ -62,7 +62,7 @@ extension KafkaConsumer {
     /// For each partition, the earliest offset whose timestamp is >=
     /// `timestampMs`, or ``KafkaOffset/end`` if there is none.
     ///
-    /// Note: librdkafka's mock cluster answers every lookup with the end offset.
+    /// Note: librdkafka's mock cluster answers every lookup with ``KafkaOffset/end``.
     public func offsetsForTimes(_ partitions: [TopicPartition], timestampMs: Int64,
                                 timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartitionOffset] {
         try checkOpen()

@@ -19,7 +19,7 @@ extension KafkaConsumer {
     @discardableResult
     public func poll<Sink: KafkaEventSink>(into sink: inout Sink, maxMessages: Int = 1024,
                                            timeoutMs: Int32 = 100) throws(KafkaError) -> Int {
-        try checkOpen()
+        try checkPollable()
         precondition(!isPolling, "KafkaConsumer.poll is not reentrant")
         precondition(maxMessages > 0, "maxMessages must be positive")
         isPolling = true
@@ -38,25 +38,27 @@ extension KafkaConsumer {
         let revoked = context.revokedDuringBatch
         for i in 0..<count {
             let message = batch[i]!
+            defer { rd_kafka_message_destroy(message) }
             let err = message.pointee.err
-            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                let index = topicIndex(for: message.pointee.rkt)
-                if revoked.isEmpty
-                    || !revoked.contains(TopicPartition(topic: topics[index], partition: message.pointee.partition)) {
-                    sink.receive(.message(KafkaMessageView(native: message, topicIndex: index)))
-                    delivered += 1
-                }
-            } else if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                let eof = PartitionEOF(topicIndex: topicIndex(for: message.pointee.rkt),
-                                       partition: message.pointee.partition,
-                                       nextOffset: message.pointee.offset)
-                sink.receive(.partitionEOF(eof))
-                delivered += 1
-            } else {
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__PARTITION_EOF else {
                 sink.receive(.error(consumerError(message)))
                 delivered += 1
+                continue
             }
-            rd_kafka_message_destroy(message)
+            let index = topicIndex(for: message.pointee.rkt)
+            let partition = message.pointee.partition
+            // Fetched before a revoke in this batch: the new owner reads it.
+            if !revoked.isEmpty, index >= 0,
+               revoked.contains(TopicPartition(topic: topics[index], partition: partition)) {
+                continue
+            }
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                sink.receive(.message(KafkaMessageView(native: message, topicIndex: index)))
+            } else {
+                sink.receive(.partitionEOF(PartitionEOF(topicIndex: index, partition: partition,
+                                                        nextOffset: message.pointee.offset)))
+            }
+            delivered += 1
         }
         if !context.pendingErrors.isEmpty {
             let errors = context.pendingErrors

@@ -35,7 +35,11 @@ public final class KafkaConsumer {
     let handle: KafkaHandle
     let queue: OpaquePointer  // rd_kafka_queue_t for the consumer group queue
     let context: ConsumerContext
+    /// Set while `rd_kafka_consumer_close` runs (handlers may still commit).
+    var isClosing = false
     var isClosed = false
+    /// Whether `subscribe` was called (group member rather than explicit assign).
+    let isSubscribed: Bool
     var isPolling = false
     /// Reusable `rd_kafka_message_t *` array for batch consumption.
     var batch: UnsafeMutableBufferPointer<UnsafeMutablePointer<rd_kafka_message_t>?>
@@ -69,7 +73,9 @@ public final class KafkaConsumer {
         }
         self.config = properties
         self.topics = []
-        self.context = ConsumerContext(handlers: handlers)
+        self.isSubscribed = !topics.isEmpty
+        self.context = ConsumerContext(handlers: handlers,
+                                       assignmentStrategy: properties["partition.assignment.strategy"] ?? "range,roundrobin")
         self.batch = .allocate(capacity: 1024)
 
         let conf = try properties.makeNative()
@@ -98,11 +104,9 @@ public final class KafkaConsumer {
     }
 
     deinit {
-        print("DEBUG deinit \(handle.name) group=\(config["group.id"] ?? "") closed=\(isClosed)\n", terminator: "")
-        defer { print("DEBUG destroyed \(handle.name)\n", terminator: "") }
         if !isClosed {
             // `context.consumer` is already nil here, so handlers are skipped.
-            _ = rd_kafka_consumer_close(handle.pointer)
+            _ = closeNative()
         }
         rd_kafka_queue_destroy(queue)
         for entry in topicIndexCache { rd_kafka_topic_destroy(entry.rkt) }
@@ -112,19 +116,6 @@ public final class KafkaConsumer {
 
     /// This client's librdkafka name.
     public var name: String { handle.name }
-
-    /// Leaves the group cleanly (`rd_kafka_consumer_close`): runs `onRevoke`
-    /// for the current assignment, then stops. Idempotent. Call it
-    /// explicitly: if the consumer is merely released, it still leaves the
-    /// group but handlers are not called.
-    public func close() throws(KafkaError) {
-        guard !isClosed else { return }
-        precondition(!isPolling, "KafkaConsumer.close() called from inside poll")
-        isClosed = true
-        let err = rd_kafka_consumer_close(handle.pointer)
-        context.pendingErrors.removeAll()
-        try KafkaError.check(err, "consumer close failed")
-    }
 
     /// The current assignment.
     public func assignment() throws(KafkaError) -> [TopicPartition] {
@@ -146,6 +137,11 @@ public final class KafkaConsumer {
 
     func checkOpen() throws(KafkaError) {
         if isClosed { throw KafkaError(code: .state, message: "consumer \(name) is closed") }
+    }
+
+    func checkPollable() throws(KafkaError) {
+        try checkOpen()
+        if isClosing { throw KafkaError(code: .state, message: "consumer \(name) is closing") }
     }
 
     /// Adds unseen topic names to `topics`, keeping existing indexes.

@@ -9,8 +9,8 @@ import Synchronization
 /// long-lived host process just has to keep a reference.
 ///
 /// Limits of the mock (librdkafka 2.0): each partition keeps only about 5 MB
-/// of batches (oldest dropped silently), timestamp lookups answer with the end
-/// offset, there is no admin API (create topics with ``createTopic(name:partitions:)``;
+/// of batches (oldest dropped silently), timestamp lookups answer with the
+/// logical end offset (-1), there is no admin API (create topics with ``createTopic(name:partitions:)``;
 /// unknown topics are auto-created with 4 partitions) and a group join takes
 /// about 3 s.
 ///
@@ -80,6 +80,20 @@ public final class MockCluster: Sendable {
                 rd_kafka_mock_push_request_errors_array(cluster, apiKey.rawValue, $0.count, $0.baseAddress)
             }
             return RD_KAFKA_RESP_ERR_NO_ERROR
+        }
+    }
+
+    /// Makes broker `broker` answer its next `responses.count` requests of
+    /// type `apiKey` with the given error (``KafkaErrorCode/noError`` for a
+    /// normal answer) after the given delay, in order. Useful to hold a
+    /// request (e.g. SyncGroup) in flight.
+    public func pushBrokerRequestErrors(broker: Int32, apiKey: KafkaApiKey,
+                                        responses: [(error: KafkaErrorCode, delayMs: Int)]) throws(KafkaError) {
+        for response in responses {
+            try withCluster("push request error for broker \(broker)") { cluster in
+                eddy_rd_kafka_mock_broker_push_request_error_rtt(
+                    cluster, broker, apiKey.rawValue, response.error.native, Int32(response.delayMs))
+            }
         }
     }
 

@@ -48,6 +48,22 @@ public final class LabelSet {
 
     public var count: Int { lines.count }
 
+    /// Every member name of the label objects, in order of first
+    /// appearance (the label columns of a CSV header).
+    public func fieldNames() -> [String] {
+        var names: [String] = []
+        var seen: Set<String> = []
+        for line in lines {
+            line.withUnsafeBytes { b in
+                JSONMembers.forEach(b) { name, _ in
+                    let n = String(decoding: name, as: UTF8.self)
+                    if seen.insert(n).inserted { names.append(n) }
+                }
+            }
+        }
+        return names
+    }
+
     /// Creates each label key's slot, so label keys are found by slot alone.
     func attach(to engine: FeatureEngine) {
         var bySlot: [Int32: [Int]] = [:]

@@ -1,17 +1,26 @@
+import CZlib
 import Glibc
 
 /// Reads a file or standard input in large blocks and hands out its lines
 /// (without the newline) as borrowed byte views, without copying them.
+/// A gzip-compressed file (recognized by its magic bytes, whatever its name)
+/// is decompressed on the fly with zlib's `gzread`.
 public final class LineReader {
     let fd: Int32
     let ownsFD: Bool
+    /// Set for a gzip file; it owns `fd` then.
+    var gz: gzFile?
     var buffer: UnsafeMutableRawPointer
     var capacity: Int
     var start = 0
     var end = 0
     var eof = false
-    /// Bytes read so far.
+    /// Bytes handed out so far (decompressed bytes for a gzip file).
     public private(set) var bytesRead = 0
+    /// The file's size on disk, when it is a regular file.
+    public let fileSize: Int?
+    /// Whether the file is gzip-compressed.
+    public var isCompressed: Bool { gz != nil }
 
     /// Opens `path`, or standard input for `-`.
     public init(path: String, blockSize: Int = 4 << 20) throws(ReplayError) {
@@ -22,13 +31,31 @@ public final class LineReader {
             guard fd >= 0 else { throw .io("cannot open \(path): \(String(cString: strerror(errno)))") }
             ownsFD = true
         }
+        var st = stat()
+        fileSize = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : nil
+        var magic: (UInt8, UInt8) = (0, 0)
+        if fileSize != nil, pread(fd, &magic, 2, 0) == 2, magic == (0x1F, 0x8B) {
+            guard let g = gzdopen(fd, "rb") else {
+                close(fd)
+                throw .io("cannot open \(path) as gzip")
+            }
+            gzbuffer(g, 1 << 18)
+            gz = g
+        }
         capacity = blockSize
         buffer = malloc(capacity)!
     }
 
     deinit {
-        if ownsFD { close(fd) }
+        if let gz { gzclose(gz) } else if ownsFD { close(fd) }
         free(buffer)
+    }
+
+    /// How far into the file reading is, in bytes on disk (compressed bytes
+    /// for a gzip file): with `fileSize`, the progress of a replay.
+    public var position: Int {
+        if let gz { return Int(gzoffset(gz)) }
+        return bytesRead
     }
 
     /// Calls `body` with each line; stops early when it returns false.
@@ -65,10 +92,21 @@ public final class LineReader {
             capacity *= 2  // a line longer than the buffer
             buffer = realloc(buffer, capacity)!
         }
-        let n = read(fd, buffer + end, capacity - end)
-        if n < 0 {
-            if errno == EINTR { return }
-            throw .io("read failed: \(String(cString: strerror(errno)))")
+        let n: Int
+        if let gz {
+            let r = gzread(gz, buffer + end, UInt32(min(capacity - end, 1 << 30)))
+            if r < 0 {
+                var code: Int32 = 0
+                let message = gzerror(gz, &code).map { String(cString: $0) } ?? "error \(code)"
+                throw .io("gzip read failed: \(message)")
+            }
+            n = Int(r)
+        } else {
+            n = read(fd, buffer + end, capacity - end)
+            if n < 0 {
+                if errno == EINTR { return }
+                throw .io("read failed: \(String(cString: strerror(errno)))")
+            }
         }
         if n == 0 { eof = true }
         end += n
@@ -80,10 +118,13 @@ public final class LineReader {
 public enum ReplayError: Error, CustomStringConvertible {
     case io(String)
     case badLabel(line: Int, String)
+    case kafka(String)
+    case redis(String)
+    case usage(String)
 
     public var description: String {
         switch self {
-        case .io(let m): return m
+        case .io(let m), .kafka(let m), .redis(let m), .usage(let m): return m
         case .badLabel(let line, let m): return "labels line \(line): \(m)"
         }
     }

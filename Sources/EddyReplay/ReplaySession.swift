@@ -8,6 +8,9 @@ public enum EmitMode: String, Sendable, CaseIterable {
     case rows
     /// One line per key: features read at `T = K` after all events.
     case final
+    /// Every key's final state written to Redis with the worker's fenced
+    /// writes (Kafka sources only: the fences are Kafka offsets).
+    case redis
 }
 
 /// Counts a replay reports in its summary.
@@ -41,13 +44,39 @@ public final class ReplaySession {
     let labels: LabelSet?
     /// Rejected events, for a dead-letter file: (line number, reason).
     public var onReject: ((Int, RejectReason, UnsafeRawBufferPointer) -> Void)?
+    /// Rejected Kafka events: (source, offset, reason, value), where source
+    /// is the number the caller gave with the event.
+    public var onKafkaReject: ((Int32, Int64, RejectReason, UnsafeRawBufferPointer) -> Void)?
     var lineNumber = 0
+    /// Whether each key's last applied (source, offset) is kept, for fenced
+    /// writes to Redis.
+    let tracksOffsets: Bool
+    var appliedSource: [Int32] = []
+    var appliedOffset: [Int64] = []
+    /// Whether decoding needs the Kafka message key (`key: kafka`).
+    let usesMessageKey: Bool
 
-    public init(topology: Topology, emit: EmitMode, labels: LabelSet? = nil, expectedKeys: Int = 1 << 16) {
+    /// - Parameter trackOffsets: keep each key's last applied Kafka
+    ///   (source, offset) (see `lastApplied(_:)`); for `consume(_:key:...)`.
+    public init(topology: Topology, emit: EmitMode, labels: LabelSet? = nil, expectedKeys: Int = 1 << 16,
+                trackOffsets: Bool = false) {
         self.engine = FeatureEngine(topology: topology, expectedKeys: expectedKeys)
         self.emit = emit
         self.labels = labels
+        self.tracksOffsets = trackOffsets
+        if case .messageKey = topology.key { usesMessageKey = true } else { usesMessageKey = false }
         labels?.attach(to: engine)
+    }
+
+    /// The column names of every row, in order, as the JSON Lines hold them
+    /// (for a CSV header).
+    public var columns: [String] {
+        let features = engine.topology.features.flatMap(\.outputNames)
+        if let labels { return labels.fieldNames() + features }
+        switch emit {
+        case .rows: return ["key", "ts"] + features
+        case .final, .redis: return ["key", "key_time"] + features
+        }
     }
 
     /// One event on its way through the lookahead pipeline: its own copy of
@@ -59,6 +88,9 @@ public final class ReplaySession {
         var length = 0
         var line = 0
         var rejected: RejectReason?
+        /// Kafka events: the caller's source number (-1 for file lines) and offset.
+        var source: Int32 = -1
+        var offset: Int64 = -1
 
         var message: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: length) }
     }
@@ -121,6 +153,53 @@ public final class ReplaySession {
         }
     }
 
+    /// Like `consume(_:into:)` for a Kafka message: its key and timestamp
+    /// (used when the topology reads `key: kafka` / `time: kafka`), and a
+    /// caller-chosen source number (>= 0, e.g. a partition index) and offset
+    /// that dead letters and, with `trackOffsets`, `lastApplied` report.
+    ///
+    /// The same lookahead pipeline as `consume(_:into:)`, kept separate so
+    /// the file path stays as it is. One session takes events from one kind
+    /// of source.
+    @inline(__always)
+    public func consume(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, timestampMs: Int64,
+                        source: Int32, offset: Int64, into out: inout JSONWriter) {
+        let depth = Self.depth
+        let e = inFlight + head
+        let keyCount = usesMessageKey ? (key?.count ?? 0) : 0
+        let need = message.count + keyCount
+        if need > e.pointee.capacity {
+            e.pointee.bytes.deallocate()
+            e.pointee.capacity = need * 2
+            e.pointee.bytes = .allocate(byteCount: e.pointee.capacity, alignment: 16)
+        }
+        if message.count > 0 { e.pointee.bytes.copyMemory(from: message.baseAddress!, byteCount: message.count) }
+        var messageKey: UnsafeRawBufferPointer? = nil
+        if usesMessageKey, let key {
+            if keyCount > 0 { (e.pointee.bytes + message.count).copyMemory(from: key.baseAddress!, byteCount: keyCount) }
+            messageKey = UnsafeRawBufferPointer(start: e.pointee.bytes + message.count, count: keyCount)
+        }
+        e.pointee.length = message.count
+        e.pointee.source = source
+        e.pointee.offset = offset
+        e.pointee.rejected = e.pointee.decoder.decode(e.pointee.message, messageKey: messageKey, messageTimestamp: timestampMs)
+        if e.pointee.rejected == nil { engine.prefetchIndex(for: e.pointee.decoder) }
+        if pending >= 1 {
+            let p = inFlight + (head + depth - 1) % depth
+            if p.pointee.rejected == nil { engine.prefetchSlot(for: p.pointee.decoder) }
+        }
+        if pending >= 2 {
+            let p = inFlight + (head + depth - 2) % depth
+            if p.pointee.rejected == nil { engine.prefetchState(for: p.pointee.decoder) }
+        }
+        head = (head + 1) % depth
+        pending += 1
+        if pending == depth {
+            complete(inFlight + head, into: &out)
+            pending -= 1
+        }
+    }
+
     /// Applies the events still in flight.
     func drain(into out: inout JSONWriter) {
         while pending > 0 {
@@ -134,7 +213,7 @@ public final class ReplaySession {
         let e = p.pointee
         if let reason = e.rejected {
             summary.invalid[reason, default: 0] += 1
-            onReject?(e.line, reason, e.message)
+            reject(e, reason)
             return
         }
         let d = e.decoder
@@ -142,7 +221,7 @@ public final class ReplaySession {
         let ts = d.timestamp
         if engine.isLate(slot, ts: ts) {
             summary.late += 1
-            onReject?(e.line, .late, e.message)
+            reject(e, .late)
             return
         }
         summary.accepted += 1
@@ -157,12 +236,47 @@ public final class ReplaySession {
             out.raw("}\n")
         }
         engine.apply(slot, from: d)
+        if tracksOffsets { recordApplied(slot, source: e.source, offset: e.offset) }
+    }
+
+    func reject(_ e: InFlight, _ reason: RejectReason) {
+        if e.source >= 0 {
+            onKafkaReject?(e.source, e.offset, reason, e.message)
+        } else {
+            onReject?(e.line, reason, e.message)
+        }
+    }
+
+    func recordApplied(_ slot: Int32, source: Int32, offset: Int64) {
+        let i = Int(slot)
+        if i >= appliedOffset.count {
+            let grow = max(i + 1 - appliedOffset.count, appliedOffset.count)
+            appliedOffset.append(contentsOf: repeatElement(-1, count: grow))
+            appliedSource.append(contentsOf: repeatElement(-1, count: grow))
+        }
+        appliedSource[i] = source
+        appliedOffset[i] = offset
+    }
+
+    /// The (source, offset) of the last event applied to `slot`, for a
+    /// session made with `trackOffsets`; nil if none.
+    public func lastApplied(_ slot: Int32) -> (source: Int32, offset: Int64)? {
+        let i = Int(slot)
+        guard i >= 0, i < appliedOffset.count, appliedSource[i] >= 0 else { return nil }
+        return (appliedSource[i], appliedOffset[i])
+    }
+
+    /// Applies the events still in the lookahead pipeline (rows go to
+    /// `out`) and counts keys. `finish(to:)` does this first; call it
+    /// directly to read the engine's final state without writing it.
+    public func endOfInput(into out: inout JSONWriter) {
+        drain(into: &out)
+        summary.keys = engine.store.count - (labels?.unseenKeys(engine: engine) ?? 0)
     }
 
     /// Writes what is written at the end: final lines or label rows.
     public func finish(to output: OutputFile) throws(ReplayError) {
-        drain(into: &output.writer)
-        summary.keys = engine.store.count - (labels?.unseenKeys(engine: engine) ?? 0)
+        endOfInput(into: &output.writer)
         if let labels {
             labels.emitRemaining(engine: engine)
             try labels.write(to: output)

@@ -62,8 +62,12 @@ final class IngestStage {
                 if let index = free.tryPop() {
                     current = index
                 } else {
-                    if paused.isEmpty { pause() }
-                    current = free.popBlocking(timeout: .milliseconds(100))
+                    // librdkafka's own queue is bounded (queued.max.messages.kbytes),
+                    // so a short wait needs no pause; pausing purges the prefetched
+                    // messages, so only a long stall (Redis down) pauses.
+                    let waitStart = ContinuousClock.now
+                    current = free.popBlocking(timeout: .milliseconds(500))
+                    if current == nil, paused.isEmpty, ContinuousClock.now - waitStart >= .milliseconds(500) { pause() }
                     continue
                 }
             }

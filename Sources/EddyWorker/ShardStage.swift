@@ -64,20 +64,25 @@ final class ShardStage {
     }
 
     /// The stage loop: until stopped and drained.
+    ///
+    /// Flushes are adaptive: when every flush batch is with the writer
+    /// (Redis is the bottleneck), the shard keeps applying events and the
+    /// dirty set grows, so the next flush coalesces more updates per key.
     func run(_ stop: StopToken) {
         while true {
-            let untilFlush = flushInterval - (ContinuousClock.now - lastFlush)
-            if let index = input.popBlocking(timeout: max(untilFlush, .microseconds(100))) {
+            let due = !dirty.isEmpty || !seen.isEmpty
+            let untilFlush = due ? flushInterval - (ContinuousClock.now - lastFlush) : flushInterval
+            if let index = input.popBlocking(timeout: max(untilFlush, .microseconds(200))) {
                 let batch = batches[index]
                 process(batch)
                 batch.reset()
                 _ = freeBatches.pushBlocking(index, timeout: nil)
             }
-            if !dirty.isEmpty || !seen.isEmpty,
-                dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= flushInterval
-            {
-                flush(barrier: 0)
-            } else if dirty.isEmpty && seen.isEmpty {
+            if !dirty.isEmpty || !seen.isEmpty {
+                if dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= flushInterval {
+                    if let free = freeFlushes.tryPop() { flush(into: free, barrier: 0) }
+                }
+            } else {
                 lastFlush = ContinuousClock.now
             }
             if stop.isStopRequested && input.isEmpty {
@@ -90,6 +95,8 @@ final class ShardStage {
     // MARK: Applying
 
     func process(_ batch: MessageBatch) {
+        let started = ContinuousClock.now
+        defer { counters.batchLatency.record(micros: Int((ContinuousClock.now - started) / .microseconds(1))) }
         if case .barrier(let id, let revoked) = batch.control {
             flush(barrier: id)
             if let revoked { evict(partitions: Set(revoked)) }
@@ -113,7 +120,9 @@ final class ShardStage {
         if !deferred.isEmpty {
             // Hold the events of keys not in memory until their state
             // arrives: one pipelined round trip for the whole batch.
+            let loadStart = ContinuousClock.now
             load(missing)
+            counters.loadLatency.record(micros: Int((ContinuousClock.now - loadStart) / .microseconds(1)))
             var none: [[UInt8]: PartitionID] = [:]
             for i in deferred {
                 let r = batch.records[i]
@@ -127,6 +136,7 @@ final class ShardStage {
             }
         }
         counters.consumed.wrappingIncrement(by: batch.count, ordering: .relaxed)
+        counters.batches.wrappingIncrement(ordering: .relaxed)
         counters.applied.wrappingIncrement(by: applied, ordering: .relaxed)
         counters.late.wrappingIncrement(by: late, ordering: .relaxed)
         counters.invalid.wrappingIncrement(by: invalid, ordering: .relaxed)
@@ -275,6 +285,10 @@ final class ShardStage {
     /// (non-zero) asks the writer to commit synchronously and report it.
     func flush(barrier: Int) {
         guard let index = freeFlushes.popBlocking(timeout: nil) else { return }
+        flush(into: index, barrier: barrier)
+    }
+
+    func flush(into index: Int, barrier: Int) {
         let fb = flushes[index]
         fb.reset()
         fb.barrierID = barrier

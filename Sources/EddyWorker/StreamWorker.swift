@@ -42,7 +42,7 @@ public final class StreamWorker: @unchecked Sendable {
         do {
             let probe = try RedisConnection(url: redisURL)
             _ = try probe.command("PING").checked()
-            try probe.scriptLoad(RedisScript(FencedWrite.source))
+            try probe.scriptLoad(RedisScript(FencedBatchWrite.source))
             // The read path: one FCALL returns features at any time T.
             try FunctionLibrary.install(on: probe, topology: t)
             probe.close()

@@ -13,9 +13,9 @@ public struct WorkerConfig: Sendable {
     /// size, the bound on buffered messages (backpressure beyond it).
     public var batchesInFlight = 8
     /// Flushes in flight between the shard and the Redis writer.
-    public var flushesInFlight = 4
+    public var flushesInFlight = 2
     /// Flush early when this many keys are dirty.
-    public var maxDirtyKeys = 4096
+    public var maxDirtyKeys = 50_000
     /// Keys kept in memory; beyond it the least recently flushed clean keys
     /// are evicted (they reload from Redis when they come back).
     public var maxKeysInMemory = 2_000_000
@@ -47,7 +47,8 @@ public struct WorkerConfig: Sendable {
 
     /// Producer properties for the dead-letter topic.
     public var producerProperties: [String: String] {
-        var p: [String: String] = ["bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "5"]
+        // linger 1 ms: offsets wait for dead letters to be delivered.
+        var p: [String: String] = ["bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "1"]
         for (k, v) in topology.source.properties where k.hasPrefix("security.") || k.hasPrefix("sasl.") || k.hasPrefix("ssl.") {
             p[k] = v
         }

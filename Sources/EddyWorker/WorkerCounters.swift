@@ -5,6 +5,8 @@ import EddyCore
 /// add to these once per batch, never per event.
 public final class WorkerCounters: Sendable {
     public let consumed = ManagedAtomic<Int>(0)
+    /// Message batches handed from ingest to the shard.
+    public let batches = ManagedAtomic<Int>(0)
     public let applied = ManagedAtomic<Int>(0)
     public let late = ManagedAtomic<Int>(0)
     public let invalid = ManagedAtomic<Int>(0)
@@ -28,6 +30,10 @@ public final class WorkerCounters: Sendable {
     public let invalidByReason: [ManagedAtomic<Int>] = RejectReason.allCases.map { _ in ManagedAtomic(0) }
     /// Kafka timestamp -> Redis write acknowledged, per event.
     public let freshness = LatencyHistogram()
+    /// Loading missing keys from Redis, per batch that needed it.
+    public let loadLatency = LatencyHistogram()
+    /// Time the shard spent applying a batch (loads included), per batch.
+    public let batchLatency = LatencyHistogram()
     /// Flush write latency, per flush.
     public let flushLatency = LatencyHistogram()
 

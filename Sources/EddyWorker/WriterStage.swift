@@ -22,7 +22,7 @@ final class WriterStage {
     let deadLetters: DeadLetterSink
     /// The last barrier whose writes and commit are done.
     let barrierDone: BarrierSignal
-    let script = RedisScript(FencedWrite.source)
+    let script = RedisScript(FencedBatchWrite.source)
     var redis: RedisConnection?
 
     init(flushes: Pool<FlushBatch>, input: SPSCRing<Int>, free: SPSCRing<Int>, counters: WorkerCounters,
@@ -82,29 +82,34 @@ final class WriterStage {
         while true {
             do {
                 let redis = try connection()
-                let ttl = String(ttlMs)
+                let per = FencedBatchWrite.entitiesPerCall
+                let calls = (fb.entities.count + per - 1) / per
                 let replies: [RedisReply] = try fb.bytes.withUnsafeBytes { bytes in
-                    try redis.evalshaPipeline(script, count: fb.entities.count) { i, call in
-                        let e = fb.entities[i]
-                        call.keys.add(UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)]))
-                        call.arguments.add(fb.partitionNames[i])
-                        call.arguments.add(e.offset)
-                        call.arguments.add(ttl)
-                        for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
-                            let (start, length) = fb.fieldRanges[f]
-                            call.arguments.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+                    try redis.evalshaPipeline(script, count: calls) { c, call in
+                        call.arguments.add(ttlMs)
+                        for i in (c * per)..<min((c + 1) * per, fb.entities.count) {
+                            let e = fb.entities[i]
+                            call.keys.add(UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)]))
+                            call.arguments.add(fb.partitionNames[i])
+                            call.arguments.add(e.offset)
+                            call.arguments.add(e.fieldCount / 2)
+                            for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
+                                let (start, length) = fb.fieldRanges[f]
+                                call.arguments.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+                            }
                         }
                     }
                 }
                 var written = 0, fenced = 0
-                for reply in replies {
+                for (c, reply) in replies.enumerated() {
+                    let inCall = min((c + 1) * per, fb.entities.count) - c * per
                     if let message = reply.errorMessage {
                         logger.error("a fenced write failed in Redis: \(message)")
                         counters.redisErrors.wrappingIncrement(ordering: .relaxed)
-                    } else if reply.integer == 1 {
-                        written += 1
                     } else {
-                        fenced += 1
+                        let n = Int(reply.integer ?? 0)
+                        written += n
+                        fenced += inCall - n
                     }
                 }
                 counters.entitiesWritten.wrappingIncrement(by: written, ordering: .relaxed)

@@ -92,3 +92,133 @@ import Testing
         #expect(x.count / 1000 > 80 && x.count / 1000 < 120)  // about 100 bytes an event
     }
 }
+
+/// File-level features of the replay tool: gzip input and output, CSV rows,
+/// the JSON member splitter behind them, range options.
+@Suite struct ReplayFormatTests {
+    func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-format-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    func lines(_ reader: LineReader) throws -> [String] {
+        var out: [String] = []
+        try reader.forEachLine { out.append(String(decoding: $0, as: UTF8.self)); return true }
+        return out
+    }
+
+    @Test func gzipOutputIsReadBackAndIsRealGzip() throws {
+        let dir = try tempDir()
+        let path = dir.appendingPathComponent("events.jsonl.gz").path
+        let output = try OutputFile(path: path)
+        var expected: [String] = []
+        var gen = ClickstreamGenerator(seed: 3, users: 20)
+        var line: [UInt8] = []
+        for _ in 0..<20_000 {
+            line.removeAll(keepingCapacity: true)
+            gen.next(into: &line)
+            expected.append(String(decoding: line, as: UTF8.self))
+            output.writer.raw(line)
+            output.writer.raw(UInt8(ascii: "\n"))
+            try output.flushIfNeeded(threshold: 1 << 16)
+        }
+        try output.close()
+        let reader = try LineReader(path: path, blockSize: 1 << 12)
+        #expect(reader.isCompressed)
+        #expect(try lines(reader) == expected)
+        #expect(reader.position == reader.fileSize)  // progress reaches the compressed size
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        #expect(size < expected.joined().utf8.count / 3)
+        // The system's gzip agrees.
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = ["-t", path]
+        try gzip.run()
+        gzip.waitUntilExit()
+        #expect(gzip.terminationStatus == 0)
+        // A plain file is read as it is.
+        let plain = dir.appendingPathComponent("plain.jsonl").path
+        try "a\nb\n".write(toFile: plain, atomically: true, encoding: .utf8)
+        let r = try LineReader(path: plain)
+        #expect(try lines(r) == ["a", "b"] && !r.isCompressed && r.fileSize == 4)
+    }
+
+    @Test func csvRowsQuoteWhatNeedsIt() throws {
+        let t = try makeTopology("  - {name: items, kind: last_n, field: item, n: 3}\n  - {name: s, kind: sum, field: price, window: 1h}")
+        let dir = try tempDir()
+        let path = dir.appendingPathComponent("out.csv").path
+        let session = ReplaySession(topology: t, emit: .rows)
+        let output = try OutputFile(path: path)
+        output.csv = CSVConverter(header: session.columns)
+        for e in [
+            ev("u1", 1000, #""item":"a,b","price":2.5"#),
+            ev("u1", 2000, #""item":"say \"hi\"""#),
+            ev("u,2", 3000, #""item":"x""#),
+        ] {
+            var bytes = Array(e.utf8)
+            bytes.withUnsafeMutableBytes { session.consume(UnsafeRawBufferPointer($0), into: &output.writer) }
+        }
+        try session.finish(to: output)
+        try output.close()
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text == #"""
+            key,ts,items,s
+            u1,1000,[],0
+            u1,2000,"[""a,b""]",2.5
+            "u,2",3000,[],0
+
+            """#)
+    }
+
+    @Test func csvLabelColumnsAreTheUnionOfLabelFields() throws {
+        let dir = try tempDir()
+        let labelsPath = dir.appendingPathComponent("labels.jsonl").path
+        try """
+            {"key":"u1","ts":1500,"label":1}
+            { "ts" : 10, "key":"u2", "weight": 0.5 , "note":"a \\"b\\"" }
+            """.write(toFile: labelsPath, atomically: true, encoding: .utf8)
+        let labels = try LabelSet(path: labelsPath)
+        #expect(labels.fieldNames() == ["key", "ts", "label", "weight", "note"])
+        let t = try makeTopology("  - {name: items, kind: last_n, field: item, n: 3}")
+        let session = ReplaySession(topology: t, emit: .rows, labels: labels)
+        #expect(session.columns == ["key", "ts", "label", "weight", "note", "items"])
+        let path = dir.appendingPathComponent("out.csv").path
+        let output = try OutputFile(path: path)
+        output.csv = CSVConverter(header: session.columns)
+        var e = Array(ev("u1", 1000, #""item":"a""#).utf8)
+        e.withUnsafeMutableBytes { session.consume(UnsafeRawBufferPointer($0), into: &output.writer) }
+        try session.finish(to: output)
+        try output.close()
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == #"""
+            key,ts,label,weight,note,items
+            u1,1500,1,,,"[""a""]"
+            u2,10,,0.5,"a ""b""",[]
+
+            """#)
+    }
+
+    @Test func jsonMembersSplitsTopLevelOnly() {
+        let text = Array(#"{ "a" : 1 , "b\"c": [1,{"x":"]"}], "d":"e\u00e9\"", "n":null,"o":{"p":[]} }"#.utf8)
+        let members = JSONMembers.members(text)
+        #expect(members?.map(\.name) == ["a", "b\"c", "d", "n", "o"])
+        #expect(members?.map { String(decoding: $0.value, as: UTF8.self) } == ["1", #"[1,{"x":"]"}]"#, #""e\u00e9\"""#, "null", #"{"p":[]}"#])
+        #expect(JSONMembers.members(Array("[1]".utf8)) == nil)
+        #expect(JSONMembers.members(Array(#"{"a":1"#.utf8)) == nil)
+        var out: [UInt8] = []
+        let s = Array(#"e\u00e9\"\n\ud83d\ude00"#.utf8)
+        s.withUnsafeBytes { JSONMembers.unescapeString($0, into: &out) }
+        #expect(String(decoding: out, as: UTF8.self) == "eé\"\n😀")
+    }
+
+    @Test func startOffsetsParse() {
+        let parsed = KafkaRange.parseStartOffsets("0:10,3:0,orders.v1:2:7")
+        #expect(parsed == [
+            .init(topic: nil, partition: 0, offset: 10), .init(topic: nil, partition: 3, offset: 0),
+            .init(topic: "orders.v1", partition: 2, offset: 7),
+        ])
+        #expect(KafkaRange.parseStartOffsets("1") == nil)
+        #expect(KafkaRange.parseStartOffsets("a:b") == nil)
+        #expect(KafkaRange.parseStartOffsets("0:-1") == nil)
+    }
+}

@@ -9,6 +9,7 @@ private struct Replay: Sendable {
     var header: [UInt8]?
     var partitionCount: Int
     var topics: [String]
+    var timeLookup: [TopicPartitionOffset]
 }
 
 private struct PauseRun: Sendable {
@@ -59,9 +60,12 @@ private struct PauseRun: Sendable {
             }, done: { eof.count == 2 })
             let count = try consumer.partitionCount(topic: topic)
             let topics = consumer.topics
+            let timeLookup = try consumer.offsetsForTimes(
+                [TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1)],
+                timestampMs: 0)
             try consumer.close()
             return Replay(watermarks0: marks0, watermarks1: marks1, offsets: offsets, eof: eof,
-                          header: header, partitionCount: count, topics: topics)
+                          header: header, partitionCount: count, topics: topics, timeLookup: timeLookup)
         }
         #expect(replay.watermarks0 == (0, 100))
         #expect(replay.watermarks1 == (0, 50))
@@ -71,6 +75,12 @@ private struct PauseRun: Sendable {
         #expect(replay.header == Array("40".utf8))
         #expect(replay.partitionCount == 2)
         #expect(replay.topics == [topic])
+        // One answer per partition. A real broker answers 0 here; the mock
+        // answers every timestamp lookup with the logical end (-1).
+        #expect(replay.timeLookup.map(\.partition) == [0, 1])
+        for answer in replay.timeLookup {
+            #expect(answer.offset == 0 || answer.offset == KafkaOffset.end, "\(answer)")
+        }
     }
 
     @Test func pausedPartitionIsNotDeliveredUntilResumed() async throws {

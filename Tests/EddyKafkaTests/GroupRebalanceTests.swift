@@ -31,6 +31,7 @@ private struct Outcome: Sendable {
     var assignedB: [[TopicPartition]]
     var commitErrorsInsideRevoke: [String]
     var revokedOnCloseA: Int
+    var survivorRevokes = 0
 }
 
 @Suite struct GroupRebalanceTests {
@@ -65,9 +66,14 @@ private struct Outcome: Sendable {
                 revokedOnCloseA: 0)
             let revokesBeforeClose = logA.revoked.count
             try a.close()
+            // The survivor takes over everything (cooperatively: an assign only).
+            try pollUntil([b], what: "survivor owning all partitions", { _, _ in },
+                          done: { Set(try b.assignment()) == all })
             try b.close()
             var result = outcome
             result.revokedOnCloseA = logA.revoked.count - revokesBeforeClose
+            result.survivorRevokes = logB.revoked.count
+            result.commitErrorsInsideRevoke = logA.commitErrorsInsideRevoke + logB.commitErrorsInsideRevoke
             return result
         }
 
@@ -85,5 +91,37 @@ private struct Outcome: Sendable {
         #expect(Set(outcome.assignedB.flatMap { $0 }) == outcome.finalB)
         // Closing revokes the remaining partitions through the handler.
         #expect(outcome.revokedOnCloseA == 1)
+        // B was never revoked until its own close.
+        #expect(outcome.survivorRevokes == 1)
+    }
+}
+
+@Suite struct CloseDuringFirstJoinTests {
+    /// librdkafka 2.0 aborts when a sticky member is destroyed between its
+    /// JoinGroup and SyncGroup responses (#4312); close() must wait that out.
+    @Test func closingBetweenJoinGroupAndSyncGroupIsSafe() async throws {
+        let cluster = try MockCluster(topics: [(name: "joining", partitions: 2)])
+        // Hold the SyncGroup response for 4 s; the mock answers JoinGroup
+        // after ~3 s, so closing at ~4.5 s lands inside the window.
+        try cluster.pushBrokerRequestErrors(broker: 1, apiKey: .syncGroup, responses: [(.noError, 4_000)])
+        let (assignedBeforeClose, revokedOnClose) = try await onThread { () throws -> (Int, Int) in
+            var assigned = 0
+            var revoked = 0
+            let consumer = try KafkaConsumer(
+                config: groupConfig(cluster, group: "joining"), topics: ["joining"],
+                handlers: RebalanceHandlers(onAssign: { _, p in assigned += p.count },
+                                            onRevoke: { _, p in revoked += p.count }))
+            let deadline = ContinuousClock.now.advanced(by: .milliseconds(4_500))
+            while ContinuousClock.now < deadline {
+                try consumer.poll(timeoutMs: 100) { _ in }
+            }
+            let before = assigned
+            try consumer.close()
+            return (before, revoked)
+        }
+        // Still in the window when close() started; it then completed the join
+        // and revoked the partitions cleanly instead of crashing.
+        #expect(assignedBeforeClose == 0)
+        #expect(revokedOnClose == 2)
     }
 }

@@ -44,7 +44,8 @@ func groupConfig(_ cluster: MockCluster, group: String) -> [String: String] {
         "heartbeat.interval.ms": "300",
         "topic.metadata.refresh.interval.ms": "1000",
         "fetch.wait.max.ms": "50",
-    ]
+    ].merging(ProcessInfo.processInfo.environment["EDDY_KAFKA_DEBUG"].map { ["debug": $0] } ?? [:],
+              uniquingKeysWith: { $1 })
 }
 
 func producerConfig(_ cluster: MockCluster) -> [String: String] {

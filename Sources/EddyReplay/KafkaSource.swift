@@ -1,0 +1,446 @@
+import EddyCore
+import EddyKafka
+import Glibc
+
+/// Which part of a topic a Kafka replay reads.
+public struct KafkaRange: Sendable, Equatable {
+    public enum Start: Sendable, Equatable {
+        /// The oldest retained message of each partition.
+        case earliest
+        /// The first message whose Kafka timestamp is >= this (epoch ms).
+        case time(Int64)
+    }
+
+    public enum End: Sendable, Equatable {
+        /// The high watermarks when the replay starts.
+        case now
+        /// Up to (not including) the first message whose Kafka timestamp is
+        /// >= this (epoch ms).
+        case time(Int64)
+    }
+
+    /// A start offset for one partition; `topic` nil means every topic.
+    public struct StartOffset: Sendable, Equatable {
+        public var topic: String?
+        public var partition: Int32
+        public var offset: Int64
+        public init(topic: String?, partition: Int32, offset: Int64) {
+            self.topic = topic
+            self.partition = partition
+            self.offset = offset
+        }
+    }
+
+    public var start: Start
+    public var end: End
+    /// Explicit start offsets; they win over `start` for their partitions.
+    public var startOffsets: [StartOffset]
+
+    public init(start: Start = .earliest, end: End = .now, startOffsets: [StartOffset] = []) {
+        self.start = start
+        self.end = end
+        self.startOffsets = startOffsets
+    }
+
+    /// Parses `P:O,P:O` or `TOPIC:P:O,...`.
+    public static func parseStartOffsets(_ text: String) -> [StartOffset]? {
+        var out: [StartOffset] = []
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2 || parts.count >= 3 else { return nil }
+            let offsetText = parts[parts.count - 1], partitionText = parts[parts.count - 2]
+            guard let p = Int32(partitionText), p >= 0, let o = Int64(offsetText), o >= 0 else { return nil }
+            let topic = parts.count >= 3 ? parts[0..<(parts.count - 2)].joined(separator: ":") : nil
+            out.append(StartOffset(topic: topic, partition: p, offset: o))
+        }
+        return out.isEmpty ? nil : out
+    }
+}
+
+/// One partition of a Kafka replay: where it starts and ends, fixed when
+/// the replay starts.
+public struct PartitionPlan: Sendable, CustomStringConvertible {
+    public let topic: String
+    public let partition: Int32
+    /// Watermarks when the replay started.
+    public let low: Int64, high: Int64
+    /// The first offset to read.
+    public var start: Int64
+    /// The offset to stop before.
+    public var end: Int64
+    /// For a broker that cannot look up timestamps: read from `start`, skip
+    /// messages until the first one whose timestamp is >= this.
+    public var skipBeforeMs: Int64?
+    /// For such a broker: stop at the first message whose timestamp is >= this.
+    public var stopAtMs: Int64?
+
+    /// `topic:partition`, as the fences name it.
+    public var name: String { "\(topic):\(partition)" }
+    public var description: String {
+        var s = "\(topic)[\(partition)] \(start)..<\(end)"
+        if let skipBeforeMs { s += " from ts \(skipBeforeMs)" }
+        if let stopAtMs { s += " until ts \(stopAtMs)" }
+        return s
+    }
+}
+
+/// A bounded replay of a topology's topics: a group-less consumer assigned
+/// explicit start offsets, reading until every partition reaches the end
+/// offset fixed when it started. Arrival order within a partition is offset
+/// order, and one key lives in one partition, so every key's events reach
+/// the session in order (different keys' events interleave as partitions
+/// arrive).
+///
+/// Start and end times are looked up with `offsetsForTimes`. A broker that
+/// answers every lookup with the end offset (librdkafka's mock cluster)
+/// is detected with a probe at timestamp 0, and then the replay reads from
+/// the beginning and finds the same offsets by the messages' timestamps:
+/// it starts at the first message with timestamp >= start and stops at the
+/// first with timestamp >= end, as a broker's time index would.
+public final class KafkaReplaySource {
+    public let topics: [String]
+    public let brokers: String
+    public private(set) var plans: [PartitionPlan] = []
+    /// What the user should know about the plan (printed by the CLI).
+    public private(set) var notes: [String] = []
+    /// Whether timestamp lookups were done by reading (see the type's docs).
+    public private(set) var timeLookupFallback = false
+    /// Messages skipped before the start time (fallback only).
+    public private(set) var skipped = 0
+    /// Messages read and handed to the session.
+    public private(set) var delivered = 0
+    /// Kafka errors reported while reading (printed once each).
+    public var onError: ((String) -> Void)?
+    /// How long reading may make no progress before it fails.
+    public var stallTimeoutSeconds = 120.0
+
+    let consumer: KafkaConsumer
+    let range: KafkaRange
+
+    /// Connects and fixes the plan: watermarks, start and end offsets.
+    /// - Parameters:
+    ///   - properties: extra librdkafka properties (the topology's); group
+    ///     settings are dropped unless `group` is given.
+    ///   - group: a consumer group whose id the consumer uses (for
+    ///     `commit(group:)`); nil for a private one.
+    public init(brokers: String, topics: [String], properties: [String: String] = [:], range: KafkaRange,
+                group: String? = nil) throws(ReplayError) {
+        self.brokers = brokers
+        self.topics = topics
+        self.range = range
+        var config: [String: String] = [
+            "fetch.wait.max.ms": "20",
+            "queued.max.messages.kbytes": "131072",
+            "fetch.max.bytes": "67108864",
+            "max.partition.fetch.bytes": "4194304",
+            "log_level": "3",
+        ]
+        for (k, v) in properties where !k.hasPrefix("group.") && !k.hasPrefix("partition.assignment") {
+            config[k] = v
+        }
+        config["bootstrap.servers"] = brokers
+        config["enable.auto.commit"] = "false"
+        config["auto.offset.reset"] = "earliest"
+        if let group { config["group.id"] = group }
+        do {
+            consumer = try KafkaConsumer(config: config, topics: [], partitionEOF: true)
+        } catch {
+            throw .kafka("cannot create a Kafka consumer for \(brokers): \(error)")
+        }
+        try makePlan()
+    }
+
+    /// The sum of every partition's range, in offsets.
+    public var totalOffsets: Int64 { plans.reduce(0) { $0 + max($1.end - $1.start, 0) } }
+
+    /// Offsets of the range behind the read position (for progress).
+    public private(set) var consumedOffsets: Int64 = 0
+
+    // MARK: Planning
+
+    func makePlan() throws(ReplayError) {
+        var partitions: [TopicPartition] = []
+        for topic in topics {
+            let count: Int
+            do { count = try consumer.partitionCount(topic: topic, timeoutMs: 10_000) } catch {
+                throw .kafka("cannot read the partitions of topic \"\(topic)\" at \(brokers): \(error)")
+            }
+            partitions += (0..<Int32(count)).map { TopicPartition(topic: topic, partition: $0) }
+        }
+        var marks: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        for tp in partitions {
+            do { marks[tp] = try consumer.watermarks(topic: tp.topic, partition: tp.partition) } catch {
+                throw .kafka("cannot read the offsets of \(tp) at \(brokers): \(error)")
+            }
+        }
+        let nonEmpty = partitions.filter { marks[$0]!.low < marks[$0]!.high }
+
+        // Can the broker look up timestamps? Every message has a timestamp
+        // >= 0, so a lookup at 0 must answer a non-empty partition with an
+        // offset below its high watermark.
+        var timeIndex: [TopicPartition: Bool] = [:]
+        let needsTimes: Bool = {
+            if case .time = range.start { return true }
+            if case .time = range.end { return true }
+            return false
+        }()
+        if needsTimes, !nonEmpty.isEmpty {
+            let probe = try lookup(nonEmpty, at: 0)
+            for tp in nonEmpty {
+                let o = probe[tp] ?? KafkaOffset.end
+                timeIndex[tp] = o >= 0 && o < marks[tp]!.high
+            }
+        }
+        var startAt: [TopicPartition: Int64] = [:]
+        var endAt: [TopicPartition: Int64] = [:]
+        if case .time(let t) = range.start {
+            let usable = nonEmpty.filter { timeIndex[$0] == true }
+            for (tp, o) in try lookup(usable, at: t) { startAt[tp] = o < 0 ? marks[tp]!.high : o }
+        }
+        if case .time(let t) = range.end {
+            let usable = nonEmpty.filter { timeIndex[$0] == true }
+            for (tp, o) in try lookup(usable, at: t) { endAt[tp] = o < 0 ? marks[tp]!.high : o }
+        }
+
+        var fallbacks = 0
+        var explicit = 0
+        for tp in partitions {
+            let (low, high) = marks[tp]!
+            var plan = PartitionPlan(topic: tp.topic, partition: tp.partition, low: low, high: high,
+                                     start: low, end: high)
+            let fallback = low < high && timeIndex[tp] == false
+            if let given = range.startOffsets.last(where: { $0.partition == tp.partition && ($0.topic == nil || $0.topic == tp.topic) }) {
+                explicit += 1
+                plan.start = given.offset
+                if given.offset < low {
+                    notes.append("\(tp): start offset \(given.offset) is no longer retained (oldest is \(low)); reading from \(low)")
+                    plan.start = low
+                }
+            } else if case .time(let t) = range.start {
+                if fallback { plan.skipBeforeMs = t } else { plan.start = startAt[tp] ?? high }
+            }
+            if case .time(let t) = range.end {
+                if fallback { plan.stopAtMs = t } else { plan.end = endAt[tp] ?? high }
+            }
+            if fallback && (plan.skipBeforeMs != nil || plan.stopAtMs != nil) { fallbacks += 1 }
+            plan.start = min(plan.start, high)
+            plans.append(plan)
+        }
+        if fallbacks > 0 {
+            timeLookupFallback = true
+            notes.append("""
+                the broker at \(brokers) answered timestamp lookups with the end offset for \(fallbacks) partition(s) \
+                (librdkafka's mock cluster does); reading them from the beginning and selecting messages by their \
+                Kafka timestamp instead (from the first message with timestamp >= --start, until the first with \
+                timestamp >= --end)
+                """)
+        }
+        if explicit < range.startOffsets.count {
+            let known = Set(partitions.map(\.partition))
+            for s in range.startOffsets where !known.contains(s.partition) || (s.topic.map { !topics.contains($0) } ?? false) {
+                notes.append("--start-offsets names \(s.topic.map { "\($0):" } ?? "")\(s.partition), which is not a partition of \(topics.joined(separator: ", "))")
+            }
+        }
+    }
+
+    func lookup(_ tps: [TopicPartition], at t: Int64) throws(ReplayError) -> [TopicPartition: Int64] {
+        guard !tps.isEmpty else { return [:] }
+        do {
+            var out: [TopicPartition: Int64] = [:]
+            for r in try consumer.offsetsForTimes(tps, timestampMs: t) { out[r.topicPartition] = r.offset }
+            return out
+        } catch {
+            throw .kafka("offsets-for-times lookup at \(t) failed at \(brokers): \(error)")
+        }
+    }
+
+    // MARK: Reading
+
+    /// Per partition while reading.
+    struct Cursor {
+        var end: Int64
+        /// The end planned at the start (progress accounting).
+        var plannedEnd: Int64
+        var position: Int64
+        var skipBeforeMs: Int64
+        var stopAtMs: Int64
+        var skipping: Bool
+        var done: Bool
+    }
+
+    var cursors = UnsafeMutablePointer<Cursor>.allocate(capacity: 1)
+    var cursorCount = 0
+
+    deinit { cursors.deallocate() }
+    /// consumer topic index -> partition -> plan index (-1: not ours).
+    var table: [[Int32]] = []
+    var remaining = 0
+    var newlyDone: [Int] = []
+
+    /// Reads the whole range into `session`, writing rows into `out`.
+    /// Calls `progress` after every batch of messages.
+    public func run(into session: ReplaySession, output out: OutputFile?, progress: (() -> Void)? = nil) throws {
+        cursors.deallocate()
+        cursors = .allocate(capacity: max(plans.count, 1))
+        cursorCount = plans.count
+        remaining = 0
+        for (i, p) in plans.enumerated() {
+            (cursors + i).initialize(to: Cursor(
+                end: p.end, plannedEnd: p.end, position: p.start, skipBeforeMs: p.skipBeforeMs ?? .min,
+                stopAtMs: p.stopAtMs ?? .max, skipping: p.skipBeforeMs != nil, done: p.start >= p.end))
+            if !cursors[i].done { remaining += 1 }
+        }
+        let assignment = plans.indices.filter { !cursors[$0].done }.map {
+            TopicPartitionOffset(topic: plans[$0].topic, partition: plans[$0].partition, offset: plans[$0].start)
+        }
+        guard !assignment.isEmpty else { return }
+        do { try consumer.assign(assignment) } catch { throw ReplayError.kafka("assign failed: \(error)") }
+        rebuildTable()
+        var lastProgress = monotonic()
+        var lastConsumed: Int64 = -1
+        var reported: Set<String> = []
+        while remaining > 0 {
+            var sink = Sink(source: self, session: session, output: out)
+            do {
+                try consumer.poll(into: &sink, maxMessages: 4096, timeoutMs: 100)
+            } catch {
+                throw ReplayError.kafka("Kafka poll failed: \(error)")
+            }
+            for message in sink.errors where reported.insert(message).inserted { onError?(message) }
+            if !newlyDone.isEmpty {
+                let tps = newlyDone.map { TopicPartition(topic: plans[$0].topic, partition: plans[$0].partition) }
+                newlyDone.removeAll()
+                try? consumer.pause(tps)
+            }
+            if let out { try out.flushIfNeeded() }
+            progress?()
+            let now = monotonic()
+            if consumedOffsets != lastConsumed {
+                lastConsumed = consumedOffsets
+                lastProgress = now
+            } else if now - lastProgress > stallTimeoutSeconds {
+                let stuck = plans.indices.filter { !cursors[$0].done }.map {
+                    "\(plans[$0].topic)[\(plans[$0].partition)] at \(cursors[$0].position) of \(cursors[$0].end)"
+                }
+                throw ReplayError.kafka("no progress for \(Int(stallTimeoutSeconds)) s; unfinished: \(stuck.prefix(10).joined(separator: ", "))")
+            }
+        }
+        try? consumer.unassign()
+    }
+
+    func rebuildTable() {
+        table = consumer.topics.map { name in
+            var row: [Int32] = []
+            for (i, p) in plans.enumerated() where p.topic == name {
+                let part = Int(p.partition)
+                if part >= row.count { row.append(contentsOf: repeatElement(-1, count: part + 1 - row.count)) }
+                row[part] = Int32(i)
+            }
+            return row
+        }
+    }
+
+    @inline(__always)
+    func planIndex(_ topicIndex: Int, _ partition: Int32) -> Int {
+        if topicIndex >= table.count { rebuildTable() }
+        guard topicIndex >= 0, topicIndex < table.count, partition >= 0, Int(partition) < table[topicIndex].count else { return -1 }
+        return Int(table[topicIndex][Int(partition)])
+    }
+
+    func markDone(_ i: Int) {
+        guard !cursors[i].done else { return }
+        cursors[i].done = true
+        consumedOffsets += max(cursors[i].plannedEnd - cursors[i].position, 0)
+        cursors[i].position = max(cursors[i].position, cursors[i].end)
+        remaining -= 1
+        newlyDone.append(i)
+    }
+
+    struct Sink: KafkaEventSink {
+        unowned let source: KafkaReplaySource
+        unowned let session: ReplaySession
+        let output: OutputFile?
+        var errors: [String] = []
+        var scratch = JSONWriter(capacity: 0)
+
+        init(source: KafkaReplaySource, session: ReplaySession, output: OutputFile?) {
+            self.source = source
+            self.session = session
+            self.output = output
+        }
+
+        @inline(__always)
+        mutating func receive(_ event: KafkaConsumerEvent) {
+            switch event {
+            case .message(let m):
+                let i = source.planIndex(m.topicIndex, m.partition)
+                guard i >= 0 else { return }
+                do {
+                    let c = source.cursors + i
+                    if c.pointee.done { return }
+                    if m.offset >= c.pointee.end {
+                        source.markDone(i)
+                        return
+                    }
+                    if c.pointee.skipping {
+                        if m.timestampMs < c.pointee.skipBeforeMs {
+                            source.consumedOffsets += m.offset + 1 - c.pointee.position
+                            c.pointee.position = m.offset + 1
+                            source.skipped += 1
+                            if c.pointee.position >= c.pointee.end { source.markDone(i) }
+                            return
+                        }
+                        c.pointee.skipping = false
+                    }
+                    if m.timestampMs >= c.pointee.stopAtMs {
+                        source.plans[i].end = m.offset
+                        c.pointee.end = m.offset
+                        source.markDone(i)
+                        return
+                    }
+                    let value = m.payload ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                    if let output {
+                        session.consume(value, key: m.key, timestampMs: m.timestampMs, source: Int32(i), offset: m.offset,
+                                        into: &output.writer)
+                    } else {
+                        session.consume(value, key: m.key, timestampMs: m.timestampMs, source: Int32(i), offset: m.offset,
+                                        into: &scratch)
+                    }
+                    source.delivered += 1
+                    source.consumedOffsets += m.offset + 1 - c.pointee.position
+                    c.pointee.position = m.offset + 1
+                    if c.pointee.position >= c.pointee.end { source.markDone(i) }
+                }
+            case .partitionEOF(let eof):
+                let i = source.planIndex(eof.topicIndex, eof.partition)
+                guard i >= 0, !source.cursors[i].done else { return }
+                if eof.nextOffset >= source.cursors[i].end { source.markDone(i) }
+                // A fallback end time never reached: the range ends at the
+                // high watermark fixed at the start.
+            case .error(let e):
+                errors.append("\(e)")
+            }
+        }
+    }
+
+    /// Commits each partition's end offset for the consumer's group (the
+    /// `group` given at init), so a worker of that group starts where this
+    /// replay ended.
+    public func commitEndOffsets() throws(ReplayError) {
+        let offsets = plans.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.end) }
+        do { try consumer.commit(offsets: offsets) } catch {
+            throw .kafka("committing the end offsets failed: \(error)")
+        }
+    }
+
+    /// Closes the consumer.
+    public func close() {
+        try? consumer.close()
+    }
+
+    func monotonic() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,172 @@
+import ArgumentParser
+import EddyCore
+import EddyKafka
+import EddyRedis
+import EddyReplay
+import EddyWorker
+import Foundation
+import Logging
+
+struct WorkerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "The stream worker end to end: mock Kafka -> eddy worker -> redis-server, all on this machine.",
+        discussion: """
+            Starts a redis-server and an in-process mock Kafka cluster, preloads clickstream events \
+            (lz4, 32 partitions), then measures in the same run: (1) a bare librdkafka consume loop \
+            touching every message (the baseline), (2) the worker draining the same topic into Redis, \
+            (3) freshness (Kafka timestamp -> Redis write acknowledged) at a steady produce rate, with \
+            resident memory sampled over that phase.
+            """
+    )
+
+    @Option(help: "Events to preload.") var events = 1_000_000
+    @Option(help: "Distinct users.") var users = 100_000
+    @Option(help: "Partitions.") var partitions = 32
+    @Option(help: "Steady-phase produce rate, events/s.") var rate = 50_000
+    @Option(help: "Steady-phase length in seconds (600 for the memory-flatness run).") var steadySeconds = 20
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .warning
+            return h
+        }
+        let redis = try RedisServerProcess()
+        let cluster = try MockCluster(brokers: 1, topics: [("clickstream", partitions), ("clickstream.dlq", partitions)])
+        let brokers = cluster.bootstrapServers
+        var topology = try loadTopology("clickstream")
+        topology.source.group = "bench-\(UInt32.random(in: 0...UInt32.max))"
+        printError("preloading \(events) events into \(partitions) partitions (lz4)...")
+        try preload(brokers: brokers, topology: topology)
+
+        // 1. Baseline: a bare consume loop over the same topic.
+        let rawRate = try rawConsume(brokers: brokers)
+
+        // 2. The worker draining the preloaded topic.
+        var config = WorkerConfig(topology: topology, brokers: brokers, redisURL: redis.url.description)
+        config.batchesInFlight = 8
+        let worker = StreamWorker(config: config, logger: Logger(label: "bench"))
+        try worker.start()
+        let c = worker.counters
+        var firstSeen: Double?
+        let deadline = monotonicSeconds() + 600
+        while c.consumed.load(ordering: .relaxed) < events && monotonicSeconds() < deadline {
+            if firstSeen == nil, c.consumed.load(ordering: .relaxed) > 0 { firstSeen = monotonicSeconds() }
+            usleep(1000)
+        }
+        // Count until the last flush covering everything is acknowledged.
+        let flushesAtEnd = c.flushes.load(ordering: .relaxed)
+        while c.flushes.load(ordering: .relaxed) < flushesAtEnd + 2 && monotonicSeconds() < deadline { usleep(500) }
+        let drainSeconds = monotonicSeconds() - (firstSeen ?? monotonicSeconds())
+        let workerRate = Double(events) / drainSeconds
+        let written = c.entitiesWritten.load(ordering: .relaxed)
+        let batchCount = c.batches.load(ordering: .relaxed), flushCount = c.flushes.load(ordering: .relaxed)
+        printError("drained in \(drainSeconds) s: \(batchCount) batches, \(flushCount) flushes, \(written) entity writes")
+        func ms(_ h: LatencyHistogram) -> String {
+            "n \(h.total.load(ordering: .relaxed)) mean \(h.sumMicros.load(ordering: .relaxed) / max(h.total.load(ordering: .relaxed), 1) / 1000) ms p50 \(Double(h.quantile(0.5) ?? 0) / 1000) p99 \(Double(h.quantile(0.99) ?? 0) / 1000)"
+        }
+        printError("  batches: \(ms(c.batchLatency)); loads: \(ms(c.loadLatency)); flushes: \(ms(c.flushLatency)); keys loaded \(c.keysLoaded.load(ordering: .relaxed))")
+
+        // 3. Steady rate: freshness and memory.
+        c.freshness.reset()
+        var rss: [Int] = []
+        let producer = try KafkaProducer(config: ["bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "1"])
+        var gen = ClickstreamGenerator(seed: 77, users: users)
+        let engine = FeatureEngine(topology: topology, expectedKeys: 16)
+        var buf: [UInt8] = []
+        let start = monotonicSeconds()
+        var sent = 0
+        var nextSample = start + 1
+        while monotonicSeconds() - start < Double(steadySeconds) {
+            let due = Int((monotonicSeconds() - start) * Double(rate))
+            while sent < due {
+                buf.removeAll(keepingCapacity: true)
+                gen.next(into: &buf)
+                try buf.withUnsafeBytes { line in
+                    _ = engine.decode(line)
+                    try producer.produce(topic: "clickstream", key: engine.decoder.key, value: line)
+                }
+                sent += 1
+            }
+            producer.poll(timeoutMs: 0)
+            if monotonicSeconds() >= nextSample {
+                rss.append(residentBytes())
+                nextSample += max(1, Double(steadySeconds) / 60)
+            }
+            usleep(1000)
+        }
+        _ = try? producer.flush(timeoutMs: 10_000)
+        usleep(300_000)
+        let p50 = c.freshness.quantile(0.5).map { Double($0) / 1000 } ?? -1
+        let p99 = c.freshness.quantile(0.99).map { Double($0) / 1000 } ?? -1
+        let observed = c.freshness.total.load(ordering: .relaxed)
+        worker.stop()
+        cluster.shutdown()
+
+        let later = rss.dropFirst(rss.count / 5)  // after warm-up
+        let rssMin = later.min() ?? 0, rssMax = later.max() ?? 0
+        let growth = rssMin > 0 ? Double(rssMax - rssMin) / Double(rssMin) : 0
+        if json {
+            print("""
+                {"bench":"worker","events":\(events),"raw_consume_per_s":\(Int(rawRate)),"worker_per_s":\(Int(workerRate)),\
+                "ratio":\(String(format: "%.3f", workerRate / rawRate)),"entities_written":\(written),\
+                "steady_rate":\(rate),"steady_seconds":\(steadySeconds),"freshness_p50_ms":\(p50),"freshness_p99_ms":\(p99),\
+                "freshness_events":\(observed),"rss_min":\(rssMin),"rss_max":\(rssMax),"rss_growth":\(String(format: "%.3f", growth))}
+                """)
+        } else {
+            print("worker, clickstream, \(events) events preloaded in \(partitions) partitions, \(users) users")
+            print("  baseline: bare consume loop \(Int(rawRate)) events/s")
+            print("  eddy worker end to end       \(Int(workerRate)) events/s = \(String(format: "%.0f%%", 100 * workerRate / rawRate)) of the baseline (target >= 50% and >= 500k/s); \(written) entity writes")
+            print("  freshness at \(rate) events/s for \(steadySeconds) s (Kafka timestamp -> Redis ack, \(observed) events): p50 \(p50) ms, p99 \(p99) ms (target p99 <= 10 ms)")
+            print("  resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
+        }
+    }
+
+    func preload(brokers: String, topology: Topology) throws {
+        let producer = try KafkaProducer(config: [
+            "bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "20",
+            "batch.num.messages": "10000", "queue.buffering.max.messages": "2000000",
+        ])
+        var gen = ClickstreamGenerator(seed: 42, users: users)
+        let engine = FeatureEngine(topology: topology, expectedKeys: 16)
+        var buf: [UInt8] = []
+        for _ in 0..<events {
+            buf.removeAll(keepingCapacity: true)
+            gen.next(into: &buf)
+            try buf.withUnsafeBytes { line in
+                _ = engine.decode(line)
+                try producer.produce(topic: "clickstream", key: engine.decoder.key, value: line)
+            }
+        }
+        let stats = try producer.flush(timeoutMs: 120_000)
+        guard stats.failed == 0 else { throw CLIError("preload: \(stats.failed) events not delivered") }
+    }
+
+    /// Consumes the whole topic with a bare loop that touches every byte.
+    func rawConsume(brokers: String) throws -> Double {
+        let consumer = try KafkaConsumer(config: ["bootstrap.servers": brokers, "fetch.wait.max.ms": "5",
+                                                  "queued.max.messages.kbytes": "65536"], topics: [], partitionEOF: true)
+        try consumer.assign((0..<Int32(partitions)).map { TopicPartitionOffset(topic: "clickstream", partition: $0, offset: KafkaOffset.beginning) })
+        var count = 0, checksum = 0
+        var eof = Set<Int32>()
+        var first: Double?
+        while eof.count < partitions {
+            try consumer.poll(maxMessages: 4096, timeoutMs: 100) { event in
+                switch event {
+                case .message(let m):
+                    if first == nil { first = monotonicSeconds() }
+                    count += 1
+                    if let p = m.payload { for b in p { checksum &+= Int(b) } }
+                case .partitionEOF(let e): eof.insert(e.partition)
+                case .error: break
+                }
+            }
+        }
+        let seconds = monotonicSeconds() - (first ?? monotonicSeconds())
+        try? consumer.close()
+        if checksum == 42 { printError("") }  // keep the loop's work observable
+        return Double(count) / seconds
+    }
+}
