@@ -49,11 +49,12 @@ public struct KafkaConfig: Sendable, Hashable, ExpressibleByDictionaryLiteral {
             guard res != RD_KAFKA_CONF_OK else { continue }
             let detail = String(decoding: errstr.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
                                 as: UTF8.self)
-            let kind = res == RD_KAFKA_CONF_UNKNOWN
-                ? "unknown configuration property"
-                : "invalid value \"\(value)\" for configuration property"
+            // librdkafka's text already names the property (and the value).
+            let fallback = res == RD_KAFKA_CONF_UNKNOWN
+                ? "No such configuration property: \"\(name)\""
+                : "Invalid value \"\(value)\" for configuration property \"\(name)\""
             throw KafkaError(code: .invalidArgument,
-                             message: "\(kind) \"\(name)\": \(detail)",
+                             message: detail.contains(name) ? detail : fallback,
                              property: name)
         }
         return conf

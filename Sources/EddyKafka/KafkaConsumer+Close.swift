@@ -28,7 +28,9 @@ extension KafkaConsumer {
     /// ("rd_kafka_sticky_assignor_state_destroy: Assertion `assignor_state'
     /// failed", librdkafka issue #4312, fixed in 2.3) when a member using a
     /// sticky assignor is destroyed after its JoinGroup response but before its
-    /// first SyncGroup response.
+    /// first SyncGroup response. If the first join still has not completed
+    /// after this long, the consumer leaves the group but its `rd_kafka_t` is
+    /// deliberately leaked (never destroyed) instead of aborting the process.
     public static let firstJoinSettleMs = 10_000
 
     func closeNative() -> rd_kafka_resp_err_t {
@@ -44,11 +46,15 @@ extension KafkaConsumer {
         return err
     }
 
-    /// Step 1 of ``close()``.
+    /// Step 1 of ``close()``. If the join cannot be completed in time, the
+    /// native handle is leaked rather than destroyed (see ``firstJoinSettleMs``).
     private func settleFirstJoin() {
         let strategy = config["partition.assignment.strategy"] ?? ""
         guard strategy.contains("sticky"), !context.everAssigned, hasMemberId else { return }
         serve(until: { self.context.everAssigned })
+        if !context.everAssigned && hasMemberId {
+            mustLeakHandle = true
+        }
     }
 
     /// Step 2 of ``close()``.

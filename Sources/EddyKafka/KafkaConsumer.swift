@@ -30,7 +30,12 @@ public final class KafkaConsumer {
 
     /// How long a synchronous ``commit(offsets:async:)`` keeps retrying while
     /// the coordinator answers `REBALANCE_IN_PROGRESS`.
-    public var commitRebalanceRetryMs = 10_000
+    ///
+    /// Keep it short: inside `onRevoke` the rebalance cannot finish until the
+    /// handler returns (a cooperative member rejoins only after revoking), so a
+    /// long retry only delays the group. The brief window it covers is the
+    /// coordinator still collecting SyncGroups from other members.
+    public var commitRebalanceRetryMs = 1_000
 
     let handle: KafkaHandle
     let queue: OpaquePointer  // rd_kafka_queue_t for the consumer group queue
@@ -38,6 +43,8 @@ public final class KafkaConsumer {
     /// Set while `rd_kafka_consumer_close` runs (handlers may still commit).
     var isClosing = false
     var isClosed = false
+    /// Set by `close` when destroying the handle would hit librdkafka #4312.
+    var mustLeakHandle = false
     /// Whether `subscribe` was called (group member rather than explicit assign).
     let isSubscribed: Bool
     var isPolling = false
@@ -110,7 +117,12 @@ public final class KafkaConsumer {
         }
         rd_kafka_queue_destroy(queue)
         for entry in topicIndexCache { rd_kafka_topic_destroy(entry.rkt) }
-        rd_kafka_destroy(handle.pointer)
+        if mustLeakHandle {
+            // The handle lives on; so must the callback target it points to.
+            _ = Unmanaged.passRetained(context)
+        } else {
+            rd_kafka_destroy(handle.pointer)
+        }
         batch.deallocate()
     }
 

@@ -122,19 +122,13 @@ public final class KafkaReplaySource {
     ///   - properties: extra librdkafka properties (the topology's); group
     ///     settings are dropped unless `group` is given.
     ///   - group: a consumer group whose id the consumer uses (for
-    ///     `commit(group:)`); nil for a private one.
+    ///     `commitEndOffsets()`); nil for a private one.
     public init(brokers: String, topics: [String], properties: [String: String] = [:], range: KafkaRange,
                 group: String? = nil) throws(ReplayError) {
         self.brokers = brokers
         self.topics = topics
         self.range = range
-        var config: [String: String] = [
-            "fetch.wait.max.ms": "20",
-            "queued.max.messages.kbytes": "131072",
-            "fetch.max.bytes": "67108864",
-            "max.partition.fetch.bytes": "4194304",
-            "log_level": "3",
-        ]
+        var config = Self.consumerProperties
         for (k, v) in properties where !k.hasPrefix("group.") && !k.hasPrefix("partition.assignment") {
             config[k] = v
         }
@@ -149,6 +143,24 @@ public final class KafkaReplaySource {
         }
         try makePlan()
     }
+
+    /// The consumer tuning of a replay (the topology's properties go over it).
+    ///
+    /// librdkafka 2.0 compares queued.min.messages with the length of the
+    /// one consumer queue all partitions feed; above it every partition
+    /// stops fetching and backs off (fetch.error.backoff.ms, 500 ms). A
+    /// replay slower than the fetcher then idled ~40% of the time (measured
+    /// with the mock). The prefetch is bounded by bytes instead (256 MB),
+    /// and a backoff ends sooner.
+    public static let consumerProperties: [String: String] = [
+        "fetch.wait.max.ms": "20",
+        "queued.min.messages": "10000000",
+        "queued.max.messages.kbytes": "262144",
+        "fetch.error.backoff.ms": "20",
+        "fetch.max.bytes": "67108864",
+        "max.partition.fetch.bytes": "4194304",
+        "log_level": "3",
+    ]
 
     /// The sum of every partition's range, in offsets.
     public var totalOffsets: Int64 { plans.reduce(0) { $0 + max($1.end - $1.start, 0) } }

@@ -34,25 +34,8 @@ struct ReplayKafkaBench: ParsableCommand {
         let cluster = try MockCluster(brokers: 1, topics: [(topic, partitions)])
         let brokers = cluster.bootstrapServers
 
-        // Preload.
         let pStart = monotonicSeconds()
-        let producer = try KafkaProducer(config: [
-            "bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "20",
-            "batch.num.messages": "10000", "batch.size": "1000000", "queue.buffering.max.messages": "2000000",
-            "queue.buffering.max.kbytes": "1048576",
-        ])
-        let engine = FeatureEngine(topology: t, expectedKeys: 16)
-        var gen = ClickstreamGenerator(seed: seed, users: users)
-        var buf: [UInt8] = []
-        for _ in 0..<events {
-            buf.removeAll(keepingCapacity: true)
-            gen.next(into: &buf)
-            try buf.withUnsafeBytes { line in
-                let ok = engine.decode(line) == nil
-                try producer.produce(topic: topic, key: ok ? engine.decoder.key : nil, value: line)
-            }
-        }
-        let stats = try producer.flush(timeoutMs: 120_000)
+        let stats = try preload(t, topic: topic, brokers: brokers)
         let produceSeconds = monotonicSeconds() - pStart
 
         // What the mock kept.
@@ -70,38 +53,47 @@ struct ReplayKafkaBench: ParsableCommand {
 
         // (a) Raw consume loop.
         var rawRates: [Double] = []
+        var rawCPU: [CPUTimes] = []
         var touched = 0
         for _ in 0..<repeats {
+            let before = CPUTimes.now()
             let (rate, n) = try rawLoop(brokers: brokers, topic: topic, ends: ends, lows: lows)
             rawRates.append(rate)
+            rawCPU.append(CPUTimes.now() - before)
             touched = n
         }
 
         // (b) The replay.
         var replayRates: [Double] = []
+        var replayCPU: [CPUTimes] = []
         var summary = ""
         for _ in 0..<repeats {
             let session = ReplaySession(topology: t, emit: .final)
             let output = try OutputFile(path: "/dev/null")
+            let before = CPUTimes.now()
             let start = monotonicSeconds()
             let source = try KafkaReplaySource(brokers: brokers, topics: [topic], properties: t.source.properties,
                                                range: KafkaRange())
-            let planned = monotonicSeconds()
             try source.run(into: session, output: output)
-            printError("DEBUG plan \(planned - start) s, read \(monotonicSeconds() - planned) s")
             try session.finish(to: output)
             try output.close()
             let seconds = monotonicSeconds() - start
             session.setSeconds(seconds)
             source.close()
             replayRates.append(Double(source.delivered) / seconds)
+            replayCPU.append(CPUTimes.now() - before)
             summary = session.summary.description
         }
         let raw = median(rawRates), replay = median(replayRates)
+        let n = Double(max(touched, 1))
+        let rawProcess = median(rawCPU.map(\.process)) / n * 1e6, rawMain = median(rawCPU.map(\.thread)) / n * 1e6
+        let repProcess = median(replayCPU.map(\.process)) / n * 1e6, repMain = median(replayCPU.map(\.thread)) / n * 1e6
         if json {
             print("""
                 {"bench":"replay-kafka","events":\(events),"retained":\(retained),"partitions":\(partitions),\
-                "raw_consume_per_s":\(Int(raw)),"replay_per_s":\(Int(replay)),"ratio":\(String(format: "%.3f", replay / raw))}
+                "raw_consume_per_s":\(Int(raw)),"replay_per_s":\(Int(replay)),"ratio":\(String(format: "%.3f", replay / raw)),\
+                "raw_cpu_us":\(String(format: "%.3f", rawProcess)),"raw_main_cpu_us":\(String(format: "%.3f", rawMain)),\
+                "replay_cpu_us":\(String(format: "%.3f", repProcess)),"replay_main_cpu_us":\(String(format: "%.3f", repMain))}
                 """)
         } else {
             print("replay --from-kafka --emit final, \(t.name), \(events) events produced (lz4) to \(partitions) partitions of an in-process mock cluster, median of \(repeats)")
@@ -109,19 +101,42 @@ struct ReplayKafkaBench: ParsableCommand {
             print("  (a) raw consume loop     \(fmt(raw)) messages/s  (\(touched) messages touched)")
             print("  (b) replay --from-kafka  \(fmt(replay)) events/s")
             print("  ratio (b)/(a)            \(String(format: "%.2f", replay / raw))")
+            print("  CPU per message, µs      (a) \(us(rawProcess)) process, \(us(rawMain)) polling thread;  (b) \(us(repProcess)) process, \(us(repMain)) replay thread")
+            print("                           (process = every thread, the in-process mock broker's too; a busy machine shows in the rates, less in CPU)")
             print("  last replay: \(summary)")
         }
         cluster.shutdown()
+    }
+
+    /// Produces the generated events, keyed by user (the producer is gone
+    /// when this returns).
+    func preload(_ t: Topology, topic: String, brokers: String) throws -> DeliveryStats {
+        let producer = try KafkaProducer(config: [
+            "bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "20",
+            "batch.num.messages": "10000", "batch.size": "1000000", "queue.buffering.max.messages": "2000000",
+            "queue.buffering.max.kbytes": "1048576",
+        ])
+        let engine = FeatureEngine(topology: t, expectedKeys: 16)
+        var gen = ClickstreamGenerator(seed: seed, users: users)
+        var buf: [UInt8] = []
+        for _ in 0..<events {
+            buf.removeAll(keepingCapacity: true)
+            gen.next(into: &buf)
+            try buf.withUnsafeBytes { line in
+                let ok = engine.decode(line) == nil
+                try producer.produce(topic: topic, key: ok ? engine.decoder.key : nil, value: line)
+            }
+        }
+        return try producer.flush(timeoutMs: 120_000)
     }
 
     /// Assigns every partition from its low watermark and polls until each
     /// reached its high watermark, touching every message's bytes.
     func rawLoop(brokers: String, topic: String, ends: [Int32: Int64], lows: [Int32: Int64]) throws -> (Double, Int) {
         let start = monotonicSeconds()
-        let consumer = try KafkaConsumer(config: [
-            "bootstrap.servers": brokers, "fetch.wait.max.ms": "20", "queued.max.messages.kbytes": "131072",
-            "fetch.max.bytes": "67108864", "max.partition.fetch.bytes": "4194304",
-        ], topics: [], partitionEOF: true)
+        var config = KafkaReplaySource.consumerProperties  // the same tuning as the replay
+        config["bootstrap.servers"] = brokers
+        let consumer = try KafkaConsumer(config: config, topics: [], partitionEOF: true)
         try consumer.assign(ends.keys.sorted().map { TopicPartitionOffset(topic: topic, partition: $0, offset: lows[$0]!) })
         var sink = RawSink(ends: ends)
         while sink.done.count < ends.filter({ $0.value > lows[$0.key]! }).count {
@@ -155,5 +170,26 @@ struct ReplayKafkaBench: ParsableCommand {
     }
 
     func fmt(_ r: Double) -> String { String(format: "%10.0f", r) }
+    func us(_ v: Double) -> String { String(format: "%.2f", v) }
+
+    /// CPU seconds of the whole process and of the calling thread.
+    struct CPUTimes {
+        var process: Double
+        var thread: Double
+
+        static func now() -> CPUTimes {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            let p = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+                + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+            var ts = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+            return CPUTimes(process: p, thread: Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9)
+        }
+
+        static func - (a: CPUTimes, b: CPUTimes) -> CPUTimes {
+            CPUTimes(process: a.process - b.process, thread: a.thread - b.thread)
+        }
+    }
     func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 }

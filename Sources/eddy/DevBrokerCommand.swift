@@ -21,6 +21,7 @@ struct DevBrokerCommand: ParsableCommand {
     @Option(help: "Also write the bootstrap address to this file.") var bootstrapFile: String?
 
     func run() throws {
+        let signals = TerminationSignals()  // before the cluster's threads start
         var names = topics
         let sources = topologies.isEmpty && topics.isEmpty ? ["clickstream"] : topologies
         for name in sources {
@@ -42,17 +43,7 @@ struct DevBrokerCommand: ParsableCommand {
         print(cluster.bootstrapServers)
         fflush(nil)  // all streams: stdout is a global var Swift 6 will not touch
         printError("mock Kafka at \(cluster.bootstrapServers): topics \(unique.joined(separator: ", ")) with \(partitions) partitions each")
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let handlers = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { stop.signal() }
-            s.resume()
-            return s
-        }
-        stop.wait()
+        signals.wait()
         cluster.shutdown()
-        _ = handlers
     }
 }

@@ -94,9 +94,20 @@ struct ReplayCommand: ParsableCommand {
         if let output, (format ?? defaultFormat) == .csv { output.csv = CSVConverter(header: session.columns) }
         let dlq = try deadLetter.map { try OutputFile(path: $0) }
 
+        if emit == .redis, try source.range().start != .earliest || !source.range().startOffsets.isEmpty {
+            printError("""
+                warning: --emit redis with --start or --start-offsets writes states built from part of the topic; \
+                a key written here carries a newer offset than a complete state and wins over it (and a worker loads it). \
+                Backfill a new --prefix with the whole retained topic unless that is what you want.
+                """)
+        }
         let start = monotonicSeconds()
         let kafka = try source.replay(topology: t, into: session, output: output, deadLetters: dlq, progress: progress,
                                       label: "replay \(t.name)", commitGroup: commitGroup)
+        if emit == .redis, let kafka, kafka.plans.contains(where: { $0.low > 0 }) {
+            let trimmed = kafka.plans.filter { $0.low > 0 }.count
+            printError("warning: \(trimmed) partition(s) no longer hold their oldest offsets (retention); the states written are built from the retained events only")
+        }
         if let output {
             try session.finish(to: output)
             try output.close()

@@ -42,6 +42,7 @@ struct RunCommand: ParsableCommand {
             return h
         }
         let logger = Logger(label: "eddy.run")
+        let signals = TerminationSignals()  // before any thread starts
         var t = try loadTopology(topology)
         if let group { t.source.group = group }
         let env = ProcessInfo.processInfo.environment
@@ -53,17 +54,8 @@ struct RunCommand: ParsableCommand {
             throw CLIError("eddy run: \(error)")
         }
 
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { stop.signal() }
-            s.resume()
-            return s
-        }
         var last = ContinuousClock.now
-        while stop.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+        while !signals.wait(timeout: .milliseconds(200)) {
             if statsInterval > 0, ContinuousClock.now - last >= .seconds(statsInterval) {
                 last = ContinuousClock.now
                 logger.info("\(worker.summary)")
@@ -71,6 +63,5 @@ struct RunCommand: ParsableCommand {
         }
         logger.info("stopping: flushing and committing")
         worker.stop()
-        _ = sources
     }
 }

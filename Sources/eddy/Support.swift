@@ -16,6 +16,9 @@ func loadTopology(_ nameOrPath: String) throws -> Topology {
         if FileManager.default.fileExists(atPath: candidate) { path = candidate }
     }
     do {
+        if !FileManager.default.fileExists(atPath: path), let text = EmbeddedTopologies.all[nameOrPath] {
+            return try loader.parse(text, file: "<embedded \(nameOrPath).yaml>")
+        }
         return try loader.load(path: path)
     } catch {
         throw CLIError(error.description)

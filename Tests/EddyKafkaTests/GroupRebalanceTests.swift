@@ -7,7 +7,7 @@ private final class RebalanceLog {
     var revoked: [[TopicPartition]] = []
     /// Assignment size observed inside onRevoke (before the unassign).
     var assignmentInsideRevoke: [Int] = []
-    var commitErrorsInsideRevoke: [String] = []
+    var commitErrorsInsideRevoke: [KafkaError] = []
 
     func handlers() -> RebalanceHandlers {
         RebalanceHandlers(
@@ -17,7 +17,7 @@ private final class RebalanceLog {
                 assignmentInsideRevoke.append((try? consumer.assignment().count) ?? -1)
                 // Commit inside the handler, as the engine's worker does.
                 let offsets = partitions.map { TopicPartitionOffset($0, offset: 1) }
-                do { try consumer.commit(offsets: offsets) } catch { commitErrorsInsideRevoke.append("\(error)") }
+                do throws(KafkaError) { try consumer.commit(offsets: offsets) } catch { commitErrorsInsideRevoke.append(error) }
             })
     }
 }
@@ -29,7 +29,10 @@ private struct Outcome: Sendable {
     var revokedA: [[TopicPartition]]
     var assignmentInsideRevokeA: [Int]
     var assignedB: [[TopicPartition]]
-    var commitErrorsInsideRevoke: [String]
+    /// Commit errors in A's revoke while B joined (group mid-rebalance).
+    var commitErrorsWhileRebalancing: [KafkaError]
+    /// Commit errors in the revokes run by close() (group stable).
+    var commitErrorsOnClose: [KafkaError] = []
     var revokedOnCloseA: Int
     var survivorRevokes = 0
 }
@@ -62,7 +65,7 @@ private struct Outcome: Sendable {
             let outcome = Outcome(
                 aloneA: aloneA, finalA: Set(try a.assignment()), finalB: Set(try b.assignment()),
                 revokedA: logA.revoked, assignmentInsideRevokeA: logA.assignmentInsideRevoke,
-                assignedB: logB.assigned, commitErrorsInsideRevoke: logA.commitErrorsInsideRevoke,
+                assignedB: logB.assigned, commitErrorsWhileRebalancing: logA.commitErrorsInsideRevoke,
                 revokedOnCloseA: 0)
             let revokesBeforeClose = logA.revoked.count
             try a.close()
@@ -73,7 +76,8 @@ private struct Outcome: Sendable {
             var result = outcome
             result.revokedOnCloseA = logA.revoked.count - revokesBeforeClose
             result.survivorRevokes = logB.revoked.count
-            result.commitErrorsInsideRevoke = logA.commitErrorsInsideRevoke + logB.commitErrorsInsideRevoke
+            result.commitErrorsOnClose = Array(logA.commitErrorsInsideRevoke.dropFirst(outcome.commitErrorsWhileRebalancing.count))
+                + logB.commitErrorsInsideRevoke
             return result
         }
 
@@ -87,7 +91,13 @@ private struct Outcome: Sendable {
         #expect(!revokedA.isEmpty)
         #expect(revokedA == outcome.finalB)
         #expect(outcome.assignmentInsideRevokeA.first == 6)
-        #expect(outcome.commitErrorsInsideRevoke.isEmpty)
+        // A commit from onRevoke while the group is still rebalancing may be
+        // refused by the coordinator; only such rebalance errors are acceptable.
+        let rebalanceCodes: Set<KafkaErrorCode> = [.rebalanceInProgress, .illegalGeneration, .unknownMemberId]
+        #expect(outcome.commitErrorsWhileRebalancing.allSatisfy { rebalanceCodes.contains($0.code) },
+                "\(outcome.commitErrorsWhileRebalancing)")
+        // Revokes run by close() happen in a stable group: commits succeed.
+        #expect(outcome.commitErrorsOnClose.isEmpty, "\(outcome.commitErrorsOnClose)")
         #expect(Set(outcome.assignedB.flatMap { $0 }) == outcome.finalB)
         // Closing revokes the remaining partitions through the handler.
         #expect(outcome.revokedOnCloseA == 1)

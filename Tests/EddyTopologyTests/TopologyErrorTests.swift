@@ -107,6 +107,12 @@ import Testing
         #expect(parseDuration("7d") == 604_800_000)
     }
 
+    @Test func embeddedTopologiesMatchTheirFiles() throws {
+        for (name, text) in EmbeddedTopologies.all {
+            #expect(try String(contentsOfFile: "Topologies/\(name).yaml", encoding: .utf8) == text)
+        }
+    }
+
     @Test func shippedTopologiesAreValid() throws {
         for name in ["clickstream", "payments", "engagement"] {
             let t = try TopologyLoader(environment: [:]).load(path: "Topologies/\(name).yaml")
