@@ -54,7 +54,7 @@ public final class LabelSet {
         var names: [String] = []
         var seen: Set<String> = []
         for line in lines {
-            line.withUnsafeBytes { b in
+            _ = line.withUnsafeBytes { b in
                 JSONMembers.forEach(b) { name, _ in
                     let n = String(decoding: name, as: UTF8.self)
                     if seen.insert(n).inserted { names.append(n) }

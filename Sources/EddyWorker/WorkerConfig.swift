@@ -15,7 +15,7 @@ public struct WorkerConfig: Sendable {
     /// Flushes in flight between the shard and the Redis writer.
     public var flushesInFlight = 2
     /// Flush early when this many keys are dirty.
-    public var maxDirtyKeys = 50_000
+    public var maxDirtyKeys = 500_000
     /// Keys kept in memory; beyond it the least recently flushed clean keys
     /// are evicted (they reload from Redis when they come back).
     public var maxKeysInMemory = 2_000_000
@@ -40,6 +40,11 @@ public struct WorkerConfig: Sendable {
             "partition.assignment.strategy": "cooperative-sticky",
             "fetch.wait.max.ms": "5",
             "queued.max.messages.kbytes": "65536",
+            // librdkafka 2.0 checks queued.min.messages against the one queue
+            // all partitions share; once it fills, every partition backs off
+            // (~500 ms): the bound that matters is the kbytes one above.
+            "queued.min.messages": "10000000",
+            "fetch.error.backoff.ms": "20",
         ]
         for (k, v) in topology.source.properties { p[k] = v }
         return p

@@ -26,6 +26,13 @@ struct WorkerBench: ParsableCommand {
     @Option(help: "Steady-phase produce rate, events/s.") var rate = 50_000
     @Option(help: "Steady-phase length in seconds (600 for the memory-flatness run).") var steadySeconds = 20
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Option(name: .customLong("property"), help: "Extra consumer property k=v (repeatable).") var properties: [String] = []
+
+    var fetchProperties: [String: String] {
+        var out: [String: String] = [:]
+        for p in properties { let kv = p.split(separator: "=", maxSplits: 1); if kv.count == 2 { out[String(kv[0])] = String(kv[1]) } }
+        return out
+    }
 
     func run() throws {
         LoggingSystem.bootstrap { label in
@@ -33,11 +40,14 @@ struct WorkerBench: ParsableCommand {
             h.logLevel = .warning
             return h
         }
-        let redis = try RedisServerProcess()
+        // Entity hashes hold values over 64 bytes (the state blob); a larger
+        // listpack limit keeps them compact and cheaper to write (README, sizing).
+        let redis = try RedisServerProcess(options: ["hash-max-listpack-value": "1024"])
         let cluster = try MockCluster(brokers: 1, topics: [("clickstream", partitions), ("clickstream.dlq", partitions)])
         let brokers = cluster.bootstrapServers
         var topology = try loadTopology("clickstream")
         topology.source.group = "bench-\(UInt32.random(in: 0...UInt32.max))"
+        for (k, v) in fetchProperties { topology.source.properties[k] = v }
         printError("preloading \(events) events into \(partitions) partitions (lz4)...")
         try preload(brokers: brokers, topology: topology)
 
