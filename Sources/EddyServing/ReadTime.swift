@@ -1,3 +1,5 @@
+import EddyCore
+
 /// Read times given by people: epoch milliseconds or RFC 3339.
 public enum ReadTime {
     /// Parses `text` as integer epoch milliseconds (`1714567200000`) or an
@@ -28,66 +30,10 @@ public enum ReadTime {
         return negative ? -v : v
     }
 
-    /// `YYYY-MM-DD(T|t| )hh:mm:ss[.f+](Z|z|±hh:mm)` in epoch milliseconds.
+    /// `YYYY-MM-DD(T|t| )hh:mm:ss[.f+](Z|z|±hh:mm)` in epoch milliseconds:
+    /// the core's parser, the one that reads `rfc3339` event times.
     static func rfc3339(_ b: [UInt8]) -> Int64? {
-        var i = 0
-        func digits(_ n: Int) -> Int64? {
-            guard i + n <= b.count else { return nil }
-            var v: Int64 = 0
-            for _ in 0..<n {
-                let d = b[i] &- 48
-                guard d < 10 else { return nil }
-                v = v * 10 + Int64(d)
-                i += 1
-            }
-            return v
-        }
-        func expect(_ c: Character) -> Bool {
-            guard i < b.count, b[i] == c.asciiValue! else { return false }
-            i += 1
-            return true
-        }
-        guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2),
-            (1...12).contains(month), (1...31).contains(day), expect("T") || expect("t") || expect(" "),
-            let hour = digits(2), expect(":"), let minute = digits(2), expect(":"), let second = digits(2),
-            hour < 24, minute < 60, second <= 60
-        else { return nil }
-        var millis: Int64 = 0
-        if expect(".") {
-            var n = 0
-            while i < b.count, b[i] &- 48 < 10 {
-                if n < 3 { millis = millis * 10 + Int64(b[i] - 48) }
-                n += 1
-                i += 1
-            }
-            guard n > 0 else { return nil }
-            for _ in n..<max(n, 3) { millis *= 10 }
-        }
-        var offsetMinutes: Int64 = 0
-        if expect("Z") || expect("z") {
-        } else if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
-            let sign: Int64 = b[i] == UInt8(ascii: "-") ? -1 : 1
-            i += 1
-            guard let oh = digits(2), expect(":"), let om = digits(2), oh < 24, om < 60 else { return nil }
-            offsetMinutes = sign * (oh * 60 + om)
-        } else {
-            return nil
-        }
-        guard i == b.count else { return nil }
-        let days = daysFromCivil(year: year, month: month, day: day)
-        let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offsetMinutes * 60
-        return seconds * 1_000 + millis
-    }
-
-    /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-    /// `days_from_civil`).
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
+        guard !b.isEmpty else { return nil }
+        return parseRFC3339(String(decoding: b, as: UTF8.self))
     }
 }

@@ -67,3 +67,10 @@ func parseRFC3339(_ p: UnsafePointer<UInt8>, _ length: Int) -> Int64? {
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60
     return seconds * 1000 + millis
 }
+
+/// Parses an RFC 3339 timestamp (as the `rfc3339` time unit reads event
+/// times) into epoch milliseconds; nil when it is not one.
+public func parseRFC3339(_ text: String) -> Int64? {
+    var t = text
+    return t.withUTF8 { b in b.baseAddress.flatMap { parseRFC3339($0, b.count) } }
+}
