@@ -53,9 +53,11 @@ public struct KafkaConfig: Sendable, Hashable, ExpressibleByDictionaryLiteral {
             let fallback = res == RD_KAFKA_CONF_UNKNOWN
                 ? "No such configuration property: \"\(name)\""
                 : "Invalid value \"\(value)\" for configuration property \"\(name)\""
-            throw KafkaError(code: .invalidArgument,
-                             message: detail.contains(name) ? detail : fallback,
-                             property: name)
+            var message = detail.contains(name) ? detail : fallback
+            if res == RD_KAFKA_CONF_INVALID && !message.contains("\"\(value)\"") {
+                message += " (got \"\(value)\")"
+            }
+            throw KafkaError(code: .invalidArgument, message: message, property: name)
         }
         return conf
     }

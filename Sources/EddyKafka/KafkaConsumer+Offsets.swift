@@ -5,6 +5,11 @@ extension KafkaConsumer {
     /// record to read, i.e. the last applied offset + 1. Never commits the
     /// consumer position. An empty list is a no-op.
     ///
+    /// Unlike the rest of the consumer, `commit` may be called from a thread
+    /// other than the polling one (librdkafka's commit is thread-safe), e.g.
+    /// by a writer thread that knows what was applied; the caller must keep
+    /// the consumer alive for the duration of the call.
+    ///
     /// A synchronous commit that the coordinator rejects with
     /// `REBALANCE_IN_PROGRESS` (e.g. from `onRevoke` while other members are
     /// still syncing) is retried for up to ``commitRebalanceRetryMs``.

@@ -1,4 +1,5 @@
 import CRdKafka
+import Synchronization
 
 /// A Kafka consumer-group member (or, with no topics, a group-less consumer
 /// of explicitly assigned partitions) meant to be owned by one dedicated
@@ -35,14 +36,24 @@ public final class KafkaConsumer {
     /// handler returns (a cooperative member rejoins only after revoking), so a
     /// long retry only delays the group. The brief window it covers is the
     /// coordinator still collecting SyncGroups from other members.
+    /// Set it before polling (or committing from another thread) starts.
     public var commitRebalanceRetryMs = 1_000
 
     let handle: KafkaHandle
     let queue: OpaquePointer  // rd_kafka_queue_t for the consumer group queue
     let context: ConsumerContext
     /// Set while `rd_kafka_consumer_close` runs (handlers may still commit).
-    var isClosing = false
-    var isClosed = false
+    var isClosing: Bool {
+        get { closingFlag.load(ordering: .acquiring) }
+        set { closingFlag.store(newValue, ordering: .releasing) }
+    }
+    var isClosed: Bool {
+        get { closedFlag.load(ordering: .acquiring) }
+        set { closedFlag.store(newValue, ordering: .releasing) }
+    }
+    // Atomic so that `commit` may be called from another thread.
+    private let closingFlag = Atomic<Bool>(false)
+    private let closedFlag = Atomic<Bool>(false)
     /// Set by `close` when destroying the handle would hit librdkafka #4312.
     var mustLeakHandle = false
     /// Whether `subscribe` was called (group member rather than explicit assign).

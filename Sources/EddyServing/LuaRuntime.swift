@@ -59,9 +59,8 @@ enum LuaRuntime {
         -- others with the fewest digits (15 to 17) that read back the same.
         local function number(v)
           if v == floor(v) and v > -1e15 and v < 1e15 then return format('%d', v) end
-          if v ~= v then return 'nan' end
-          if v == huge then return 'inf' end
-          if v == -huge then return '-inf' end
+          -- A sum that overflowed is not a JSON number: null, as the engine writes.
+          if v ~= v or v == huge or v == -huge then return 'null' end
           local s = format('%.15g', v)
           if tonumber(s) ~= v then
             s = format('%.16g', v)

@@ -44,5 +44,6 @@ sink:
   flush_interval: 5ms
 dead_letter:
   topic: clickstream.dlq
+
 """
 }
