@@ -45,3 +45,11 @@ func residentBytes() -> Int {
     guard parts.count > 1, let pages = Int(parts[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
+
+/// CPU time of the calling thread, in seconds: a rate per CPU-second is
+/// what one core does, whatever else the machine runs.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
