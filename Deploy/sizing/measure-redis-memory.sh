@@ -39,7 +39,8 @@ echo "==> mock Kafka with $parts partitions per topic"
   --topology Topologies/engagement.yaml --bootstrap-file "$WORK/bootstrap" >"$WORK/broker.log" 2>&1 &
 broker=$!
 for _ in $(seq 100); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
-export EDDY_BROKERS=$(cat "$WORK/bootstrap")
+EDDY_BROKERS=$(cat "$WORK/bootstrap")
+export EDDY_BROKERS
 for t in clickstream payments engagement; do
   "$EDDY" dev produce --topology "Topologies/$t.yaml" --input "$WORK/$t.jsonl" 2>>"$WORK/produce.log"
 done

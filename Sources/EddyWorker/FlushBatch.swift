@@ -22,6 +22,11 @@ final class FlushBatch {
     /// Kafka timestamps of the events this flush makes durable (freshness).
     var eventTimestamps: [Int64] = []
     var barrierID = 0
+    /// Partitions a barrier revokes: the writer stops re-committing them.
+    var revoked: [PartitionID] = []
+    /// The shard's flush number (1, 2, ...); the writer publishes the last
+    /// one it has written, which tells the shard which keys Redis holds.
+    var seq = 0
 
     init() {
         bytes.reserveCapacity(1 << 20)
@@ -36,6 +41,8 @@ final class FlushBatch {
         commits.removeAll(keepingCapacity: true)
         eventTimestamps.removeAll(keepingCapacity: true)
         barrierID = 0
+        revoked.removeAll(keepingCapacity: true)
+        seq = 0
     }
 
     var isEmpty: Bool { entities.isEmpty && commits.isEmpty && barrierID == 0 }

@@ -33,6 +33,16 @@ final class ShardStage {
     var appliedOffset: [Int64] = []
     var isDirty: [Bool] = []
     var dirty: [Int32] = []
+    /// Idle-key eviction (a second-chance clock): `used` is set when a key
+    /// is loaded or applied and cleared as the hand passes; `lastFlushOf` is
+    /// the flush holding the key's last write. Only keys whose last write
+    /// Redis has acknowledged may go: a reload must see that write.
+    var used: [Bool] = []
+    var lastFlushOf: [Int] = []
+    var hand = 0
+    /// Flushes handed to the writer so far (the last one's `seq`).
+    var flushSeq = 0
+    let writtenFlush: ManagedAtomicBox
 
     /// Last offset seen per partition since the last flush, and in total.
     var seen: [PartitionID: Int64] = [:]
@@ -44,7 +54,8 @@ final class ShardStage {
 
     init(config: WorkerConfig, batches: Pool<MessageBatch>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
          freeBatches: SPSCRing<Int>, flushOut: SPSCRing<Int>, freeFlushes: SPSCRing<Int>,
-         deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisURL) {
+         deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisURL,
+         writtenFlush: ManagedAtomicBox) {
         self.config = config
         self.engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16)
         self.decoder = engine.decoder
@@ -61,6 +72,7 @@ final class ShardStage {
         self.prefix = Array(config.topology.sink.keyPrefix.utf8)
         self.fingerprint = Array(EntityLayout.fingerprint(config.topology).utf8)
         self.flushInterval = .milliseconds(config.topology.sink.flushIntervalMs)
+        self.writtenFlush = writtenFlush
     }
 
     /// The stage loop: until stopped and drained.
@@ -98,7 +110,7 @@ final class ShardStage {
         let started = ContinuousClock.now
         defer { counters.batchLatency.record(micros: Int((ContinuousClock.now - started) / .microseconds(1))) }
         if case .barrier(let id, let revoked) = batch.control {
-            flush(barrier: id)
+            flush(barrier: id, revoked: revoked ?? [])
             if let revoked { evict(partitions: Set(revoked)) }
             return
         }
@@ -175,6 +187,8 @@ final class ShardStage {
         track(slot)
         appliedPartition[Int(slot)] = pid
         appliedOffset[Int(slot)] = r.offset
+        used[Int(slot)] = true
+        lastFlushOf[Int(slot)] = flushSeq + 1  // the next flush writes it
         if !isDirty[Int(slot)] {
             isDirty[Int(slot)] = true
             dirty.append(slot)
@@ -190,6 +204,8 @@ final class ShardStage {
             appliedOffset.append(-1)
             appliedPartition.append(PartitionID(topicIndex: -1, partition: -1))
             isDirty.append(false)
+            used.append(false)
+            lastFlushOf.append(0)
         }
     }
 
@@ -215,6 +231,11 @@ final class ShardStage {
                     })
                 }
                 let replies = try redis.pipeline(count: keys.count)
+                // "Not now" (e.g. LOADING after a restart) is no answer:
+                // taking it for an absent key would restart the key empty.
+                if let retry = replies.lazy.compactMap(\.errorMessage).first(where: WriterStage.isRetryable) {
+                    throw RedisError.server(message: retry)
+                }
                 for (key, reply) in zip(keys, replies) {
                     install(key, pid: missing[key]!, reply: reply)
                 }
@@ -241,6 +262,8 @@ final class ShardStage {
         appliedPartition[Int(slot)] = pid
         appliedOffset[Int(slot)] = offset ?? -1
         isDirty[Int(slot)] = false
+        used[Int(slot)] = true
+        lastFlushOf[Int(slot)] = 0
         guard let state else { return }
         if fp != fingerprint || !stateMatches(state, key: key) {
             counters.stateIncompatible.wrappingIncrement(ordering: .relaxed)
@@ -283,15 +306,18 @@ final class ShardStage {
 
     /// Hands every dirty key and the offsets seen to the writer. `barrier`
     /// (non-zero) asks the writer to commit synchronously and report it.
-    func flush(barrier: Int) {
+    func flush(barrier: Int, revoked: [PartitionID] = []) {
         guard let index = freeFlushes.popBlocking(timeout: nil) else { return }
-        flush(into: index, barrier: barrier)
+        flush(into: index, barrier: barrier, revoked: revoked)
     }
 
-    func flush(into index: Int, barrier: Int) {
+    func flush(into index: Int, barrier: Int, revoked: [PartitionID] = []) {
         let fb = flushes[index]
         fb.reset()
         fb.barrierID = barrier
+        fb.revoked = revoked
+        flushSeq += 1
+        fb.seq = flushSeq
         let store = engine.store
         for slot in dirty {
             isDirty[Int(slot)] = false
@@ -321,6 +347,36 @@ final class ShardStage {
         pendingTimestamps.removeAll(keepingCapacity: true)
         lastFlush = ContinuousClock.now
         _ = flushOut.pushBlocking(index, timeout: nil)
+        evictIdle()
+    }
+
+    /// Above `maxKeysInMemory`, forgets clean keys that were not used since
+    /// the clock hand last passed and whose last write Redis holds; they
+    /// reload from Redis on their next event. Stops at the bound, or after
+    /// two turns of the clock (everything else is dirty or in flight).
+    func evictIdle() {
+        let store = engine.store
+        let bound = config.maxKeysInMemory
+        guard store.count > bound, store.slotLimit > 0 else { return }
+        let written = writtenFlush.load()
+        var evicted = 0
+        var steps = 2 * store.slotLimit
+        while store.count > bound && steps > 0 {
+            steps -= 1
+            let s = hand
+            hand = hand + 1 < store.slotLimit ? hand + 1 : 0
+            guard s < used.count, store.isLive(Int32(s)), !isDirty[s], lastFlushOf[s] <= written else { continue }
+            if used[s] {
+                used[s] = false
+                continue
+            }
+            store.remove(Int32(s))
+            appliedOffset[s] = -1
+            appliedPartition[s] = PartitionID(topicIndex: -1, partition: -1)
+            evicted += 1
+        }
+        counters.keysEvicted.wrappingIncrement(by: evicted, ordering: .relaxed)
+        counters.keysInMemory.store(store.count, ordering: .relaxed)
     }
 
     /// The point features (those that do not depend on read time) as JSON

@@ -63,6 +63,8 @@ public final class StreamWorker: @unchecked Sendable {
         self.shardRing = shardRing
         self.flushRing = flushRing
         let barrierDone = BarrierSignal()
+        // The last flush the writer has written (keys of older flushes may be evicted).
+        let writtenFlush = ManagedAtomicBox()
 
         let coordinator = RebalanceRelay()
         let consumer: KafkaConsumer
@@ -90,12 +92,12 @@ public final class StreamWorker: @unchecked Sendable {
         let shardStage = ShardStage(
             config: config, batches: batchPool, flushes: flushPool, input: shardRing, freeBatches: freeBatches,
             flushOut: flushRing, freeFlushes: freeFlushes, deadLetters: deadLetters, counters: counters,
-            logger: logger, redisURL: redisURL)
+            logger: logger, redisURL: redisURL, writtenFlush: writtenFlush)
         let writerStage = WriterStage(
             flushes: flushPool, input: flushRing, free: freeFlushes, counters: counters, logger: logger,
             redisURL: redisURL, ttlMs: t.sink.ttlMs, topics: t.source.topics,
             committer: OffsetCommitter(consumer: consumer, counters: counters, logger: logger),
-            deadLetters: deadLetters, barrierDone: barrierDone)
+            deadLetters: deadLetters, barrierDone: barrierDone, writtenFlush: writtenFlush)
 
         logger.info("consuming \(t.source.topics.joined(separator: ", ")) from \(config.brokers) as group \(t.source.group); writing \(t.features.count) features of topology \(t.name) to \(redisURL) under prefix \"\(t.sink.keyPrefix)\"; dead letters to \(t.deadLetter.enabled ? t.deadLetter.topic : "nowhere (disabled)")")
         let w = UncheckedBox(writerStage), s = UncheckedBox(shardStage), i = UncheckedBox(ingestStage)
@@ -122,7 +124,7 @@ public final class StreamWorker: @unchecked Sendable {
     /// One line of counts, for logs.
     public var summary: String {
         let c = counters
-        return "consumed \(c.consumed.load(ordering: .relaxed)), applied \(c.applied.load(ordering: .relaxed)), late \(c.late.load(ordering: .relaxed)), invalid \(c.invalid.load(ordering: .relaxed)), duplicates skipped \(c.duplicatesSkipped.load(ordering: .relaxed)), entities written \(c.entitiesWritten.load(ordering: .relaxed)), fenced \(c.writesFenced.load(ordering: .relaxed)), keys in memory \(c.keysInMemory.load(ordering: .relaxed)), redis errors \(c.redisErrors.load(ordering: .relaxed))"
+        return "consumed \(c.consumed.load(ordering: .relaxed)), applied \(c.applied.load(ordering: .relaxed)), late \(c.late.load(ordering: .relaxed)), invalid \(c.invalid.load(ordering: .relaxed)), duplicates skipped \(c.duplicatesSkipped.load(ordering: .relaxed)), entities written \(c.entitiesWritten.load(ordering: .relaxed)), fenced \(c.writesFenced.load(ordering: .relaxed)), keys in memory \(c.keysInMemory.load(ordering: .relaxed)), redis errors \(c.redisErrors.load(ordering: .relaxed)), evicted \(c.keysEvicted.load(ordering: .relaxed))"
     }
 
     /// Ring occupancy (batches waiting for the shard, flushes waiting for the writer).

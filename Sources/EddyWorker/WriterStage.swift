@@ -22,12 +22,19 @@ final class WriterStage {
     let deadLetters: DeadLetterSink
     /// The last barrier whose writes and commit are done.
     let barrierDone: BarrierSignal
+    /// The `seq` of the last flush whose entities Redis acknowledged.
+    let writtenFlush: ManagedAtomicBox
     let script = RedisScript(FencedBatchWrite.source)
     var redis: RedisConnection?
+    /// Latest committed-or-attempted offset per owned partition, and the
+    /// Kafka/commit error count when they were last (re)committed.
+    var latest: [PartitionID: Int64] = [:]
+    var errorsSeen = 0
+    var lastRecommit = ContinuousClock.now
 
     init(flushes: Pool<FlushBatch>, input: SPSCRing<Int>, free: SPSCRing<Int>, counters: WorkerCounters,
          logger: Logger, redisURL: RedisURL, ttlMs: Int64, topics: [String], committer: OffsetCommitter,
-         deadLetters: DeadLetterSink, barrierDone: BarrierSignal) {
+         deadLetters: DeadLetterSink, barrierDone: BarrierSignal, writtenFlush: ManagedAtomicBox) {
         self.flushes = flushes
         self.input = input
         self.free = free
@@ -39,6 +46,7 @@ final class WriterStage {
         self.committer = committer
         self.deadLetters = deadLetters
         self.barrierDone = barrierDone
+        self.writtenFlush = writtenFlush
     }
 
     func run(_ stop: StopToken) {
@@ -50,6 +58,8 @@ final class WriterStage {
                 _ = free.pushBlocking(index, timeout: nil)
             } else if stop.isStopRequested {
                 return
+            } else {
+                recommitAfterErrors()
             }
         }
     }
@@ -57,6 +67,7 @@ final class WriterStage {
     func write(_ fb: FlushBatch, stop: StopToken) {
         let started = ContinuousClock.now
         if !fb.entities.isEmpty { writeEntities(fb) }
+        writtenFlush.store(fb.seq)
         // Dead letters of events this flush covers must be delivered too.
         while !deadLetters.awaitDelivery(timeoutMs: 1000) {
             logger.warning("dead-letter delivery is slow; holding the offset commit")
@@ -64,7 +75,9 @@ final class WriterStage {
         if !fb.commits.isEmpty {
             let offsets = fb.commits.map { TopicPartitionOffset(topic: topics[Int($0.0.topicIndex)], partition: $0.0.partition, offset: $0.1) }
             committer.commit(offsets, synchronous: fb.barrierID != 0)
+            for (pid, offset) in fb.commits { latest[pid] = offset }
         }
+        for pid in fb.revoked { latest[pid] = nil }
         let now = ContinuousClock.now
         let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
         counters.flushLatency.record(micros: Int((now - started) / .microseconds(1)))
@@ -73,6 +86,31 @@ final class WriterStage {
         }
         counters.flushes.wrappingIncrement(ordering: .relaxed)
         if fb.barrierID != 0 { barrierDone.signal(fb.barrierID) }
+    }
+
+    /// An async commit that fails is reported only later, to the ingest
+    /// thread (as a Kafka error), and a partition without new events never
+    /// commits again: its group lag would stay up forever. So after any Kafka
+    /// or commit error, when idle (at most once a second), commit every owned
+    /// partition's latest offset again; its writes are all acknowledged.
+    func recommitAfterErrors() {
+        let errors = counters.kafkaErrors.load(ordering: .relaxed) + counters.commitErrors.load(ordering: .relaxed)
+        guard errors != errorsSeen, !latest.isEmpty, ContinuousClock.now - lastRecommit >= .seconds(1) else { return }
+        errorsSeen = errors
+        lastRecommit = ContinuousClock.now
+        let offsets = latest.map { TopicPartitionOffset(topic: topics[Int($0.key.topicIndex)], partition: $0.key.partition, offset: $0.value) }
+        committer.commit(offsets, synchronous: false)
+    }
+
+    /// Error replies that say "not now" (Redis loading, out of memory, a
+    /// failover, ...): the write did not happen and must be retried, never
+    /// skipped, or the commit that follows would lose its events.
+    static func isRetryable(_ message: String) -> Bool {
+        if RedisError.server(message: message).isTransient { return true }
+        switch RedisError.server(message: message).serverErrorCode {
+        case "OOM", "READONLY", "NOREPLICAS", "NOSCRIPT", "MISCONF": return true
+        default: return false
+        }
     }
 
     /// Writes every entity, retrying the whole batch until Redis takes it:
@@ -101,6 +139,9 @@ final class WriterStage {
                     }
                 }
                 var written = 0, fenced = 0
+                if let retry = replies.lazy.compactMap(\.errorMessage).first(where: Self.isRetryable) {
+                    throw RedisError.server(message: retry)
+                }
                 for (c, reply) in replies.enumerated() {
                     let inCall = min((c + 1) * per, fb.entities.count) - c * per
                     if let message = reply.errorMessage {

@@ -34,6 +34,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Seconds between progress lines in the log (0: none).")
     var statsInterval: Double = 10
 
+    @Option(help: "Keys kept in memory; beyond it idle keys are evicted and reload from Redis when they return.")
+    var maxKeys: Int?
+
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -46,9 +49,10 @@ struct RunCommand: ParsableCommand {
         var t = try loadTopology(topology)
         if let group { t.source.group = group }
         let env = ProcessInfo.processInfo.environment
-        let config = WorkerConfig(
+        var config = WorkerConfig(
             topology: t, brokers: brokers ?? env["EDDY_BROKERS"].flatMap { $0.isEmpty ? nil : $0 },
             redisURL: redis ?? env["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
+        if let maxKeys { config.maxKeysInMemory = max(maxKeys, 1) }
         let worker = StreamWorker(config: config, logger: logger)
         do { try worker.start() } catch {
             throw CLIError("eddy run: \(error)")

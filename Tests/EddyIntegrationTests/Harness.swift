@@ -24,6 +24,11 @@ enum Harness {
         try TopologyLoader(environment: [:]).load(path: root.appendingPathComponent("Topologies/\(name).yaml").path)
     }
 
+    /// A topology file anywhere (e.g. a test's variant in its temp dir).
+    static func topology(path: String) throws -> Topology {
+        try TopologyLoader(environment: [:]).load(path: path)
+    }
+
     static func tempDir() throws -> URL {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-it-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
@@ -59,6 +64,8 @@ final class Background: @unchecked Sendable {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     func signal(_ s: Int32) { kill(process.processIdentifier, s) }
+
+    var isRunning: Bool { process.isRunning }
 
     @discardableResult
     func wait() -> Int32 {
@@ -146,13 +153,16 @@ final class KafkaFixture: @unchecked Sendable {
 }
 
 /// Compares every key's state in Redis with `eddy replay --emit final` on
-/// the same events: all features read at each key's key time.
+/// the same events: all features read at each key's key time. `topologyPath`
+/// (a file anywhere) replaces the name under Topologies/.
 func compareRedisWithReplay(events: String, redis: RedisURL, dir: URL, prefix: String = "clickstream:",
-                            topology name: String = "clickstream") throws -> (keys: Int, mismatches: [String]) {
+                            topology name: String = "clickstream",
+                            topologyPath: String? = nil) throws -> (keys: Int, mismatches: [String]) {
     let out = dir.appendingPathComponent("replay-\(UUID().uuidString.prefix(6)).jsonl").path
-    let r = try Harness.run(["replay", "--topology", "Topologies/\(name).yaml", "--input", events, "--out", out], in: dir)
+    let path = topologyPath ?? "Topologies/\(name).yaml"
+    let r = try Harness.run(["replay", "--topology", path, "--input", events, "--out", out], in: dir)
     #expect(r.status == 0, "replay failed: \(r.stderr)")
-    let engine = FeatureEngine(topology: try Harness.topology(name))
+    let engine = FeatureEngine(topology: try topologyPath.map { try Harness.topology(path: $0) } ?? Harness.topology(name))
     let conn = try RedisConnection(url: redis)
     var mismatches: [String] = []
     var keys = 0

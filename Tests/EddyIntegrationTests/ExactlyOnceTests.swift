@@ -1,0 +1,406 @@
+import EddyCore
+import EddyKafka
+import EddyRedis
+import EddyServing
+import Foundation
+import Testing
+
+/// Issue 4: every Kafka event changes the state in Redis exactly once,
+/// whatever crashes, outages, broker faults and rebalances happen. Real
+/// `eddy run` processes, a mock Kafka cluster over TCP, a real Redis; every
+/// test ends by comparing each key in Redis with `eddy replay`.
+///
+/// Events are produced at a steady rate while the faults happen (the
+/// worker is faster than that), so each fault hits a worker with work in
+/// flight, not an idle one.
+@Suite(.serialized) struct ExactlyOnceTests {
+    @Test func sigkillAtRandomMomentsThenRestartIsExact() throws {
+        let rig = try Rig(events: 200_000, users: 20_000, seed: 11)
+        let producer = rig.startProducing(rate: 8_000)
+        let group = "g-kill"
+        var rng = SplitMix(seed: 2024)
+        // Five kill points, spread over the run, in committed events.
+        let points = (0..<5).map { i in Int64(Double(rig.total) * (0.08 + 0.15 * Double(i) + 0.1 * rng.unit())) }
+        var workers: [Background] = []
+        var worker = try rig.worker("w0", group: group)
+        for (i, point) in points.enumerated() {
+            #expect(try rig.waitForCommitted(group: group, atLeast: point, timeout: 120), "kill \(i): no progress\n\(worker.log.suffix(3000))")
+            // Every other time, commits fail for a moment before the crash:
+            // Redis then holds events beyond the committed offsets.
+            let commitsFail = i % 2 == 1
+            if commitsFail {
+                try rig.kafka.cluster.pushRequestErrors(apiKey: .offsetCommit,
+                                                        errors: Array(repeating: KafkaErrorCode(rawValue: 12), count: 1000))
+            }
+            // Kill while it writes: a random moment after the threshold.
+            usleep(UInt32((commitsFail ? 0.3 : 0) * 1e6 + rng.unit() * 400_000))
+            #expect(worker.isRunning, "worker \(i) ended before its kill\n\(worker.log.suffix(3000))")
+            worker.signal(SIGKILL)
+            _ = worker.wait()
+            if commitsFail { try rig.kafka.cluster.clearRequestErrors(apiKey: .offsetCommit) }
+            workers.append(worker)
+            worker = try rig.worker("w\(i + 1)", group: group)
+        }
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(worker.log.suffix(3000))")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 10) == 0, "\(worker.log.suffix(3000))")
+        workers.append(worker)
+        // Restarted workers re-read their predecessor's uncommitted tail and
+        // skip what Redis already holds.
+        let skipped = workers.dropFirst().map { Rig.counter($0.log, "duplicates skipped") }
+        #expect(skipped.reduce(0, +) > 0, "duplicates skipped per restart: \(skipped)")
+        try rig.expectExact()
+    }
+
+    @Test func restartWithManyKeysInRedisCountsNothingTwice() throws {
+        let rig = try Rig(events: 60_000, users: 5_000, seed: 12)
+        let producer = rig.startProducing(rate: 10_000)
+        let first = try rig.worker("first", group: "g-dup-1")
+        #expect(try rig.waitForCommitted(group: "g-dup-1", atLeast: 20_000, timeout: 120), "\(first.log.suffix(3000))")
+        first.signal(SIGKILL)
+        _ = first.wait()
+        let durable = try rig.committedTotal(group: "g-dup-1")
+        #expect(durable >= 20_000 && durable < 60_000)
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        // A new group reads everything again (as if every commit were lost):
+        // every event below the old group's commits is already in Redis.
+        let second = try rig.worker("second", group: "g-dup-2")
+        #expect(try rig.kafka.waitUntilCommitted(group: "g-dup-2", timeout: 120), "\(second.log.suffix(3000))")
+        second.signal(SIGTERM)
+        #expect(second.wait(seconds: 10) == 0, "\(second.log.suffix(3000))")
+        let log = second.log
+        let skipped = Rig.counter(log, "duplicates skipped"), applied = Rig.counter(log, "applied")
+        let late = Rig.counter(log, "late"), consumed = Rig.counter(log, "consumed")
+        // (A late event is evaluated again unless its key has a later one.)
+        #expect(skipped + late >= durable, "skipped \(skipped) of \(durable) durable events\n\(log.suffix(2000))")
+        #expect(consumed == rig.total && skipped + applied + late == consumed, "\(log.suffix(2000))")
+        try rig.expectExact()
+    }
+
+    @Test func redisOutagesMidRunAreExact() throws {
+        let rig = try Rig(events: 120_000, users: 20_000, seed: 13, redisOptions: ["appendonly": "yes"])
+        let producer = rig.startProducing(rate: 8_000)
+        let group = "g-redis-down"
+        let worker = try rig.worker("worker", group: group)
+
+        // Redis refuses writes (out of memory): every script call answers
+        // an error, reads still work. Nothing may be committed meanwhile.
+        #expect(try rig.waitForCommitted(group: group, atLeast: 12_000, timeout: 120), "\(worker.log.suffix(3000))")
+        let admin = try RedisConnection(url: rig.redis.url)
+        try admin.command("CONFIG", "SET", "maxmemory", "1").checked()
+        usleep(1_000_000)
+        let full = try rig.committedTotal(group: group)
+        let consumedBefore = Rig.counter(worker.log, "consumed")
+        usleep(3_000_000)
+        #expect(try rig.committedTotal(group: group) == full, "commits went on while Redis refused writes")
+        #expect(Rig.counter(worker.log, "consumed") > consumedBefore, "events kept coming")
+        try admin.command("CONFIG", "SET", "maxmemory", "0").checked()
+        admin.close()
+
+        // Redis stopped (SIGTERM) for 10 s, restarted on the same port and dir.
+        #expect(try rig.waitForCommitted(group: group, atLeast: 40_000, timeout: 120), "\(worker.log.suffix(3000))")
+        rig.redis.stop(.terminate)
+        usleep(2_000_000)
+        let before = try rig.committedTotal(group: group)
+        usleep(8_000_000)
+        #expect(try rig.committedTotal(group: group) == before, "commits went on while Redis was down")
+        #expect(before < Int64(rig.total), "the outage hit mid-run")
+        #expect(worker.isRunning, "the worker exited while Redis was down\n\(worker.log.suffix(3000))")
+        try rig.redis.start()
+
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(worker.log.suffix(3000))")
+        #expect(worker.isRunning, "\(worker.log.suffix(3000))")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 10) == 0, "\(worker.log.suffix(3000))")
+        #expect(Rig.counter(worker.log, "redis errors") > 0, "the outages were noticed")
+        try rig.expectExact()
+    }
+
+    @Test func kafkaFaultsMidRunAreExact() throws {
+        let rig = try Rig(events: 120_000, users: 20_000, seed: 14)
+        let producer = rig.startProducing(0..<110_000, rate: 8_000)
+        let group = "g-faults"
+        let cluster = rig.kafka.cluster
+        let worker = try rig.worker("worker", group: group)
+        #expect(try rig.waitForCommitted(group: group, atLeast: 12_000, timeout: 120), "\(worker.log.suffix(3000))")
+        let coordinatorNotAvailable = KafkaErrorCode(rawValue: 15), notCoordinator = KafkaErrorCode(rawValue: 16)
+        try cluster.pushRequestErrors(apiKey: .fetch, errors: [
+            .notLeaderForPartition, .notLeaderForPartition, .unknownTopicOrPartition, .requestTimedOut, .transport,
+        ])
+        try cluster.pushRequestErrors(apiKey: .offsetCommit, errors: [
+            .requestTimedOut, coordinatorNotAvailable, notCoordinator, .rebalanceInProgress, .requestTimedOut,
+        ])
+        #expect(try rig.waitForCommitted(group: group, atLeast: 35_000, timeout: 120), "\(worker.log.suffix(3000))")
+        try cluster.setRoundTripTime(broker: 1, ms: 300)
+        usleep(3_000_000)
+        try cluster.setRoundTripTime(broker: 1, ms: 0)
+        #expect(try rig.waitForCommitted(group: group, atLeast: 60_000, timeout: 120), "\(worker.log.suffix(3000))")
+        try cluster.setBrokerDown(1)
+        usleep(3_000_000)
+        try cluster.setBrokerUp(1)
+        #expect(try rig.committedTotal(group: group) < 110_000, "the faults hit mid-run")
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(worker.log.suffix(3000))")
+
+        // The last commits of a burst fail (a permanent error per partition,
+        // reported asynchronously), then the stream goes quiet: the worker
+        // must still commit its position once the coordinator recovers.
+        let offsetMetadataTooLarge = KafkaErrorCode(rawValue: 12)
+        try cluster.pushRequestErrors(apiKey: .offsetCommit, errors: Array(repeating: offsetMetadataTooLarge, count: 1000))
+        #expect(rig.startProducing(110_000..<rig.total, rate: 0).wait())
+        let deadline = Date().addingTimeInterval(60)
+        while Rig.counter(worker.log, "consumed") < rig.total && Date() < deadline { usleep(200_000) }
+        usleep(1_500_000)
+        #expect(try rig.committedTotal(group: group) < Int64(rig.total), "the tail's commits failed")
+        try cluster.clearRequestErrors(apiKey: .offsetCommit)
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 30), "\(worker.log.suffix(3000))")
+        #expect(worker.isRunning, "\(worker.log.suffix(3000))")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 10) == 0, "\(worker.log.suffix(3000))")
+        try rig.expectExact()
+    }
+
+    @Test func groupMembersJoinAndOneIsKilledIsExact() throws {
+        let rig = try Rig(events: 150_000, users: 20_000, seed: 15)
+        let producer = rig.startProducing(rate: 8_000)
+        let group = "g-members"
+        let a = try rig.worker("a", group: group)
+        let b = try rig.worker("b", group: group)
+        #expect(try rig.waitForCommitted(group: group, atLeast: 25_000, timeout: 120), "\(a.log.suffix(2000))\n\(b.log.suffix(2000))")
+        let c = try rig.worker("c", group: group)
+        #expect(try rig.waitForCommitted(group: group, atLeast: 70_000, timeout: 120), "\(c.log.suffix(3000))")
+        #expect(c.log.contains("assigned"), "the third member got partitions\n\(c.log.suffix(3000))")
+        a.signal(SIGKILL)
+        _ = a.wait()
+        #expect(try rig.committedTotal(group: group) < 100_000, "the kill hit mid-run")
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(b.log.suffix(3000))\n\(c.log.suffix(3000))")
+        for w in [b, c] {
+            #expect(w.isRunning)
+            w.signal(SIGTERM)
+        }
+        #expect(b.wait(seconds: 15) == 0, "\(b.log.suffix(3000))")
+        #expect(c.wait(seconds: 15) == 0, "\(c.log.suffix(3000))")
+        #expect(Rig.counter(c.log, "consumed") > 0)
+        try rig.expectExact()
+    }
+
+    /// The fence itself: an older offset for the same partition never
+    /// overwrites newer state; other partitions have their own fence.
+    @Test func fencedWriteKeepsTheNewerState() throws {
+        let redis = try RedisServerProcess()
+        let conn = try RedisConnection(url: redis.url)
+        let script = RedisScript(FencedWrite.source)
+        func write(_ partition: String, _ offset: Int, _ state: String) throws -> Int64? {
+            try conn.evalsha(script, keys: ["clickstream:u1"],
+                             arguments: [partition, String(offset), "0", "_state", state]).integer
+        }
+        #expect(try write("clickstream:3", 100, "new") == 1)
+        #expect(try write("clickstream:3", 50, "stale") == 0)
+        #expect(try write("clickstream:3", 100, "same offset") == 0)
+        #expect(try conn.command("HGET", "clickstream:u1", "_state").string == "new")
+        #expect(try conn.command("HGET", "clickstream:u1", "_o:clickstream:3").string == "100")
+        #expect(try write("clickstream:3", 101, "newer") == 1)
+        #expect(try conn.command("HGET", "clickstream:u1", "_state").string == "newer")
+        #expect(try write("clickstream:4", 50, "other partition") == 1)
+        #expect(try conn.command("HGET", "clickstream:u1", "_o:clickstream:3").string == "101")
+
+        // The batched form the worker uses: per entity the same rule.
+        let batch = RedisScript(FencedBatchWrite.source)
+        let reply = try conn.evalsha(batch, keys: ["clickstream:u1", "clickstream:u2"], arguments: [
+            "0",
+            "clickstream:3", "60", "1", "_state", "stale",  // older than 101: fenced
+            "clickstream:5", "7", "1", "_state", "fresh",  // a new key
+        ])
+        #expect(reply.integer == 1, "\(reply)")
+        #expect(try conn.command("HGET", "clickstream:u1", "_state").string == "other partition")
+        #expect(try conn.command("HGET", "clickstream:u1", "_o:clickstream:3").string == "101")
+        #expect(try conn.command("HGET", "clickstream:u2", "_state").string == "fresh")
+    }
+
+    /// A zombie: a worker frozen (SIGSTOP) long enough to lose its
+    /// partitions, then thawed while another worker has moved on. Its
+    /// buffered, older writes are fenced off; the state stays exact.
+    @Test func frozenWorkerCannotOverwriteItsSuccessor() throws {
+        let rig = try Rig(events: 120_000, users: 20_000, seed: 16)
+        let producer = rig.startProducing(rate: 8_000)
+        let group = "g-zombie"
+        let zombie = try rig.worker("zombie", group: group)
+        #expect(try rig.waitForCommitted(group: group, atLeast: 20_000, timeout: 120), "\(zombie.log.suffix(3000))")
+        zombie.signal(SIGSTOP)
+        let successor = try rig.worker("successor", group: group)
+        #expect(try rig.waitForCommitted(group: group, atLeast: 60_000, timeout: 120), "\(successor.log.suffix(3000))")
+        zombie.signal(SIGCONT)
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(zombie.log.suffix(3000))\n\(successor.log.suffix(3000))")
+        for w in [zombie, successor] { w.signal(SIGTERM) }
+        #expect(zombie.wait(seconds: 15) == 0, "\(zombie.log.suffix(3000))")
+        #expect(successor.wait(seconds: 15) == 0, "\(successor.log.suffix(3000))")
+        #expect(Rig.counter(zombie.log, "fenced") > 0, "the zombie's stale writes were fenced\n\(zombie.log.suffix(2000))")
+        try rig.expectExact()
+    }
+
+    @Test func idleKeysAreEvictedAndReloaded() throws {
+        let rig = try Rig(events: 50_000, users: 5_000, seed: 17)
+        // A steady stream: keys go idle between flushes (a backlog read at
+        // full speed keeps every key busy in every flush: nothing is idle).
+        let worker = try rig.worker("worker", group: "g-evict", extra: ["--max-keys", "500"])
+        let deadline = Date().addingTimeInterval(60)
+        while !worker.log.contains("assigned") && Date() < deadline { usleep(100_000) }
+        let producer = rig.startProducing(rate: 10_000)
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: "g-evict", timeout: 120), "\(worker.log.suffix(3000))")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 10) == 0, "\(worker.log.suffix(3000))")
+        let log = worker.log
+        #expect(Rig.counter(log, "evicted") > 5_000, "\(log.suffix(2000))")
+        // Reloaded keys resume from their stored offsets: nothing skipped.
+        #expect(Rig.counter(log, "duplicates skipped") == 0, "\(log.suffix(2000))")
+        let inMemory = Rig.all(log, "keys in memory")
+        #expect(inMemory.max() ?? 0 < 2_500, "keys in memory over time: \(inMemory)")
+        try rig.expectExact()
+    }
+}
+
+/// One test's world: a temp dir, a Redis, a mock cluster, the events, and a
+/// clickstream topology with a short session timeout (the mock cluster
+/// waits session timeout - 1 s before it completes a rebalance).
+final class Rig {
+    let dir: URL
+    let redis: RedisServerProcess
+    let kafka: KafkaFixture
+    let events: String
+    let lines: [[UInt8]]
+    let topologyPath: String
+    let total: Int
+
+    init(events count: Int, users: Int, seed: Int, redisOptions: [String: String] = [:]) throws {
+        dir = try Harness.tempDir()
+        redis = try RedisServerProcess(options: redisOptions)
+        kafka = try KafkaFixture()
+        total = count
+        events = dir.appendingPathComponent("events.jsonl").path
+        try Harness.run(["dev", "generate", "--count", String(count), "--users", String(users), "--seed", String(seed),
+                         "--out", events], in: dir)
+        lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
+        precondition(lines.count == count)
+        let base = try String(contentsOfFile: Harness.root.appendingPathComponent("Topologies/clickstream.yaml").path,
+                              encoding: .utf8)
+        let yaml = base.replacingOccurrences(of: "  format: json\n", with: """
+              format: json
+              properties:
+                session.timeout.ms: "4000"
+                heartbeat.interval.ms: "400"
+
+            """)
+        precondition(yaml != base)
+        topologyPath = dir.appendingPathComponent("clickstream.yaml").path
+        try yaml.write(toFile: topologyPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Produces events `range` (all by default) in file order, `rate` per
+    /// second (0: at once), in the background.
+    func startProducing(_ range: Range<Int>? = nil, rate: Double) -> EventProducer {
+        EventProducer(lines: lines[range ?? 0..<total], brokers: kafka.brokers, topologyPath: topologyPath, rate: rate)
+    }
+
+    func worker(_ name: String, group: String, extra: [String] = []) throws -> Background {
+        try Background(["run", topologyPath, "--brokers", kafka.brokers, "--redis", redis.url.description,
+                        "--group", group, "--stats-interval", "1"] + extra, in: dir, name: name)
+    }
+
+    func committedTotal(group: String) throws -> Int64 {
+        try kafka.committed(group: group).values.reduce(0) { $0 + max($1, 0) }
+    }
+
+    func waitForCommitted(group: String, atLeast n: Int64, timeout: Double) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try committedTotal(group: group) >= n { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    func expectExact() throws {
+        let (keys, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir,
+                                                            topologyPath: topologyPath)
+        #expect(keys > 0)
+        #expect(mismatches.isEmpty, "\(mismatches.count) mismatches of \(keys) keys, first: \(mismatches.prefix(3))")
+    }
+
+    /// Every value of `name N` in the worker's progress lines.
+    static func all(_ log: String, _ name: String) -> [Int] {
+        var out: [Int] = []
+        for line in log.split(separator: "\n") where line.contains("duplicates skipped") {
+            guard let r = line.range(of: " \(name) ") else { continue }
+            out.append(Int(line[r.upperBound...].prefix { $0.isNumber }) ?? 0)
+        }
+        return out
+    }
+
+    /// The last value of `name N` in the worker's progress lines.
+    static func counter(_ log: String, _ name: String) -> Int { all(log, name).last ?? 0 }
+}
+
+/// Produces events keyed like `eddy dev produce`, from a background thread,
+/// with an idempotent producer: broker faults neither duplicate nor reorder
+/// them, so Kafka holds exactly the events file.
+final class EventProducer: @unchecked Sendable {
+    private let finished = DispatchSemaphore(value: 0)
+    private(set) var failure: String?
+
+    init(lines: ArraySlice<[UInt8]>, brokers: String, topologyPath: String, rate: Double) {
+        let thread = Thread { [self] in
+            defer { finished.signal() }
+            do {
+                let producer = try KafkaProducer(config: [
+                    "bootstrap.servers": brokers, "enable.idempotence": "true", "linger.ms": "5",
+                    "compression.type": "lz4",
+                ])
+                let engine = FeatureEngine(topology: try Harness.topology(path: topologyPath), expectedKeys: 16)
+                let start = Date()
+                var sent = 0
+                for line in lines {
+                    try line.withUnsafeBytes { value in
+                        let keyed = engine.decode(value) == nil
+                        try producer.produce(topic: "clickstream", key: keyed ? engine.decoder.key : nil, value: value)
+                    }
+                    sent += 1
+                    if rate > 0, sent % 200 == 0 {
+                        let ahead = Double(sent) / rate - Date().timeIntervalSince(start)
+                        if ahead > 0 { usleep(UInt32(ahead * 1e6)) }
+                    }
+                }
+                let stats = try producer.flush(timeoutMs: 120_000)
+                if stats.failed > 0 { failure = "\(stats.failed) events not delivered" }
+            } catch {
+                failure = "producing failed: \(error)"
+            }
+        }
+        thread.start()
+    }
+
+    /// Waits until every event is delivered; false if any was not.
+    func wait() -> Bool {
+        finished.wait()
+        finished.signal()
+        return failure == nil
+    }
+}
+
+/// A small seeded generator: the kill moments are the same on every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
