@@ -504,12 +504,19 @@ else
 fi
 # COPY sources (not --from) must exist in the build context (the repository).
 while read -r line; do
-  set -- $line
-  shift
+  read -r -a words <<<"$line"   # no pathname expansion: patterns stay patterns
   srcs=()
-  for a in "$@"; do case "$a" in --*) ;; *) srcs+=("$a") ;; esac; done
+  for a in "${words[@]:1}"; do case "$a" in --*) ;; *) srcs+=("$a") ;; esac; done
   unset 'srcs[${#srcs[@]}-1]'
   for s in "${srcs[@]}"; do
+    if [[ "$s" == *[\[*?]* ]]; then
+      # A wildcard may match nothing (an optional file), as long as the COPY has another source.
+      matches=$(compgen -G "$s" | tr '\n' ' ')
+      if [ -n "$matches" ]; then ok "COPY pattern $s matches: $matches"
+      elif [ "${#srcs[@]}" -gt 1 ]; then ok "COPY pattern $s matches nothing here (optional: the COPY has other sources)"
+      else bad "COPY pattern $s matches nothing and is the only source"; fi
+      continue
+    fi
     if [ -e "$s" ]; then ok "COPY source $s exists"; else bad "COPY source $s is missing from the build context"; fi
     if grep -qxF "${s%%/*}" Deploy/Dockerfile.dockerignore 2>/dev/null; then bad "COPY source $s is excluded by Deploy/Dockerfile.dockerignore"; fi
   done
@@ -593,7 +600,7 @@ if [ -n "$EDDY_BIN" ]; then
   # The commands and flags the deployment files use.
   help_has() { "$EDDY_BIN" "$@" --help 2>/dev/null; }
   cli_issue() { if [ "$EDDY_BIN" = "$TMP/out/eddy" ]; then bad "$*"; else echo "  warn  $* (the binary in .build may be stale; --build checks a fresh one)"; fi; }
-  for flag in --brokers --redis --group --log-level --stats-interval --http; do
+  for flag in --brokers --redis --group --log-level --stats-interval --max-keys --http; do
     if help_has run | grep -q -- "$flag"; then ok "eddy run accepts $flag"; else cli_issue "eddy run has no $flag (compose, k8s, systemd and the image use it)"; fi
   done
   if "$EDDY_BIN" --help 2>/dev/null | grep -qE '^ +serve( |$)'; then

@@ -30,8 +30,8 @@ import Yams
     /// All documents of a YAML file (empty documents dropped).
     static func documents(_ relative: String) throws -> [Any] {
         var docs: [Any] = []
-        for doc in try Yams.load_all(yaml: try read(relative)) {
-            if let doc { docs.append(doc) }
+        for doc in try Yams.load_all(yaml: try read(relative)) where !(doc is NSNull) {
+            docs.append(doc)
         }
         return docs
     }
