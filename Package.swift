@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Debian's C libraries, as system library modules.
@@ -60,9 +64,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
 
+        // HTTP: feature reads (`eddy serve`), /metrics, /healthz, /readyz
+        // (also for `eddy run --http`), feature-value monitoring and drift.
+        .target(name: "EddyServer", dependencies: [
+            "EddyCore", "EddyKafka", "EddyRedis", "EddyServing", "EddyWorker",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Atomics", package: "swift-atomics"),
+        ]),
+
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
-            "EddyServing", "EddyWorker",
+            "EddyServing", "EddyWorker", "EddyServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -76,6 +92,10 @@ let package = Package(
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis"]),
         .testTarget(name: "EddyServingTests", dependencies: ["EddyServing", "EddyCore", "EddyTopology", "EddyRedis"]),
+        .testTarget(name: "EddyServerTests", dependencies: [
+            "EddyServer", "EddyServing", "EddyCore", "EddyTopology", "EddyRedis", "EddyWorker", "EddyKafka",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology"]),
     ]
 )

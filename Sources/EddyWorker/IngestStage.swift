@@ -22,6 +22,8 @@ final class IngestStage {
     var paused: [TopicPartition] = []
     var assignment: Set<TopicPartition> = []
     var nextBarrier = 1
+    /// When to publish the next per-partition lag snapshot (metrics).
+    var nextLagSample = ContinuousClock.now
 
     init(consumer: KafkaConsumer, topics: [String], batches: Pool<MessageBatch>, free: SPSCRing<Int>,
          output: SPSCRing<Int>, counters: WorkerCounters, logger: Logger, barrierDone: BarrierSignal,
@@ -83,6 +85,7 @@ final class IngestStage {
                 Thread.sleep(forTimeInterval: 0.1)
             }
             pushCurrent()
+            if ContinuousClock.now >= nextLagSample { publishLag() }
         }
         shutdown()
     }
@@ -93,6 +96,13 @@ final class IngestStage {
         let ok = output.tryPush(index)
         precondition(ok, "the shard ring holds every batch of the pool")
         current = nil
+    }
+
+    /// Publishes each assigned partition's lag for `/metrics`, from
+    /// librdkafka's local state (no broker round trip), every 2 s.
+    func publishLag() {
+        nextLagSample = ContinuousClock.now + .seconds(2)
+        counters.partitionLag.publish(consumer.localLag(Array(assignment)))
     }
 
     func pause() {
@@ -111,6 +121,7 @@ final class IngestStage {
 
     func assigned(_ partitions: [TopicPartition]) {
         assignment.formUnion(partitions)
+        counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         logger.info("assigned \(partitions.count) partitions: \(partitions.map(\.description).sorted().joined(separator: ", "))")
     }
 
@@ -118,6 +129,7 @@ final class IngestStage {
     /// drop those partitions' keys, then let the rebalance go on.
     func revoked(_ partitions: [TopicPartition]) {
         assignment.subtract(partitions)
+        counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         paused.removeAll { partitions.contains($0) }
         let ids = partitions.compactMap { tp in
             topics.firstIndex(of: tp.topic).map { PartitionID(topicIndex: Int32($0), partition: tp.partition) }

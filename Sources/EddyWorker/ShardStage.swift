@@ -117,11 +117,16 @@ final class ShardStage {
         var deferred: [Int] = []
         var missing: [[UInt8]: (PartitionID)] = [:]
         var applied = 0, late = 0, invalid = 0, duplicates = 0
+        // Metrics per topic, only for topologies with several topics.
+        let perTopic = config.topology.source.topics.count > 1
+        var tally = perTopic ? [Int](repeating: 0, count: 3 * WorkerCounters.maxTopics) : []
         for i in 0..<batch.count {
             let r = batch.records[i]
             let pid = PartitionID(topicIndex: r.topicIndex, partition: r.partition)
             seen[pid] = r.offset
-            switch step(batch, r, pid, missing: &missing) {
+            let outcome = step(batch, r, pid, missing: &missing)
+            if perTopic { Self.tally(&tally, r.topicIndex, outcome) }
+            switch outcome {
             case .applied: applied += 1
             case .late: late += 1
             case .invalid: invalid += 1
@@ -138,7 +143,9 @@ final class ShardStage {
             var none: [[UInt8]: PartitionID] = [:]
             for i in deferred {
                 let r = batch.records[i]
-                switch step(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition), missing: &none) {
+                let outcome = step(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition), missing: &none)
+                if perTopic { Self.tally(&tally, r.topicIndex, outcome) }
+                switch outcome {
                 case .applied: applied += 1
                 case .late: late += 1
                 case .invalid: invalid += 1
@@ -153,16 +160,41 @@ final class ShardStage {
         counters.late.wrappingIncrement(by: late, ordering: .relaxed)
         counters.invalid.wrappingIncrement(by: invalid, ordering: .relaxed)
         counters.duplicatesSkipped.wrappingIncrement(by: duplicates, ordering: .relaxed)
+        if perTopic {
+            for t in 0..<WorkerCounters.maxTopics where tally[3 * t] > 0 {
+                counters.topicConsumed[t].wrappingIncrement(by: tally[3 * t], ordering: .relaxed)
+                counters.topicApplied[t].wrappingIncrement(by: tally[3 * t + 1], ordering: .relaxed)
+                counters.topicLate[t].wrappingIncrement(by: tally[3 * t + 2], ordering: .relaxed)
+            }
+        }
         counters.keysInMemory.store(engine.store.count, ordering: .relaxed)
     }
 
     enum Step { case applied, late, invalid, duplicate, deferred }
 
+    /// Per-topic metrics of one batch (several topics only): consumed,
+    /// applied and late per topic slot, added to the counters once per
+    /// batch. Invalid events are counted per topic and reason in `step`.
+    @inline(__always)
+    static func tally(_ t: inout [Int], _ topicIndex: Int32, _ outcome: Step) {
+        let s = 3 * WorkerCounters.topicSlot(topicIndex)
+        switch outcome {
+        case .deferred: return
+        case .applied: t[s + 1] += 1
+        case .late: t[s + 2] += 1
+        case .invalid, .duplicate: break
+        }
+        t[s] += 1
+    }
+
     @inline(__always)
     func step(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, missing: inout [[UInt8]: PartitionID]) -> Step {
         let value = batch.value(r)
         if let reason = decoder.decode(value, messageKey: batch.key(r), messageTimestamp: r.timestampMs) {
-            counters.invalidByReason[RejectReason.allCases.firstIndex(of: reason)!].wrappingIncrement(ordering: .relaxed)
+            let reasonIndex = RejectReason.allCases.firstIndex(of: reason)!
+            counters.invalidByReason[reasonIndex].wrappingIncrement(ordering: .relaxed)
+            counters.topicInvalidByReason[WorkerCounters.topicSlot(r.topicIndex) * RejectReason.allCases.count + reasonIndex]
+                .wrappingIncrement(ordering: .relaxed)
             deadLetters.send(reason, topicIndex: r.topicIndex, partition: r.partition, offset: r.offset,
                              timestampMs: r.timestampMs, key: batch.key(r), value: value)
             return .invalid
@@ -243,6 +275,7 @@ final class ShardStage {
                 return
             } catch {
                 counters.redisErrors.wrappingIncrement(ordering: .relaxed)
+                counters.redisRetries.wrappingIncrement(ordering: .relaxed)
                 redis = nil
                 attempt += 1
                 let delay = min(50 * (1 << min(attempt, 5)), 2000)

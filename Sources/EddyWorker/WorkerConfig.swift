@@ -21,6 +21,9 @@ public struct WorkerConfig: Sendable {
     public var maxKeysInMemory = 2_000_000
     /// How long a rebalance or shutdown may wait for in-flight writes.
     public var drainTimeoutSeconds = 30.0
+    /// Metrics hook: sees the state blobs of each flush once Redis has taken
+    /// them (e.g. feature-value monitoring). nil: nothing extra is done.
+    public var writtenStateObserver: (any WrittenStateObserver)?
 
     public init(topology: Topology, brokers: String? = nil, redisURL: String? = nil) {
         self.topology = topology
@@ -59,4 +62,12 @@ public struct WorkerConfig: Sendable {
         }
         return p
     }
+}
+
+/// Watches what the worker writes, for metrics. Called on the writer thread,
+/// once per flush, after the flush's writes are acknowledged; keep it quick.
+public protocol WrittenStateObserver: Sendable {
+    /// `count` entities were written; `state(i)` is the i-th one's state blob
+    /// (`EntityLayout`'s `_state`), valid only during this call.
+    func written(count: Int, state: (Int) -> UnsafeRawBufferPointer)
 }

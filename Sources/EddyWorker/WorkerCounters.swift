@@ -1,5 +1,7 @@
 import Atomics
 import EddyCore
+import EddyKafka
+import Foundation
 
 /// What the worker has done, for logs, `/metrics` and benchmarks. Stages
 /// add to these once per batch, never per event.
@@ -37,7 +39,38 @@ public final class WorkerCounters: Sendable {
     /// Flush write latency, per flush.
     public let flushLatency = LatencyHistogram()
 
+    // MARK: Read by /metrics (EddyServer); none of these changes what the worker does.
+
+    /// Topics counted separately; a topology's later topics share the last slot.
+    public static let maxTopics = 16
+    /// Per source topic (index in the topology's `source.topics`). Only
+    /// counted when the topology has more than one topic; with one, the
+    /// totals above are that topic's.
+    public let topicConsumed: [ManagedAtomic<Int>] = (0..<WorkerCounters.maxTopics).map { _ in ManagedAtomic(0) }
+    public let topicApplied: [ManagedAtomic<Int>] = (0..<WorkerCounters.maxTopics).map { _ in ManagedAtomic(0) }
+    public let topicLate: [ManagedAtomic<Int>] = (0..<WorkerCounters.maxTopics).map { _ in ManagedAtomic(0) }
+    /// Invalid events per topic and reason: `[topic * RejectReason.allCases.count + reason]`.
+    public let topicInvalidByReason: [ManagedAtomic<Int>] =
+        (0..<(WorkerCounters.maxTopics * RejectReason.allCases.count)).map { _ in ManagedAtomic(0) }
+    /// Failed Redis round trips (writes or state loads) that were retried.
+    public let redisRetries = ManagedAtomic<Int>(0)
+    /// Partitions assigned to this worker now.
+    public let assignedPartitions = ManagedAtomic<Int>(0)
+    /// Per-partition lag, published by the ingest thread every few seconds.
+    public let partitionLag = PartitionLagBoard()
+    /// Entities per flush written to Redis (the histogram's values are counts, not microseconds).
+    public let flushBatchSize = LatencyHistogram()
+    /// Event time of each written entity's newest event (its key time K) ->
+    /// Redis write acknowledged, per written entity.
+    public let eventFreshness = LatencyHistogram()
+
     public init() {}
+
+    /// The metrics slot of topic index `topicIndex`.
+    @inline(__always)
+    public static func topicSlot(_ topicIndex: Int32) -> Int {
+        min(max(Int(topicIndex), 0), maxTopics - 1)
+    }
 
     public func count(_ reason: RejectReason) -> Int {
         invalidByReason[RejectReason.allCases.firstIndex(of: reason)!].load(ordering: .relaxed)
@@ -87,9 +120,43 @@ public final class LatencyHistogram: Sendable {
         return Self.lowerBound(Self.bucketCount)
     }
 
+    /// The non-empty buckets, ascending: each holds the observations in
+    /// `lower..<upper` microseconds. For exporters (`/metrics`).
+    public func snapshot() -> [(lower: Int, upper: Int, count: Int)] {
+        (0..<Self.bucketCount).compactMap { b in
+            let n = buckets[b].load(ordering: .relaxed)
+            return n > 0 ? (Self.lowerBound(b), Self.lowerBound(b + 1), n) : nil
+        }
+    }
+
     public func reset() {
         for b in buckets { b.store(0, ordering: .relaxed) }
         total.store(0, ordering: .relaxed)
         sumMicros.store(0, ordering: .relaxed)
+    }
+}
+
+/// The latest per-partition lag snapshot: written by the ingest thread every
+/// few seconds, read by `/metrics`. A lock, but off every hot path.
+public final class PartitionLagBoard: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [PartitionLag] = []
+    private var publishedAt: ContinuousClock.Instant?
+
+    public init() {}
+
+    /// Replaces the snapshot (the partitions assigned now).
+    public func publish(_ lags: [PartitionLag]) {
+        lock.lock()
+        entries = lags
+        publishedAt = .now
+        lock.unlock()
+    }
+
+    /// The last snapshot, and when it was taken (nil: never).
+    public var snapshot: (lags: [PartitionLag], at: ContinuousClock.Instant?) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (entries, publishedAt)
     }
 }

@@ -26,6 +26,8 @@ final class WriterStage {
     let writtenFlush: ManagedAtomicBox
     let script = RedisScript(FencedBatchWrite.source)
     var redis: RedisConnection?
+    /// Metrics hook (`WorkerConfig.writtenStateObserver`).
+    var observer: (any WrittenStateObserver)?
     /// Latest committed-or-attempted offset per owned partition, and the
     /// Kafka/commit error count when they were last (re)committed.
     var latest: [PartitionID: Int64] = [:]
@@ -84,6 +86,7 @@ final class WriterStage {
         for ts in fb.eventTimestamps where ts > 0 {
             counters.freshness.record(micros: Int(wallMs - ts) * 1000)
         }
+        if !fb.entities.isEmpty { observeWritten(fb, wallMs: wallMs) }
         counters.flushes.wrappingIncrement(ordering: .relaxed)
         if fb.barrierID != 0 { barrierDone.signal(fb.barrierID) }
     }
@@ -110,6 +113,28 @@ final class WriterStage {
         switch RedisError.server(message: message).serverErrorCode {
         case "OOM", "READONLY", "NOREPLICAS", "NOSCRIPT", "MISCONF": return true
         default: return false
+        }
+    }
+
+    /// Metrics of the entities just written: flush size, event-time
+    /// freshness (now - K per entity), and the observer hook.
+    func observeWritten(_ fb: FlushBatch, wallMs: Int64) {
+        counters.flushBatchSize.record(micros: fb.entities.count)
+        fb.bytes.withUnsafeBytes { bytes in
+            // Field pairs start with `_state`, <blob> (ShardStage.flush).
+            let state = { (i: Int) -> UnsafeRawBufferPointer in
+                let (start, length) = fb.fieldRanges[fb.entities[i].fieldsStart + 1]
+                return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
+            }
+            for i in fb.entities.indices {
+                let blob = state(i)
+                guard blob.count >= 2 else { continue }
+                let kOffset = 2 + Int(blob.loadUnaligned(as: UInt16.self))
+                guard blob.count >= kOffset + 8 else { continue }
+                let k = blob.loadUnaligned(fromByteOffset: kOffset, as: Int64.self)
+                if k > 0 && k <= wallMs { counters.eventFreshness.record(micros: Int(wallMs - k) * 1000) }
+            }
+            observer?.written(count: fb.entities.count, state: state)
         }
     }
 
@@ -158,6 +183,7 @@ final class WriterStage {
                 return
             } catch {
                 counters.redisErrors.wrappingIncrement(ordering: .relaxed)
+                counters.redisRetries.wrappingIncrement(ordering: .relaxed)
                 redis?.close()
                 redis = nil
                 attempt += 1

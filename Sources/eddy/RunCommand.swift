@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import EddyCore
+import EddyServer
 import EddyWorker
 import Foundation
 import Logging
@@ -37,6 +38,13 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Keys kept in memory; beyond it idle keys are evicted and reload from Redis when they return.")
     var maxKeys: Int?
 
+    @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (':PORT' for all interfaces).")
+    var http: String?
+
+    func validate() throws {
+        if let http, EddyHTTPServer.parseListen(http) == nil { throw ValidationError("--http '\(http)' is not HOST:PORT") }
+    }
+
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -53,10 +61,14 @@ struct RunCommand: ParsableCommand {
             topology: t, brokers: brokers ?? env["EDDY_BROKERS"].flatMap { $0.isEmpty ? nil : $0 },
             redisURL: redis ?? env["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
         if let maxKeys { config.maxKeysInMemory = max(maxKeys, 1) }
+        let monitor = http == nil ? nil : FeatureMonitor(topology: t)
+        config.writtenStateObserver = monitor
         let worker = StreamWorker(config: config, logger: logger)
+        let metricsServer = try http.map { try WorkerHTTP.start(listen: $0, worker: worker, monitor: monitor, logger: logger) }
         do { try worker.start() } catch {
             throw CLIError("eddy run: \(error)")
         }
+        metricsServer?.markStarted()
 
         var last = ContinuousClock.now
         while !signals.wait(timeout: .milliseconds(200)) {
@@ -67,5 +79,6 @@ struct RunCommand: ParsableCommand {
         }
         logger.info("stopping: flushing and committing")
         worker.stop()
+        metricsServer?.stop()
     }
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Benchmark of `eddy serve`: single-key GET latency over HTTP on loopback,
+# against redis-benchmark on the same Redis in the same run (the baseline).
+#
+#   Benchmarks/serve.sh            # USERS=20000 EVENTS=200000 RATE=10000 DURATION=10
+#
+# Steps: build release; start redis-server and the mock Kafka broker; fill
+# Redis through the real path (dev produce -> eddy run --http, which also
+# shows the worker's /metrics); start eddy serve; then
+#   1. redis-benchmark -n 100000 -c 16 -P 1: PING, GET, and the FCALL the
+#      server makes (the Redis-side cost of one feature read);
+#   2. wrk -t1 -c16 --latency, saturated: the server's throughput and latency;
+#   3. wrk paced to about RATE requests/s: Debian's wrk has no -R (that is
+#      wrk2), so each connection waits 1 ms between requests (wrk delays are
+#      whole milliseconds) and the connection count is chosen from the
+#      latency of run 2 to land near RATE. Closed loop: the percentiles do
+#      not correct for coordinated omission the way wrk2 does.
+# Keys are drawn uniformly from the USERS generated users (about 1 in 10
+# may not exist yet: those are 404s, also a full read).
+# Needs: wrk, redis-server, redis-benchmark (apt-get install -y wrk redis-server redis-tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+USERS=${USERS:-20000}
+EVENTS=${EVENTS:-200000}
+RATE=${RATE:-10000}
+DURATION=${DURATION:-10}
+WORK=$(mktemp -d /tmp/eddy-serve-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in wrk redis-server redis-benchmark redis-cli; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk redis-server redis-tools)" >&2; exit 2; }
+done
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+if [ -z "${EDDY:-}" ]; then
+  swift build -c release --product eddy >&2
+  EDDY=$(swift build -c release --show-bin-path)/eddy
+fi
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" &
+PIDS+=($!)
+export EDDY_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+
+# Fill Redis through the worker.
+"$EDDY" dev broker --topology clickstream --partitions 4 --bootstrap-file "$WORK/bootstrap" >"$WORK/broker.log" 2>&1 &
+PIDS+=($!)
+until [ -s "$WORK/bootstrap" ]; do sleep 0.1; done
+BROKERS=$(head -1 "$WORK/bootstrap")
+METRICS_PORT=$(free_port)
+"$EDDY" run clickstream --brokers "$BROKERS" --http "127.0.0.1:$METRICS_PORT" --stats-interval 0 >"$WORK/run.log" 2>&1 &
+RUN_PID=$!
+PIDS+=($RUN_PID)
+"$EDDY" dev produce --topology clickstream --brokers "$BROKERS" --generate "$EVENTS" --users "$USERS" >&2
+echo "waiting for the worker to write $EVENTS events..." >&2
+for _ in $(seq 1 600); do
+  applied=$(curl -s "127.0.0.1:$METRICS_PORT/metrics" | awk '/^eddy_worker_events_consumed_total/ {print $2}')
+  [ "${applied:-0}" -ge "$EVENTS" ] && break
+  sleep 0.2
+done
+sleep 1  # the last flushes (5 ms apart)
+curl -s "127.0.0.1:$METRICS_PORT/metrics" | grep -E '^eddy_worker_(events_consumed|events_applied|entities_written)_total|^eddy_worker_flush_duration_seconds_count' >&2 || true
+kill -TERM "$RUN_PID"
+for _ in $(seq 1 50); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.2; done
+kill -KILL "$RUN_PID" 2>/dev/null && echo "(the worker ignored SIGTERM; killed)" >&2 || true
+wait "$RUN_PID" 2>/dev/null || true
+ENTITIES=$(redis-cli -p "$REDIS_PORT" dbsize)
+echo "Redis holds $ENTITIES keys" >&2
+
+HTTP_PORT=$(free_port)
+"$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning >"$WORK/serve.log" 2>&1 &
+PIDS+=($!)
+until curl -sf "127.0.0.1:$HTTP_PORT/readyz" >/dev/null; do sleep 0.1; done
+FIRST_KEY=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'clickstream:*' | head -1 || true)
+curl -s "127.0.0.1:$HTTP_PORT/v1/features/clickstream/${FIRST_KEY#clickstream:}" >/dev/null  # installs the library
+
+cat >"$WORK/get.lua" <<EOF
+local users = $USERS
+local delayMs = tonumber(os.getenv("DELAY_MS") or "0")
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", string.format("/v1/features/clickstream/u%07d", math.random(0, users - 1)))
+end
+if delayMs > 0 then
+  delay = function() return delayMs end
+end
+EOF
+
+echo
+echo "== redis-benchmark -n 100000 -c 16 -P 1 (baseline, same Redis)"
+redis-benchmark -p "$REDIS_PORT" -n 100000 -c 16 -P 1 --csv -t ping_mbulk,get | tee "$WORK/redis.csv"
+redis-benchmark -p "$REDIS_PORT" -n 100000 -c 16 -P 1 --csv \
+  FCALL eddy_clickstream_features 1 "$FIRST_KEY" | sed 's/^"FCALL[^"]*"/"FCALL eddy_clickstream_features"/' | tail -1 | tee -a "$WORK/redis.csv"
+
+echo
+echo "== wrk -t1 -c16 -d${DURATION}s --latency (saturated)"
+wrk -t1 -c16 -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-sat.txt"
+
+# Connections for ~RATE req/s with a 1 ms pause per request (rate = c / (pause + latency)):
+# start from RATE/1000 and correct twice from 3-second trial runs.
+rps_of() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+CONNS=$(( RATE / 1000 > 0 ? RATE / 1000 : 1 ))
+for _ in 1 2; do
+  DELAY_MS=1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" >"$WORK/wrk-trial.txt"
+  CONNS=$(awk -v c="$CONNS" -v r="$RATE" -v got="$(rps_of "$WORK/wrk-trial.txt")" 'BEGIN { n = int(c * r / got + 0.5); print (n < 1 ? 1 : n) }')
+done
+echo
+echo "== wrk -t1 -c$CONNS -d${DURATION}s --latency, 1 ms pause per request (target ~$RATE req/s)"
+DELAY_MS=1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-paced.txt"
+
+echo
+echo "== summary"
+python3 - "$WORK" <<'EOF'
+import csv, re, sys
+work = sys.argv[1]
+rows = {r[0]: r for r in csv.reader(open(f"{work}/redis.csv")) if r and r[0] != "test"}
+def wrk(path):
+    text = open(path).read()
+    def ms(v):
+        n = float(re.match(r"[\d.]+", v).group())
+        return n / 1000 if v.endswith("us") else n * 1000 if v.endswith("s") and not v.endswith("ms") else n
+    pct = {p: ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.M)}
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return rps, pct, int(non2xx.group(1)) if non2xx else 0
+for name, r in rows.items():
+    print(f"redis-benchmark {name:32s} {float(r[1]):>10,.0f} req/s  p50 {float(r[4]):.3f} ms  p99 {float(r[6]):.3f} ms")
+fcall = rows.get("FCALL eddy_clickstream_features")
+for label, path in [("HTTP GET saturated (c16)", "wrk-sat.txt"), ("HTTP GET paced", "wrk-paced.txt")]:
+    rps, pct, non2xx = wrk(f"{work}/{path}")
+    line = f"{label:48s} {rps:>10,.0f} req/s  p50 {pct['50']:.3f} ms  p99 {pct['99']:.3f} ms  ({non2xx} 404s)"
+    print(line)
+    if fcall:
+        print(f"  ratio to redis-benchmark FCALL: throughput {rps / float(fcall[1]):.2f}x, p99 {pct['99'] / float(fcall[6]):.2f}x")
+EOF

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Dispatch
+import EddyCore
+import EddyRedis
+import EddyServer
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+
+/// `eddy serve`: features over HTTP, read from Redis at a time T through
+/// each topology's Function library; plus /metrics, /healthz and /readyz.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve features over HTTP (reads from Redis at a time T), with /metrics, /healthz and /readyz.",
+        discussion: """
+            GET  /v1/features/{topology}/{key}[?at=T]  one entity: the FCALL eddy_<topology>_features object \
+            (404 {"key":...,"found":false} when Redis does not hold it).
+            POST /v1/features/{topology}[?at=T]        body ["k1","k2",...]: a JSON list in key order, pipelined \
+            to Redis ({"key":...,"found":false} for unknown keys). Body limit 1 MiB (413), 10000 keys.
+            T is epoch milliseconds or RFC 3339 (default: the Redis server's clock). Redis unreachable: 503, \
+            and the next request reconnects. GET /metrics is Prometheus text; /readyz is 200 while Redis answers.
+            """
+    )
+
+    @Option(name: .long, help: "Topology file (or name under Topologies/); repeat to serve several.")
+    var topology: [String] = []
+
+    @Option(name: .long, help: "Listen address HOST:PORT (':PORT' for all interfaces).")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .long, help: "Redis URL for every topology (default: $EDDY_REDIS_URL, else each topology's sink).")
+    var redis: String?
+
+    @Option(help: "Redis connections per Redis URL; each batches the requests that arrive while it waits.")
+    var lanes: Int = 2
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if topology.isEmpty { throw ValidationError("give at least one --topology FILE") }
+        if EddyHTTPServer.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' is not HOST:PORT") }
+        if lanes < 1 { throw ValidationError("--lanes must be at least 1") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "eddy.serve")
+        let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        var pools: [String: RedisLanes] = [:]
+        var served: [EddyHTTPServer.Served] = []
+        for file in topology {
+            let t = try loadTopology(file)
+            if served.contains(where: { $0.topology.name == t.name }) {
+                throw CLIError("topology name '\(t.name)' is given twice")
+            }
+            let text = redis ?? env ?? t.sink.redisURL
+            let url: RedisURL
+            do { url = try RedisURL(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
+            let pool = pools[text] ?? RedisLanes(url: url, lanes: lanes)
+            pools[text] = pool
+            served.append(.init(topology: t, redis: pool))
+        }
+        let (host, port) = EddyHTTPServer.parseListen(listen)!
+        let hub = MetricsHub()
+        MetricsSystem.bootstrap(hub.factory)
+        let server = EddyHTTPServer(
+            options: .init(host: host, port: port, role: "serve"), topologies: served, hub: hub,
+            readiness: pools.keys.sorted().map { HealthCheck.redis(pools[$0]!, name: "redis \(pools[$0]!.url)") },
+            logger: logger)
+        for (_, pool) in pools.sorted(by: { $0.key < $1.key }) {
+            try runBlocking {
+                let (ok, detail) = await pool.ping()
+                if !ok { logger.warning("Redis at \(pool.url) does not answer yet (\(detail)); reads return 503 until it does") }
+            }
+        }
+        logger.info("serving \(served.map(\.topology.name).joined(separator: ", ")) on http://\(host):\(port)")
+        let app = server.makeApplication()
+        try runBlocking { try await app.runService() }
+    }
+}
+
+/// Runs async work from a synchronous command and waits for it.
+func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+    let done = DispatchSemaphore(value: 0)
+    let failure = FailureBox()
+    Task {
+        do { try await body() } catch { failure.set(error) }
+        done.signal()
+    }
+    done.wait()
+    if let error = failure.get() { throw CLIError("\(error)") }
+}
+
+final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: (any Error)?
+    func set(_ e: any Error) { lock.lock(); error = e; lock.unlock() }
+    func get() -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
+}
