@@ -125,7 +125,6 @@ public final class ReplaySession {
     @inline(__always)
     public func consume(_ message: UnsafeRawBufferPointer, into out: inout JSONWriter) {
         lineNumber += 1
-        let depth = Self.depth
         let e = inFlight + head
         if message.count > e.pointee.capacity {
             e.pointee.bytes.deallocate()
@@ -136,21 +135,7 @@ public final class ReplaySession {
         e.pointee.length = message.count
         e.pointee.line = lineNumber
         e.pointee.rejected = e.pointee.decoder.decode(e.pointee.message)
-        if e.pointee.rejected == nil { engine.prefetchIndex(for: e.pointee.decoder) }
-        if pending >= 1 {
-            let p = inFlight + (head + depth - 1) % depth
-            if p.pointee.rejected == nil { engine.prefetchSlot(for: p.pointee.decoder) }
-        }
-        if pending >= 2 {
-            let p = inFlight + (head + depth - 2) % depth
-            if p.pointee.rejected == nil { engine.prefetchState(for: p.pointee.decoder) }
-        }
-        head = (head + 1) % depth
-        pending += 1
-        if pending == depth {
-            complete(inFlight + head, into: &out)
-            pending -= 1
-        }
+        advance(into: &out)
     }
 
     /// Like `consume(_:into:)` for a Kafka message: its key and timestamp
@@ -164,7 +149,6 @@ public final class ReplaySession {
     @inline(__always)
     public func consume(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, timestampMs: Int64,
                         source: Int32, offset: Int64, into out: inout JSONWriter) {
-        let depth = Self.depth
         let e = inFlight + head
         let keyCount = usesMessageKey ? (key?.count ?? 0) : 0
         let need = message.count + keyCount
@@ -183,7 +167,15 @@ public final class ReplaySession {
         e.pointee.source = source
         e.pointee.offset = offset
         e.pointee.rejected = e.pointee.decoder.decode(e.pointee.message, messageKey: messageKey, messageTimestamp: timestampMs)
-        if e.pointee.rejected == nil { engine.prefetchIndex(for: e.pointee.decoder) }
+        advance(into: &out)
+    }
+
+    /// The event just decoded at `head` enters the pipeline: one prefetch
+    /// step for each event in flight, then the oldest is applied.
+    @inline(__always)
+    func advance(into out: inout JSONWriter) {
+        let depth = Self.depth
+        if inFlight[head].rejected == nil { engine.prefetchIndex(for: inFlight[head].decoder) }
         if pending >= 1 {
             let p = inFlight + (head + depth - 1) % depth
             if p.pointee.rejected == nil { engine.prefetchSlot(for: p.pointee.decoder) }
