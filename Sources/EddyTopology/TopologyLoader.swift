@@ -315,6 +315,7 @@ struct NodeReader {
             return nil
         }
         var filter: FilterExpr?
+        var badFilter = false
         if let w = m["where"], let text = string(w, "where") {
             do {
                 filter = try FilterParser.parse(text)
@@ -325,9 +326,16 @@ struct NodeReader {
                     file: file, line: mark?.line ?? 1, column: (mark?.column ?? 1) + error.offset + (quoted ? 1 : 0),
                     message: "bad filter syntax in feature '\(name)': \(error.message)",
                     fix: "filters look like: event == \"click\" and (price > 10 or country in [\"DE\", \"FR\"])"))
-                return nil
+                badFilter = true  // keep checking the rest of the feature
             }
         }
+        guard let spec = featureKind(node, m, name: name, kind: kind, kindNode: kindNode, filter: filter) else { return nil }
+        return badFilter ? nil : spec
+    }
+
+    mutating func featureKind(
+        _ node: Node, _ m: [String: Node], name: String, kind: String, kindNode: Node, filter: FilterExpr?
+    ) -> FeatureSpec? {
         func unused(_ names: [String]) {
             for n in names where m[n] != nil {
                 report(m[n], "'\(n)' does not apply to a \(kind) feature", fix: "remove it")

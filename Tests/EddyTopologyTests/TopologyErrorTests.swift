@@ -79,6 +79,12 @@ import Testing
         #expect(unclosed.first?.message.contains("expected ')'") == true)
     }
 
+    @Test func everyProblemInOneFeatureIsReported() {
+        let d = errors("  - {name: b, kind: sum, field: p, window: 1h, hop: 7m, where: \"x = 1\"}")
+        #expect(d.map(\.message).contains { $0.hasPrefix("bad filter syntax") })
+        #expect(d.map(\.message).contains("window 1h is not a multiple of hop 7m"))
+    }
+
     @Test func typosInKeysAreCaught() {
         let d = errors("  - {name: a, kind: count, windw: 1h}")
         #expect(d.contains { $0.message == "unknown key 'windw' in a feature" && $0.fix == "did you mean 'window'?" })
