@@ -27,7 +27,6 @@ public final class RedisBackfill {
     public let url: RedisURL
     public let topology: Topology
     public let prefix: [UInt8]
-    let fingerprint: [UInt8]
     let script = RedisScript(FencedWrite.source)
     let ttl: String
     var connection: RedisConnection?
@@ -39,7 +38,6 @@ public final class RedisBackfill {
         self.url = url
         self.topology = topology
         self.prefix = Array((prefix ?? topology.sink.keyPrefix).utf8)
-        self.fingerprint = Array(EntityLayout.fingerprint(topology).utf8)
         self.ttl = String(topology.sink.ttlMs)
     }
 
@@ -77,11 +75,7 @@ public final class RedisBackfill {
         var batch: [Int32] = []
         batch.reserveCapacity(batchSize)
         var done = 0
-        var writer = JSONWriter(capacity: 4096)
-        let features = topology.features
-        let stateField = Array(EntityLayout.stateField.utf8)
-        let fpField = Array(EntityLayout.fingerprintField.utf8)
-        let kField = Array(EntityLayout.keyTimeField.utf8)
+        var fields = EntityFields(engine: engine)
 
         func flush() throws(ReplayError) {
             guard !batch.isEmpty else { return }
@@ -92,29 +86,14 @@ public final class RedisBackfill {
                     let replies = try c.evalshaPipeline(script, count: batch.count) { i, call in
                         let slot = batch[i]
                         let (source, offset) = session.lastApplied(slot)!
-                        let k = engine.keyTime(slot)!
                         call.keys.addJoined(prefix, store.keyBytes(slot))
                         call.arguments.add(partitionNames[Int(source)])
                         call.arguments.add(offset)
                         call.arguments.add(ttl)
-                        call.arguments.add(stateField)
-                        call.arguments.add(UnsafeRawBufferPointer(start: store.blob(slot), count: store.length(slot)))
-                        call.arguments.add(fpField)
-                        call.arguments.add(fingerprint)
-                        call.arguments.add(kField)
-                        call.arguments.add(k)
-                        // Point columns, as the worker stores them (read at K).
-                        writer.reset()
-                        var columns: [(name: [UInt8], start: Int)] = []
-                        engine.forEachColumn(blob: UnsafeRawPointer(store.blob(slot)), at: k, into: &writer) { w, f, col, name in
-                            guard EntityLayout.isStoredColumn(features[f], column: col) else { return false }
-                            columns.append((name, w.bytes.count))
-                            return true
-                        }
-                        for (j, column) in columns.enumerated() {
-                            let end = j + 1 < columns.count ? columns[j + 1].start : writer.bytes.count
-                            call.arguments.add(column.name)
-                            call.arguments.add(writer.bytes[column.start..<end])
+                        // The same fields the worker stores (EntityFields).
+                        fields.forEach(slot: slot) { name, value in
+                            call.arguments.add(name)
+                            call.arguments.add(value)
                         }
                     }
                     for reply in replies {

@@ -48,7 +48,8 @@ public final class Verifier {
 
     let session: ReplaySession
     let topology: Topology
-    let fingerprint: [UInt8]
+    /// The stored fields as the worker writes them.
+    var entityFields: EntityFields
     let prefix: String
     let connection: RedisConnection
     let at: Int64
@@ -67,7 +68,7 @@ public final class Verifier {
         var t = topology
         t.sink.keyPrefix = prefix
         self.topology = t
-        self.fingerprint = Array(EntityLayout.fingerprint(t).utf8)
+        self.entityFields = EntityFields(engine: session.engine)
         self.prefix = prefix
         self.connection = connection
         self.at = at
@@ -199,21 +200,12 @@ public final class Verifier {
             diffs += compareObjects(key: key, redis: got, replay: expected.bytes)
         }
 
-        // Stored fields: _K and the point columns at the key time.
-        var point = JSONWriter(capacity: 512)
-        let k = engine.keyTime(slot)!
-        var values: [String: [UInt8]] = [EntityLayout.keyTimeField: Array(String(k).utf8),
-                                         EntityLayout.fingerprintField: fingerprint]
-        var columns: [(name: [UInt8], start: Int)] = []
-        let features = topology.features
-        engine.forEachColumn(blob: UnsafeRawPointer(engine.store.blob(slot)), at: k, into: &point) { w, f, c, name in
-            guard EntityLayout.isStoredColumn(features[f], column: c) else { return false }
-            columns.append((name, w.bytes.count))
-            return true
-        }
-        for (j, column) in columns.enumerated() {
-            let end = j + 1 < columns.count ? columns[j + 1].start : point.bytes.count
-            values[String(decoding: column.name, as: UTF8.self)] = Array(point.bytes[column.start..<end])
+        // Stored fields: _fp, _K and the point columns at the key time, as
+        // the worker writes them (`_state` is compared through the read above).
+        var values: [String: [UInt8]] = [:]
+        entityFields.forEach(slot: slot) { name, value in
+            let n = String(decoding: name, as: UTF8.self)
+            if n != EntityLayout.stateField { values[n] = Array(value) }
         }
         for (i, name) in stored.enumerated() {
             let want = values[name] ?? []

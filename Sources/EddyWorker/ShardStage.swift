@@ -49,7 +49,8 @@ final class ShardStage {
     var pendingTimestamps: [Int64] = []
     var lastFlush = ContinuousClock.now
     let flushInterval: Duration
-    var writer = JSONWriter(capacity: 4096)
+    /// Renders the stored hash fields of dirty keys (shared with backfills).
+    var entityFields: EntityFields
     var stateIncompatibleLogged = false
 
     init(config: WorkerConfig, batches: Pool<MessageBatch>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
@@ -70,7 +71,8 @@ final class ShardStage {
         self.logger = logger
         self.redisURL = redisURL
         self.prefix = Array(config.topology.sink.keyPrefix.utf8)
-        self.fingerprint = Array(EntityLayout.fingerprint(config.topology).utf8)
+        self.entityFields = EntityFields(engine: engine)
+        self.fingerprint = entityFields.fingerprint
         self.flushInterval = .milliseconds(config.topology.sink.flushIntervalMs)
         self.writtenFlush = writtenFlush
     }
@@ -354,18 +356,14 @@ final class ShardStage {
         let store = engine.store
         for slot in dirty {
             isDirty[Int(slot)] = false
-            guard store.isLive(slot), let k = engine.keyTime(slot) else { continue }
+            guard store.isLive(slot), engine.keyTime(slot) != nil else { continue }
             let keyRange = fb.store(prefix)
             _ = fb.store(store.keyBytes(slot))
             let fieldsStart = fb.fieldRanges.count
-            let blob = UnsafeRawBufferPointer(start: store.blob(slot), count: store.length(slot))
-            fb.fieldRanges.append(fb.store(Array(EntityLayout.stateField.utf8)))
-            fb.fieldRanges.append(fb.store(blob))
-            fb.fieldRanges.append(fb.store(Array(EntityLayout.fingerprintField.utf8)))
-            fb.fieldRanges.append(fb.store(fingerprint))
-            fb.fieldRanges.append(fb.store(Array(EntityLayout.keyTimeField.utf8)))
-            fb.fieldRanges.append(fb.store(Array(String(k).utf8)))
-            appendPointColumns(blob, keyTime: k, to: fb)
+            entityFields.forEach(slot: slot) { name, value in
+                fb.fieldRanges.append(fb.store(name))
+                fb.fieldRanges.append(fb.store(value))
+            }
             let pid = appliedPartition[Int(slot)]
             fb.entities.append(FlushBatch.Entity(
                 keyStart: keyRange.0, keyLength: prefix.count + store.keyBytes(slot).count,
@@ -410,25 +408,6 @@ final class ShardStage {
         }
         counters.keysEvicted.wrappingIncrement(by: evicted, ordering: .relaxed)
         counters.keysInMemory.store(store.count, ordering: .relaxed)
-    }
-
-    /// The point features (those that do not depend on read time) as JSON
-    /// hash fields, so `HGETALL` shows them.
-    func appendPointColumns(_ blob: UnsafeRawBufferPointer, keyTime: Int64, to fb: FlushBatch) {
-        writer.reset()
-        var columns: [(name: [UInt8], start: Int)] = []
-        let features = config.topology.features
-        engine.forEachColumn(blob: blob.baseAddress!, at: keyTime, into: &writer) { w, f, c, name in
-            guard EntityLayout.isStoredColumn(features[f], column: c) else { return false }
-            columns.append((name, w.bytes.count))
-            return true
-        }
-        // Columns are written back to back, so each ends where the next starts.
-        for (i, column) in columns.enumerated() {
-            let end = i + 1 < columns.count ? columns[i + 1].start : writer.bytes.count
-            fb.fieldRanges.append(fb.store(column.name))
-            fb.fieldRanges.append(writer.bytes[column.start..<end].withUnsafeBytes { fb.store($0) })
-        }
     }
 
     /// Forgets the keys last written from revoked partitions (their new
