@@ -28,6 +28,13 @@ final class ConsumerContext {
     /// Set once the first assignment (possibly empty) arrived, i.e. the
     /// member completed a SyncGroup.
     var everAssigned = false
+    /// Per assigned partition, where reading continues: one past the last
+    /// record `poll` delivered, or the explicit start of the assignment.
+    /// Absent: the committed offset (see `KafkaConsumer.resume`).
+    var nextOffsets: [TopicPartition: Int64] = [:]
+    /// Per partition, the offset a read resumed at after a hole, until the
+    /// partition is read again from before the hole (`KafkaConsumer.poll`).
+    var holes: [TopicPartition: Int64] = [:]
 
     init(handlers: RebalanceHandlers, assignmentStrategy: String) {
         self.handlers = handlers
@@ -48,6 +55,7 @@ final class ConsumerContext {
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             everAssigned = true
+            for p in partitions { nextOffsets[p] = nil }  // a new assignment starts at the committed offset
             if cooperative {
                 record(rd_kafka_incremental_assign(rk, list), "incremental assign")
             } else {
@@ -63,6 +71,7 @@ final class ConsumerContext {
                 handlers.onRevoke(consumer, partitions)
             }
             revokedDuringBatch.formUnion(partitions)
+            for p in partitions { nextOffsets[p] = nil }
             if cooperative {
                 record(rd_kafka_incremental_unassign(rk, list), "incremental unassign")
             } else {
@@ -79,6 +88,7 @@ final class ConsumerContext {
                 if !assigned.isEmpty, let consumer { handlers.onRevoke(consumer, assigned) }
                 revokedDuringBatch.formUnion(assigned)
             }
+            nextOffsets.removeAll()
             record(rd_kafka_assign(rk, nil), "unassign after rebalance error")
         }
     }

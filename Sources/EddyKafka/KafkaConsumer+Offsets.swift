@@ -88,12 +88,15 @@ extension KafkaConsumer {
         registerTopics(offsets.map(\.topic))
         let list = NativePartitionList(offsets)
         try KafkaError.check(rd_kafka_assign(handle.pointer, list.pointer), "assign failed")
+        context.nextOffsets.removeAll()
+        rememberPositions(offsets)
     }
 
     /// Clears an explicit assignment.
     public func unassign() throws(KafkaError) {
         try checkOpen()
         try KafkaError.check(rd_kafka_assign(handle.pointer, nil), "unassign failed")
+        context.nextOffsets.removeAll()
     }
 
     /// Moves the fetch position of assigned partitions (e.g. from `onAssign`
@@ -105,5 +108,15 @@ extension KafkaConsumer {
         let list = NativePartitionList(offsets)
         try KafkaError.check(rd_kafka_seek_partitions(handle.pointer, list.pointer, timeoutMs), "seek failed")
         if let error = list.firstError("seek failed for") { throw error }
+        rememberPositions(offsets)
+    }
+
+    /// Where reading continues after a pause: absolute offsets and the
+    /// beginning/end sentinels; "committed" (stored, invalid) is looked up then.
+    func rememberPositions(_ offsets: [TopicPartitionOffset]) {
+        for o in offsets {
+            let p = TopicPartition(topic: o.topic, partition: o.partition)
+            context.nextOffsets[p] = o.offset >= KafkaOffset.beginning ? o.offset : nil
+        }
     }
 }

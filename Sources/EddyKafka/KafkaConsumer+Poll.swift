@@ -36,6 +36,13 @@ extension KafkaConsumer {
         }
         var delivered = 0
         let revoked = context.revokedDuringBatch
+        // The partition and next offset of the current run of records, for
+        // `resume` (recorded once per run, not per record).
+        var run: (index: Int, partition: Int32, next: Int64) = (-1, -1, -1)
+        defer { if run.next >= 0 { self.delivered(topicIndex: run.index, partition: run.partition, next: run.next) } }
+        // Partitions with a hole in this batch, and where to read them again.
+        var rewinding: [(index: Int, partition: Int32, from: Int64)] = []
+        defer { if !rewinding.isEmpty { rewind(rewinding) } }
         for i in 0..<count {
             let message = batch[i]!
             defer { rd_kafka_message_destroy(message) }
@@ -52,7 +59,27 @@ extension KafkaConsumer {
                revoked.contains(TopicPartition(topic: topics[index], partition: partition)) {
                 continue
             }
+            // Being read again from before a hole found earlier in this batch.
+            if !rewinding.isEmpty, rewinding.contains(where: { $0.index == index && $0.partition == partition }) {
+                continue
+            }
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let offset = message.pointee.offset
+                if index != run.index || partition != run.partition {
+                    if run.next >= 0 { self.delivered(topicIndex: run.index, partition: run.partition, next: run.next) }
+                    run.index = index
+                    run.partition = partition
+                    run.next = nextOffset(topicIndex: index, partition: partition) ?? -1
+                }
+                if run.next >= 0 && offset > run.next && !isKnownHole(index, partition, at: offset) {
+                    // Records skipped (librdkafka 2.0's batch consumption
+                    // can resume past purged records after its own pauses,
+                    // #4208): read the partition again from the expected offset.
+                    offsetGaps += 1
+                    rewinding.append((index, partition, run.next))
+                    continue
+                }
+                run.next = offset + 1
                 sink.receive(.message(KafkaMessageView(native: message, topicIndex: index)))
             } else {
                 sink.receive(.partitionEOF(PartitionEOF(topicIndex: index, partition: partition,

@@ -59,6 +59,13 @@ public final class KafkaConsumer {
     /// Whether `subscribe` was called (group member rather than explicit assign).
     let isSubscribed: Bool
     var isPolling = false
+    /// How many holes `poll` found in a partition's offsets: a record further
+    /// on than the one after the previous record delivered from it (within
+    /// one assignment). Each hole is read again once from before it; if the
+    /// read resumes after the same hole, it is real (transaction markers or
+    /// compaction) and reading goes on. Holes repaired this way were records
+    /// skipped by librdkafka (#4208 in 2.0's batch consumption).
+    public internal(set) var offsetGaps = 0
     /// Reusable `rd_kafka_message_t *` array for batch consumption.
     var batch: UnsafeMutableBufferPointer<UnsafeMutablePointer<rd_kafka_message_t>?>
     /// `rd_kafka_topic_t *` of messages -> index into `topics`. Each entry

@@ -22,6 +22,7 @@ final class IngestStage {
     var paused: [TopicPartition] = []
     var assignment: Set<TopicPartition> = []
     var nextBarrier = 1
+    var gapsSeen = 0
     /// When to publish the next per-partition lag snapshot (metrics).
     var nextLagSample = ContinuousClock.now
 
@@ -84,6 +85,7 @@ final class IngestStage {
                 logger.warning("Kafka poll failed: \(error)")
                 Thread.sleep(forTimeInterval: 0.1)
             }
+            if consumer.offsetGaps != gapsSeen { reportGaps() }
             pushCurrent()
             if ContinuousClock.now >= nextLagSample { publishLag() }
         }
@@ -96,6 +98,13 @@ final class IngestStage {
         let ok = output.tryPush(index)
         precondition(ok, "the shard ring holds every batch of the pool")
         current = nil
+    }
+
+    func reportGaps() {
+        let new = consumer.offsetGaps - gapsSeen
+        gapsSeen = consumer.offsetGaps
+        counters.offsetGaps.wrappingIncrement(by: new, ordering: .relaxed)
+        logger.warning("found \(new) holes in partition offsets; reading those partitions again from before each hole (librdkafka skipped records, or the topic has transaction markers or compaction)")
     }
 
     /// Publishes each assigned partition's lag for `/metrics`, from
@@ -112,9 +121,19 @@ final class IngestStage {
         logger.debug("backpressure: paused \(paused.count) partitions")
     }
 
+    /// Resumes the paused partitions where delivery stopped. On failure they
+    /// are paused again and retried on the next turn: resuming from a wrong
+    /// position could skip records.
     func resume() {
-        do { try consumer.resume(paused) } catch { logger.warning("resuming partitions failed: \(error)") }
-        paused = []
+        do {
+            try consumer.resume(paused)
+            paused = []
+        } catch {
+            counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
+            logger.warning("resuming \(paused.count) partitions failed, retrying: \(error)")
+            do { try consumer.pause(paused) } catch { logger.warning("pausing partitions again failed: \(error)") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
     }
 
     // MARK: Rebalances and shutdown

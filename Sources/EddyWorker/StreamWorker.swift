@@ -125,7 +125,7 @@ public final class StreamWorker: @unchecked Sendable {
     /// One line of counts, for logs.
     public var summary: String {
         let c = counters
-        return "consumed \(c.consumed.load(ordering: .relaxed)), applied \(c.applied.load(ordering: .relaxed)), late \(c.late.load(ordering: .relaxed)), invalid \(c.invalid.load(ordering: .relaxed)), duplicates skipped \(c.duplicatesSkipped.load(ordering: .relaxed)), entities written \(c.entitiesWritten.load(ordering: .relaxed)), fenced \(c.writesFenced.load(ordering: .relaxed)), keys in memory \(c.keysInMemory.load(ordering: .relaxed)), redis errors \(c.redisErrors.load(ordering: .relaxed)), evicted \(c.keysEvicted.load(ordering: .relaxed))"
+        return "consumed \(c.consumed.load(ordering: .relaxed)), applied \(c.applied.load(ordering: .relaxed)), late \(c.late.load(ordering: .relaxed)), invalid \(c.invalid.load(ordering: .relaxed)), duplicates skipped \(c.duplicatesSkipped.load(ordering: .relaxed)), entities written \(c.entitiesWritten.load(ordering: .relaxed)), fenced \(c.writesFenced.load(ordering: .relaxed)), keys in memory \(c.keysInMemory.load(ordering: .relaxed)), redis errors \(c.redisErrors.load(ordering: .relaxed)), evicted \(c.keysEvicted.load(ordering: .relaxed)), offset gaps \(c.offsetGaps.load(ordering: .relaxed))"
     }
 
     /// Ring occupancy (batches waiting for the shard, flushes waiting for the writer).

@@ -26,6 +26,9 @@ public final class WorkerCounters: Sendable {
     public let writesFenced = ManagedAtomic<Int>(0)
     public let redisErrors = ManagedAtomic<Int>(0)
     public let kafkaErrors = ManagedAtomic<Int>(0)
+    /// Holes found in partitions' offsets and read again (see
+    /// `KafkaConsumer.offsetGaps`).
+    public let offsetGaps = ManagedAtomic<Int>(0)
     public let commits = ManagedAtomic<Int>(0)
     public let commitErrors = ManagedAtomic<Int>(0)
     /// Invalid events per `RejectReason`, in `RejectReason.allCases` order.

@@ -132,3 +132,63 @@ private struct PauseRun: Sendable {
         #expect(run.offsetsAfterResume[0] == nil)
     }
 }
+
+/// Backpressure pauses and resumes partitions many times while records flow;
+/// every record must still be delivered exactly once, in order. librdkafka
+/// 2.0 could resume past records it had purged from a batch (#4208), which
+/// lost events in the worker under load; `resume` seeks to the tracked position.
+@Suite struct PauseResumeStressTests {
+    @Test func manyPausesNeitherSkipNorRepeatRecords() async throws {
+        let topic = "pausing"
+        let partitions: Int32 = 4
+        let perPartition = 25_000
+        let cluster = try MockCluster(topics: [(name: topic, partitions: Int(partitions))])
+        let (offsets, gaps) = try await onThread { () throws -> ([Int32: [Int64]], Int) in
+            let producer = try KafkaProducer(config: producerConfig(cluster).merging(["linger.ms": "20"]) { $1 })
+            for i in 0..<perPartition {
+                for p in 0..<partitions {
+                    try producer.produce(topic: topic, partition: p, key: nil, value: Array("v\(i)".utf8))
+                }
+            }
+            try producer.flush(timeoutMs: 60_000)
+            let consumer = try KafkaConsumer(config: ["bootstrap.servers": cluster.bootstrapServers,
+                                                      "fetch.wait.max.ms": "10"],
+                                             topics: [], partitionEOF: false)
+            let all = (0..<partitions).map { TopicPartition(topic: topic, partition: $0) }
+            try consumer.assign(all.map { TopicPartitionOffset($0, offset: KafkaOffset.beginning) })
+            var offsets: [Int32: [Int64]] = [:]
+            var total = 0
+            var polls = 0
+            let deadline = ContinuousClock.now + .seconds(120)
+            while total < perPartition * Int(partitions), ContinuousClock.now < deadline {
+                try consumer.poll(maxMessages: 300, timeoutMs: 50) { event in
+                    if case .message(let m) = event {
+                        offsets[m.partition, default: []].append(m.offset)
+                        total += 1
+                    }
+                }
+                polls += 1
+                if polls % 2 == 0 {
+                    try consumer.pause(all)
+                    try consumer.poll(maxMessages: 300, timeoutMs: 0) { event in
+                        if case .message(let m) = event {
+                            offsets[m.partition, default: []].append(m.offset)
+                            total += 1
+                        }
+                    }
+                    try consumer.resume(all)
+                }
+            }
+            let gaps = consumer.offsetGaps
+            try consumer.close()
+            return (offsets, gaps)
+        }
+        #expect(gaps == 0)
+        for p in 0..<partitions {
+            let got = offsets[p] ?? []
+            let firstGap = zip(got, got.dropFirst()).first { $0.1 != $0.0 + 1 }
+            #expect(got.count == perPartition && got.first == 0 && firstGap == nil,
+                    "partition \(p): \(got.count) records, first \(got.first ?? -1), first break \(firstGap.map { "\($0.0) -> \($0.1)" } ?? "none")")
+        }
+    }
+}
