@@ -117,6 +117,13 @@ public enum RedisClient {
         }
     }
 
+    /// The single connection, or a connection to every master of a cluster (connecting them).
+    public func masterConnections() throws(RedisError) -> [RedisConnection] {
+        var connections: [RedisConnection] = []
+        try forEachMaster { (connection: RedisConnection) throws(RedisError) in connections.append(connection) }
+        return connections
+    }
+
     /// Loads `script` on the server, or on every master of a cluster.
     public func scriptLoad(_ script: RedisScript) throws(RedisError) {
         try forEachMaster { (connection: RedisConnection) throws(RedisError) in try connection.scriptLoad(script) }
