@@ -12,6 +12,9 @@ import Glibc
 /// a write lands only when its offset is newer than the one stored for that
 /// partition, and the stored state is always the pure function of the
 /// key's events up to the stored offset.
+///
+/// On a Redis Cluster (`redis+cluster://`) each key's call goes to its
+/// slot's master, every master's pipeline in flight at once.
 public final class RedisBackfill {
     public struct Counts: Sendable, Equatable {
         /// Keys written.
@@ -24,27 +27,33 @@ public final class RedisBackfill {
         public var firstError: String?
     }
 
-    public let url: RedisURL
+    /// The server or cluster written to.
+    public let url: RedisTarget
     public let topology: Topology
     public let prefix: [UInt8]
     let script = RedisScript(FencedWrite.source)
     let ttl: String
-    var connection: RedisConnection?
+    var connection: RedisClient?
     /// Keys per pipelined batch.
     public var batchSize = 1000
 
     /// - Parameter prefix: the Redis key prefix (default: the topology's sink prefix).
-    public init(url: RedisURL, topology: Topology, prefix: String? = nil) {
-        self.url = url
+    public convenience init(url: RedisURL, topology: Topology, prefix: String? = nil) {
+        self.init(target: .single(url), topology: topology, prefix: prefix)
+    }
+
+    /// - Parameter prefix: the Redis key prefix (default: the topology's sink prefix).
+    public init(target: RedisTarget, topology: Topology, prefix: String? = nil) {
+        self.url = target
         self.topology = topology
         self.prefix = Array((prefix ?? topology.sink.keyPrefix).utf8)
         self.ttl = String(topology.sink.ttlMs)
     }
 
-    func connect() throws(ReplayError) -> RedisConnection {
+    func connect() throws(ReplayError) -> RedisClient {
         if let connection { return connection }
         do {
-            let c = try RedisConnection(url: url, options: .init(connectTimeout: .seconds(5), commandTimeout: .seconds(60),
+            let c = try RedisClient(url, options: .init(connectTimeout: .seconds(5), commandTimeout: .seconds(60),
                                                                  clientName: "eddy-backfill"))
             try c.scriptLoad(script)
             connection = c

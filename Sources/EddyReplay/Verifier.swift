@@ -51,7 +51,7 @@ public final class Verifier {
     /// The stored fields as the worker writes them.
     var entityFields: EntityFields
     let prefix: String
-    let connection: RedisConnection
+    let client: RedisClient
     let at: Int64
     /// Kafka replays: fence names and end offsets per source number.
     let partitionNames: [String]?
@@ -62,7 +62,7 @@ public final class Verifier {
     ///   - topology: the replayed topology (its prefix is replaced by `prefix`).
     ///   - partitionNames, endOffsets: per source number of a Kafka replay
     ///     (`topic:partition` and the end of its range); nil for files.
-    public init(session: ReplaySession, topology: Topology, prefix: String, connection: RedisConnection, at: Int64,
+    public init(session: ReplaySession, topology: Topology, prefix: String, client: RedisClient, at: Int64,
                 partitionNames: [String]? = nil, endOffsets: [Int64]? = nil) {
         self.session = session
         var t = topology
@@ -70,7 +70,7 @@ public final class Verifier {
         self.topology = t
         self.entityFields = EntityFields(engine: session.engine)
         self.prefix = prefix
-        self.connection = connection
+        self.client = client
         self.at = at
         self.partitionNames = partitionNames
         self.endOffsets = endOffsets
@@ -93,7 +93,7 @@ public final class Verifier {
             }
             slots.removeLast(slots.count - sample)
         }
-        let client = FeatureClient(connection: connection, topology: topology)
+        let client = FeatureClient(client: self.client, topology: topology)
         let stored = storedColumnNames()
         var start = 0
         while start < slots.count {
@@ -143,17 +143,15 @@ public final class Verifier {
     /// `HMGET` of `_K`, the point columns and (Kafka) the key's fence.
     func storedFields(_ slots: [Int32], names: [String]) throws -> [[RedisReply]] {
         let store = session.engine.store
-        for slot in slots {
-            try connection.append(building: { b in
-                b.add("HMGET")
-                b.addJoined(prefix, store.keyBytes(slot))
-                for n in names { b.add(n) }
-                if let partitionNames, let (source, _) = session.lastApplied(slot) {
-                    b.add(EntityLayout.offsetFieldPrefix + partitionNames[Int(source)])
-                }
-            })
-        }
-        return try connection.pipeline(count: slots.count).map { $0.array ?? [] }
+        return try client.pipeline(count: slots.count) { i, b in
+            let slot = slots[i]
+            b.add("HMGET")
+            b.addJoined(prefix, store.keyBytes(slot))
+            for n in names { b.add(n) }
+            if let partitionNames, let (source, _) = session.lastApplied(slot) {
+                b.add(EntityLayout.offsetFieldPrefix + partitionNames[Int(source)])
+            }
+        }.map { $0.array ?? [] }
     }
 
     // MARK: Comparing
@@ -277,24 +275,27 @@ public final class Verifier {
         let engine = session.engine
         let pattern = Self.globEscape(prefix) + "*"
         let prefixBytes = Array(prefix.utf8)
-        var cursor = "0"
         var candidates: [[UInt8]] = []
-        repeat {
-            let reply = try connection.command("SCAN", cursor, "MATCH", pattern, "COUNT", "1000").checked()
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
-                throw RedisError.unexpectedReply(command: "SCAN", reply: reply.description)
-            }
-            cursor = next
-            for item in parts[1].array ?? [] {
-                guard let redisKey = item.bytes, redisKey.count >= prefixBytes.count else { continue }
-                let entity = Array(redisKey[prefixBytes.count...])
-                let known = entity.withUnsafeBytes { k -> Bool in
-                    let s = store.lookup(k, hash: hashKey(k))
-                    return s >= 0 && engine.keyTime(s) != nil
+        // A cluster's keys are spread over its masters: SCAN each.
+        for connection in try client.masterConnections() {
+            var cursor = "0"
+            repeat {
+                let reply = try connection.command("SCAN", cursor, "MATCH", pattern, "COUNT", "1000").checked()
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                    throw RedisError.unexpectedReply(command: "SCAN", reply: reply.description)
                 }
-                if !known { candidates.append(entity) }
-            }
-        } while cursor != "0"
+                cursor = next
+                for item in parts[1].array ?? [] {
+                    guard let redisKey = item.bytes, redisKey.count >= prefixBytes.count else { continue }
+                    let entity = Array(redisKey[prefixBytes.count...])
+                    let known = entity.withUnsafeBytes { k -> Bool in
+                        let s = store.lookup(k, hash: hashKey(k))
+                        return s >= 0 && engine.keyTime(s) != nil
+                    }
+                    if !known { candidates.append(entity) }
+                }
+            } while cursor != "0"
+        }
         guard !candidates.isEmpty else { return }
         var ends: [String: Int64] = [:]
         if let partitionNames, let endOffsets {
@@ -306,8 +307,10 @@ public final class Verifier {
             start += chunk.count
             var replies: [RedisReply] = []
             if !ends.isEmpty {
-                for key in chunk { try connection.append("HGETALL", prefixBytes + key) }
-                replies = try connection.pipeline(count: chunk.count)
+                replies = try client.pipeline(count: chunk.count) { i, b in
+                    b.add("HGETALL")
+                    b.addJoined(prefixBytes, chunk[i])
+                }
             }
             for (i, key) in chunk.enumerated() {
                 var newer = false

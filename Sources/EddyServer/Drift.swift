@@ -84,6 +84,16 @@ public enum Drift {
         }
     }
 
+    /// Up to `limit` entity keys (without the prefix) found by SCAN on the
+    /// server, or on each master of a cluster in turn.
+    public static func sampleKeys(_ client: RedisClient, prefix: String, limit: Int) throws -> [String] {
+        var keys: [String] = []
+        for connection in try client.masterConnections() where keys.count < limit {
+            keys += try sampleKeys(connection, prefix: prefix, limit: limit - keys.count)
+        }
+        return keys
+    }
+
     /// Up to `limit` entity keys (without the prefix) found by SCAN.
     public static func sampleKeys(_ connection: RedisConnection, prefix: String, limit: Int) throws -> [String] {
         var keys: [String] = []

@@ -33,7 +33,9 @@ struct TopologyReader: Sendable {
 
 /// Feature reads for request handlers, batched onto a few Redis connections.
 ///
-/// Each lane is a thread owning one blocking hiredis connection. A request
+/// Each lane is a thread owning one blocking hiredis connection (on a Redis
+/// Cluster: one `RedisClusterClient`, a connection per master, each `FCALL`
+/// routed to its key's master and every master's pipeline sent at once). A request
 /// adds its keys to a lane's queue (round robin) and suspends; the lane
 /// takes everything queued, sends one pipeline of `FCALL`s for all of it
 /// (up to 1024 keys; a larger request alone, 512 keys per pipeline), and
@@ -41,26 +43,34 @@ struct TopologyReader: Sendable {
 /// the previous one is in flight, so Redis sees pipelines rather than
 /// single calls, and no Swift concurrency thread ever blocks on a socket.
 ///
-/// Library installation is `FeatureClient`'s: on first use per connection,
-/// and again when Redis answers that the function is missing (a restarted
-/// or flushed Redis) or with `EDDYSTATE` while another library version is
+/// Library installation is `FeatureClient`'s: on first use per connection
+/// (every master of a cluster), again on a server that answers that the
+/// function is missing (a restarted or flushed Redis, a new master), and
+/// everywhere when Redis answers `EDDYSTATE` while another library version is
 /// loaded. A connection that fails is dropped and the batch retried once on
 /// a new one (reads are idempotent); when Redis cannot be reached the batch
 /// fails with `.unavailable` and the next batch connects again, so the
 /// server recovers without a restart. When connecting times out (rather
 /// than being refused), batches fail fast for `cooldown` first.
 public final class RedisLanes: Sendable {
-    public let url: RedisURL
+    /// The server or cluster read from.
+    public let target: RedisTarget
     let lanes: [Lane]
     let next = ManagedAtomic<Int>(0)
     let pingCache = Locked<(at: ContinuousClock.Instant, ok: Bool, detail: String)?>(nil)
 
-    public init(url: RedisURL, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
+    public init(target: RedisTarget, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
                 cooldown: Duration = .milliseconds(250)) {
-        self.url = url
+        self.target = target
         self.lanes = (0..<max(lanes, 1)).map { i in
-            Lane(url: url, options: options, cooldown: cooldown, name: "eddy-redis-\(i)")
+            Lane(target: target, options: options, cooldown: cooldown, name: "eddy-redis-\(i)")
         }
+    }
+
+    /// Lanes reading from one server.
+    public convenience init(url: RedisURL, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
+                            cooldown: Duration = .milliseconds(250)) {
+        self.init(target: .single(url), lanes: lanes, options: options, cooldown: cooldown)
     }
 
     /// Short timeouts: a lane blocks for at most these.
@@ -111,7 +121,7 @@ final class Lane: @unchecked Sendable {
     static let batchKeys = 1024
     static let pipelineKeys = 512
 
-    let url: RedisURL
+    let target: RedisTarget
     let options: RedisConnection.Options
     let cooldown: Duration
     // Shared with submitters, under `condition`.
@@ -120,14 +130,14 @@ final class Lane: @unchecked Sendable {
     private var threadStarted = false
     private let name: String
     // The lane thread's own.
-    private var connection: RedisConnection?
+    private var connection: RedisClient?
     /// Libraries (name -> version) this connection has checked or loaded.
     private var installed: [String: String] = [:]
     private var failFastUntil: ContinuousClock.Instant?
     private var lastFailure = ""
 
-    init(url: RedisURL, options: RedisConnection.Options, cooldown: Duration, name: String) {
-        self.url = url
+    init(target: RedisTarget, options: RedisConnection.Options, cooldown: Duration, name: String) {
+        self.target = target
         self.options = options
         self.cooldown = cooldown
         self.name = name
@@ -223,25 +233,14 @@ final class Lane: @unchecked Sendable {
         var reinstalled = false
         while true {
             let hadConnection = connection != nil
-            let c: RedisConnection
+            let c: RedisClient
             switch connect() {
             case .failure(let f): return batch.map { _ in .failure(f) }
             case .success(let connected): c = connected
             }
             do {
                 for r in batch { try ensureInstalled(r.reader.library, on: c, force: false) }
-                var total = 0
-                for r in batch {
-                    let function = r.reader.library.functionName
-                    for key in r.keys {
-                        try c.appendFcall(function) { call in
-                            call.keys.addJoined(r.reader.prefix, key)
-                            if let t = r.at { call.arguments.add(t) }
-                        }
-                    }
-                    total += r.keys.count
-                }
-                let replies = try c.pipeline(count: total)
+                let replies = try Self.call(batch, on: c)
                 if !reinstalled, let stale = try staleLibraries(batch, replies, on: c), !stale.isEmpty {
                     for library in stale { try ensureInstalled(library, on: c, force: true) }
                     reinstalled = true
@@ -262,12 +261,38 @@ final class Lane: @unchecked Sendable {
                     retried = true
                     continue
                 }
-                return batch.map { _ in .failure(.unavailable("Redis at \(url) failed: \(error)")) }
+                return batch.map { _ in .failure(.unavailable("Redis at \(target) failed: \(error)")) }
             } catch {
-                if c.pendingReplyCount != 0 { drop() }
+                if case .single(let single) = c, single.pendingReplyCount != 0 { drop() }
                 return batch.map { _ in .failure(.failed("\(error)")) }
             }
         }
+    }
+
+    /// One pipeline of `FCALL`s per run of reads of the same library (the
+    /// whole batch when one topology is served); a server that answers
+    /// "function not found" gets the library and its calls again.
+    private static func call(_ batch: [Read], on c: RedisClient) throws(RedisError) -> [RedisReply] {
+        var replies: [RedisReply] = []
+        var start = 0
+        while start < batch.count {
+            let library = batch[start].reader.library
+            var end = start + 1
+            while end < batch.count, batch[end].reader.library.functionName == library.functionName,
+                  batch[end].reader.library.version == library.version { end += 1 }
+            var keys: [(read: Int, key: Int)] = []
+            for r in start..<end { for k in batch[r].keys.indices { keys.append((r, k)) } }
+            replies += try c.fcallPipeline(
+                library.functionName, count: keys.count, isMissing: FunctionLibrary.isMissingFunction,
+                reload: { (connection: RedisConnection) throws(RedisError) in try library.install(on: connection, force: true) }
+            ) { i, call in
+                let r = batch[keys[i].read]
+                call.keys.addJoined(r.reader.prefix, r.keys[keys[i].key])
+                if let t = r.at { call.arguments.add(t) }
+            }
+            start = end
+        }
+        return replies
     }
 
     private static func decode(_ replies: ArraySlice<RedisReply>, keys: [String]) -> Result<[[UInt8]?], ReadFailure> {
@@ -286,7 +311,7 @@ final class Lane: @unchecked Sendable {
 
     /// The libraries whose replies show they are missing, or that another
     /// version was loaded since (`EDDYSTATE` and a different version).
-    private func staleLibraries(_ batch: [Read], _ replies: [RedisReply], on c: RedisConnection) throws(RedisError)
+    private func staleLibraries(_ batch: [Read], _ replies: [RedisReply], on c: RedisClient) throws(RedisError)
         -> [FunctionLibrary]?
     {
         var stale: [String: FunctionLibrary] = [:]
@@ -306,7 +331,7 @@ final class Lane: @unchecked Sendable {
         return Array(stale.values)
     }
 
-    private func ensureInstalled(_ library: FunctionLibrary, on c: RedisConnection, force: Bool) throws(RedisError) {
+    private func ensureInstalled(_ library: FunctionLibrary, on c: RedisClient, force: Bool) throws(RedisError) {
         if !force, installed[library.libraryName] == library.version { return }
         try library.install(on: c, force: force)
         installed[library.libraryName] = library.version
@@ -314,18 +339,18 @@ final class Lane: @unchecked Sendable {
 
     // MARK: Connection
 
-    private func connect() -> Result<RedisConnection, ReadFailure> {
+    private func connect() -> Result<RedisClient, ReadFailure> {
         if let connection { return .success(connection) }
         if let until = failFastUntil, ContinuousClock.now < until { return .failure(.unavailable(lastFailure)) }
         let started = ContinuousClock.now
         do {
-            let c = try RedisConnection(url: url, options: options)
+            let c = try RedisClient(target, options: options)
             connection = c
             installed = [:]
             failFastUntil = nil
             return .success(c)
         } catch {
-            lastFailure = "cannot reach Redis at \(url): \(error)"
+            lastFailure = "cannot reach Redis at \(target): \(error)"
             // A refused port answers at once: try again with the next batch.
             // A timeout would hold every request: wait a little first.
             if ContinuousClock.now - started >= options.connectTimeout / 2 { failFastUntil = .now + cooldown }
@@ -347,16 +372,21 @@ final class Lane: @unchecked Sendable {
                 return (false, f.description)
             case .success(let c):
                 do {
-                    let reply = try c.command("PING")
-                    if let message = reply.errorMessage { return (false, "PING: \(message)") }
+                    var failure: String?
+                    try c.forEachMaster { (master: RedisConnection) throws(RedisError) in
+                        if failure == nil, let message = try master.command("PING").errorMessage {
+                            failure = "PING \(master.url): \(message)"
+                        }
+                    }
+                    if let failure { return (false, failure) }
                     return (true, "ok")
                 } catch {
                     drop()
-                    if !(hadConnection && attempt == 0) { return (false, "Redis at \(url) failed: \(error)") }
+                    if !(hadConnection && attempt == 0) { return (false, "Redis at \(target) failed: \(error)") }
                 }
             }
         }
-        return (false, "Redis at \(url) failed")
+        return (false, "Redis at \(target) failed")
     }
 }
 

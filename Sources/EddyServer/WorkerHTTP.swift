@@ -32,11 +32,11 @@ public final class WorkerHTTP: Sendable {
         let counters = worker.counters
         hub.add(WorkerMetricsCollector(WorkerMetricsSource(worker: worker), hub: hub))
         if let monitor { hub.add(FeatureMonitorCollector(monitor)) }
-        let url: RedisURL
-        do { url = try RedisURL(parsing: worker.config.redisURL) } catch {
+        let url: RedisTarget
+        do { url = try RedisTarget(parsing: worker.config.redisURL) } catch {
             throw WorkerHTTPError("bad Redis URL '\(worker.config.redisURL)': \(error)")
         }
-        let redis = RedisLanes(url: url, lanes: 1, options: RedisLanes.defaultOptions(clientName: "eddy-run-health"))
+        let redis = RedisLanes(target: url, lanes: 1, options: RedisLanes.defaultOptions(clientName: "eddy-run-health"))
         let kafka = HealthCheck("kafka") {
             let n = counters.assignedPartitions.load(ordering: .relaxed)
             return (n > 0, n > 0 ? "\(n) partitions assigned" : "no partitions assigned")

@@ -2,19 +2,21 @@ import EddyCore
 import EddyRedis
 
 /// Reads entities' features at a time `T` from Redis through the topology's
-/// Function library (see `FunctionLibrary`), with pipelined `FCALL`s.
+/// Function library (see `FunctionLibrary`), with pipelined `FCALL`s; on a
+/// Redis Cluster each `FCALL` goes to the master of its key's slot.
 ///
-/// The library is installed on first use, and again when Redis answers that
-/// the function does not exist (a restarted or flushed Redis) or when the
-/// loaded library reads other features than this topology's. Connection
-/// failures are thrown as `RedisError`; reconnecting is the caller's choice
+/// The library is installed on first use (on every master of a cluster), and
+/// again on a server that answers that the function does not exist (a
+/// restarted or flushed Redis, a new master) or when the loaded library reads
+/// other features than this topology's. Connection failures are thrown as
+/// `RedisError`; reconnecting a single server is the caller's choice
 /// (`RedisConnection.reconnect()`), after which reads go on as before.
 ///
-/// Like its `RedisConnection`, a client is used by one thread at a time and
-/// is not `Sendable`.
+/// Like its `RedisClient`, a feature client is used by one thread at a time
+/// and is not `Sendable`.
 public final class FeatureClient {
-    /// The connection the reads go through.
-    public let connection: RedisConnection
+    /// The server or cluster the reads go through.
+    public let client: RedisClient
     /// The topology whose features are read.
     public let topology: Topology
     /// The Function library generated from `topology`.
@@ -26,9 +28,14 @@ public final class FeatureClient {
     /// Keys per pipeline, bounding the replies held at once.
     static let batchSize = 512
 
-    /// A client reading `topology`'s features through `connection`.
-    public init(connection: RedisConnection, topology: Topology) {
-        self.connection = connection
+    /// A client reading `topology`'s features through one server's `connection`.
+    public convenience init(connection: RedisConnection, topology: Topology) {
+        self.init(client: .single(connection), topology: topology)
+    }
+
+    /// A client reading `topology`'s features from a single server or a cluster.
+    public init(client: RedisClient, topology: Topology) {
+        self.client = client
         self.topology = topology
         self.library = FunctionLibrary(topology: topology)
         self.keyPrefix = topology.sink.keyPrefix
@@ -72,26 +79,28 @@ public final class FeatureClient {
 
     private func read(_ keys: ArraySlice<String>, at t: Int64?) throws -> [[UInt8]?] {
         if !installed {
-            try library.install(on: connection)
+            try library.install(on: client)
             installed = true
         }
         var replies = try call(keys, at: t)
         if try needsReinstall(replies) {
-            try library.install(on: connection, force: true)
+            try library.install(on: client, force: true)
             replies = try call(keys, at: t)
         }
         return try zip(keys, replies).map { key, reply in try Self.decode(reply, key: key) }
     }
 
-    /// Appends one `FCALL` per key, then reads every reply.
+    /// One `FCALL` per key, pipelined (per master on a cluster); a server
+    /// that answers "function not found" gets the library and the calls again.
     private func call(_ keys: ArraySlice<String>, at t: Int64?) throws(RedisError) -> [RedisReply] {
-        for key in keys {
-            try connection.appendFcall(library.functionName) { call in
-                call.keys.addJoined(keyPrefix, key)
-                if let t { call.arguments.add(t) }
-            }
+        let library = library
+        return try client.fcallPipeline(
+            library.functionName, count: keys.count, isMissing: FunctionLibrary.isMissingFunction,
+            reload: { (connection: RedisConnection) throws(RedisError) in try library.install(on: connection, force: true) }
+        ) { i, call in
+            call.keys.addJoined(keyPrefix, keys[keys.startIndex + i])
+            if let t { call.arguments.add(t) }
         }
-        return try connection.pipeline(count: keys.count)
     }
 
     /// Whether the replies show a missing library, or state errors caused
@@ -102,7 +111,7 @@ public final class FeatureClient {
             if FunctionLibrary.isMissingFunction(message) { return true }
             if message.hasPrefix("EDDYSTATE") { stateError = true }
         }
-        return stateError ? try library.installedVersion(on: connection) != library.version : false
+        return stateError ? try library.installedVersion(on: client) != library.version : false
     }
 
     private static func decode(_ reply: RedisReply, key: String) throws(ServingError) -> [UInt8]? {
@@ -115,5 +124,5 @@ public final class FeatureClient {
     }
 }
 
-@available(*, unavailable, message: "FeatureClient uses one RedisConnection; give each thread its own client")
+@available(*, unavailable, message: "FeatureClient uses one RedisClient; give each thread its own client")
 extension FeatureClient: Sendable {}

@@ -36,6 +36,40 @@ extension FunctionLibrary {
         return reply.string
     }
 
+    /// Installs the library of `topology` on the server, or on every master of a cluster, where
+    /// that master does not already run this exact version.
+    ///
+    /// - Returns: whether it was loaded anywhere.
+    @discardableResult
+    public static func install(on client: RedisClient, topology: Topology) throws(RedisError) -> Bool {
+        try FunctionLibrary(topology: topology).install(on: client)
+    }
+
+    /// Loads this library (see ``install(on:force:)-(RedisConnection,_)``) on the single server or
+    /// on every master of a cluster: `FCALL` runs where the key's slot lives, so each master needs
+    /// it. A master that later answers "function not found" (one that joined, or was promoted
+    /// empty) gets it again from the read path (`FeatureClient`, `RedisLanes`).
+    ///
+    /// - Returns: whether it was loaded anywhere.
+    @discardableResult
+    public func install(on client: RedisClient, force: Bool = false) throws(RedisError) -> Bool {
+        var loaded = false
+        try client.forEachMaster { (connection: RedisConnection) throws(RedisError) in
+            if try install(on: connection, force: force) { loaded = true }
+        }
+        return loaded
+    }
+
+    /// The version loaded on the server; on a cluster, the version every master runs, or nil when
+    /// some master has none or another one.
+    public func installedVersion(on client: RedisClient) throws(RedisError) -> String? {
+        var versions: Set<String?> = []
+        try client.forEachMaster { (connection: RedisConnection) throws(RedisError) in
+            versions.insert(try installedVersion(on: connection))
+        }
+        return versions.count == 1 ? versions.first! : nil
+    }
+
     /// Whether an error reply says the called function is not loaded (a
     /// restarted or flushed Redis).
     public static func isMissingFunction(_ errorMessage: String) -> Bool {

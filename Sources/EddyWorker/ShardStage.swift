@@ -23,8 +23,8 @@ final class ShardStage {
     let deadLetters: DeadLetterSink
     let counters: WorkerCounters
     let logger: Logger
-    let redisURL: RedisURL
-    var redis: RedisConnection?
+    let redisURL: RedisTarget
+    var redis: RedisClient?
     let prefix: [UInt8]
     let fingerprint: [UInt8]
 
@@ -55,7 +55,7 @@ final class ShardStage {
 
     init(config: WorkerConfig, batches: Pool<MessageBatch>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
          freeBatches: SPSCRing<Int>, flushOut: SPSCRing<Int>, freeFlushes: SPSCRing<Int>,
-         deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisURL,
+         deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisTarget,
          writtenFlush: ManagedAtomicBox) {
         self.config = config
         self.engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16)
@@ -253,18 +253,15 @@ final class ShardStage {
         while true {
             do {
                 let redis = try connection()
-                for key in keys {
-                    let pid = missing[key]!
-                    let field = offsetField(pid)
-                    try redis.append(building: { b in
-                        b.add("HMGET")
-                        b.add(prefix + key)
-                        b.add(EntityLayout.stateField)
-                        b.add(EntityLayout.fingerprintField)
-                        b.add(field)
-                    })
+                // Routed per key's slot on a cluster.
+                let replies = try redis.pipeline(count: keys.count) { i, b in
+                    let key = keys[i]
+                    b.add("HMGET")
+                    b.add(prefix + key)
+                    b.add(EntityLayout.stateField)
+                    b.add(EntityLayout.fingerprintField)
+                    b.add(offsetField(missing[key]!))
                 }
-                let replies = try redis.pipeline(count: keys.count)
                 // "Not now" (e.g. LOADING after a restart) is no answer:
                 // taking it for an absent key would restart the key empty.
                 if let retry = replies.lazy.compactMap(\.errorMessage).first(where: WriterStage.isRetryable) {
@@ -330,9 +327,9 @@ final class ShardStage {
         "\(config.topology.source.topics[Int(pid.topicIndex)]):\(pid.partition)"
     }
 
-    func connection() throws -> RedisConnection {
+    func connection() throws -> RedisClient {
         if let redis { return redis }
-        let c = try RedisConnection(url: redisURL)
+        let c = try RedisClient(redisURL)
         redis = c
         return c
     }

@@ -35,13 +35,14 @@ public final class StreamWorker: @unchecked Sendable {
     /// clear message when either is unreachable.
     public func start() throws {
         let t = config.topology
-        let redisURL: RedisURL
-        do { redisURL = try RedisURL(parsing: config.redisURL) } catch {
+        let redisURL: RedisTarget
+        do { redisURL = try RedisTarget(parsing: config.redisURL) } catch {
             throw WorkerError("bad Redis URL '\(config.redisURL)': \(error)")
         }
         do {
-            let probe = try RedisConnection(url: redisURL)
-            _ = try probe.command("PING").checked()
+            // A single server, or every master of a cluster.
+            let probe = try RedisClient(redisURL)
+            try probe.forEachMaster { (c: RedisConnection) throws(RedisError) in _ = try c.command("PING").checked() }
             try probe.scriptLoad(RedisScript(FencedBatchWrite.source))
             // The read path: one FCALL returns features at any time T.
             try FunctionLibrary.install(on: probe, topology: t)

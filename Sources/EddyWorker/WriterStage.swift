@@ -15,7 +15,7 @@ final class WriterStage {
     let free: SPSCRing<Int>
     let counters: WorkerCounters
     let logger: Logger
-    let redisURL: RedisURL
+    let redisURL: RedisTarget
     let ttlMs: Int64
     let topics: [String]
     let committer: OffsetCommitter
@@ -25,7 +25,9 @@ final class WriterStage {
     /// The `seq` of the last flush whose entities Redis acknowledged.
     let writtenFlush: ManagedAtomicBox
     let script = RedisScript(FencedBatchWrite.source)
-    var redis: RedisConnection?
+    var redis: RedisClient?
+    /// How a flush's entities group into calls on a Redis Cluster (reused).
+    var clusterPlan = ClusterWritePlan()
     /// Metrics hook (`WorkerConfig.writtenStateObserver`).
     var observer: (any WrittenStateObserver)?
     /// Latest committed-or-attempted offset per owned partition, and the
@@ -35,7 +37,7 @@ final class WriterStage {
     var lastRecommit = ContinuousClock.now
 
     init(flushes: Pool<FlushBatch>, input: SPSCRing<Int>, free: SPSCRing<Int>, counters: WorkerCounters,
-         logger: Logger, redisURL: RedisURL, ttlMs: Int64, topics: [String], committer: OffsetCommitter,
+         logger: Logger, redisURL: RedisTarget, ttlMs: Int64, topics: [String], committer: OffsetCommitter,
          deadLetters: DeadLetterSink, barrierDone: BarrierSignal, writtenFlush: ManagedAtomicBox) {
         self.flushes = flushes
         self.input = input
@@ -144,31 +146,31 @@ final class WriterStage {
         var attempt = 0
         while true {
             do {
-                let redis = try connection()
                 let per = FencedBatchWrite.entitiesPerCall
-                let calls = (fb.entities.count + per - 1) / per
-                let replies: [RedisReply] = try fb.bytes.withUnsafeBytes { bytes in
-                    try redis.evalshaPipeline(script, count: calls) { c, call in
-                        call.arguments.add(ttlMs)
-                        for i in (c * per)..<min((c + 1) * per, fb.entities.count) {
-                            let e = fb.entities[i]
-                            call.keys.add(UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)]))
-                            call.arguments.add(fb.partitionNames[i])
-                            call.arguments.add(e.offset)
-                            call.arguments.add(e.fieldCount / 2)
-                            for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
-                                let (start, length) = fb.fieldRanges[f]
-                                call.arguments.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+                let replies: [RedisReply]
+                let clustered: Bool
+                switch try connection() {
+                case .single(let redis):
+                    clustered = false
+                    let calls = (fb.entities.count + per - 1) / per
+                    replies = try fb.bytes.withUnsafeBytes { bytes in
+                        try redis.evalshaPipeline(script, count: calls) { c, call in
+                            call.arguments.add(ttlMs)
+                            for i in (c * per)..<min((c + 1) * per, fb.entities.count) {
+                                Self.addEntity(i, of: fb, bytes: bytes, to: &call)
                             }
                         }
                     }
+                case .cluster(let cluster):
+                    clustered = true
+                    replies = try writeClustered(fb, to: cluster)
                 }
                 var written = 0, fenced = 0
                 if let retry = replies.lazy.compactMap(\.errorMessage).first(where: Self.isRetryable) {
                     throw RedisError.server(message: retry)
                 }
                 for (c, reply) in replies.enumerated() {
-                    let inCall = min((c + 1) * per, fb.entities.count) - c * per
+                    let inCall = clustered ? clusterPlan.entities(ofCall: c).count : min((c + 1) * per, fb.entities.count) - c * per
                     if let message = reply.errorMessage {
                         logger.error("a fenced write failed in Redis: \(message)")
                         counters.redisErrors.wrappingIncrement(ordering: .relaxed)
@@ -194,9 +196,9 @@ final class WriterStage {
         }
     }
 
-    func connection() throws -> RedisConnection {
+    func connection() throws -> RedisClient {
         if let redis { return redis }
-        let c = try RedisConnection(url: redisURL)
+        let c = try RedisClient(redisURL)
         try c.scriptLoad(script)
         redis = c
         return c

@@ -16,7 +16,9 @@ struct WorkerBench: ParsableCommand {
             (lz4, 32 partitions), then measures in the same run: (1) a bare librdkafka consume loop \
             touching every message (the baseline), (2) the worker draining the same topic into Redis, \
             (3) freshness (Kafka timestamp -> Redis write acknowledged) at a steady produce rate, with \
-            resident memory sampled over that phase.
+            resident memory sampled over that phase. With --cluster, (4) a second consumer group drains \
+            the same topic into a 3-master Redis Cluster the bench starts (redis+cluster://), reported \
+            as a ratio to (2).
             """
     )
 
@@ -26,6 +28,8 @@ struct WorkerBench: ParsableCommand {
     @Option(help: "Steady-phase produce rate, events/s.") var rate = 50_000
     @Option(help: "Steady-phase length in seconds (600 for the memory-flatness run).") var steadySeconds = 20
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(name: .customLong("cluster"), help: "Also drain the events into a 3-master Redis Cluster and compare with the single Redis.")
+    var clusterToo = false
     @Option(name: .customLong("property"), help: "Extra consumer property k=v (repeatable).") var properties: [String] = []
 
     var fetchProperties: [String: String] {
@@ -113,6 +117,33 @@ struct WorkerBench: ParsableCommand {
         let p99 = c.freshness.quantile(0.99).map { Double($0) / 1000 } ?? -1
         let observed = c.freshness.total.load(ordering: .relaxed)
         worker.stop()
+
+        // 4. The same drain into a Redis Cluster (a new group reads it all again).
+        var clusterRate: Double?
+        var clusterWritten = 0
+        if clusterToo {
+            let redisCluster = try RedisClusterProcess(masters: 3, options: ["hash-max-listpack-value": "1024"])
+            var clusterTopology = topology
+            clusterTopology.source.group += "-cluster"
+            var clusterConfig = WorkerConfig(topology: clusterTopology, brokers: brokers, redisURL: redisCluster.urlString)
+            clusterConfig.batchesInFlight = 8
+            let clusterWorker = StreamWorker(config: clusterConfig, logger: Logger(label: "bench-cluster"))
+            try clusterWorker.start()
+            let cc = clusterWorker.counters
+            var firstSeen: Double?
+            let deadline = monotonicSeconds() + 600
+            while cc.consumed.load(ordering: .relaxed) < events && monotonicSeconds() < deadline {
+                if firstSeen == nil, cc.consumed.load(ordering: .relaxed) > 0 { firstSeen = monotonicSeconds() }
+                usleep(1000)
+            }
+            let flushesAtEnd = cc.flushes.load(ordering: .relaxed)
+            while cc.flushes.load(ordering: .relaxed) < flushesAtEnd + 2 && monotonicSeconds() < deadline { usleep(500) }
+            let seconds = monotonicSeconds() - (firstSeen ?? monotonicSeconds())
+            clusterRate = Double(events) / seconds
+            clusterWritten = cc.entitiesWritten.load(ordering: .relaxed)
+            printError("cluster drained in \(seconds) s: \(cc.flushes.load(ordering: .relaxed)) flushes, \(clusterWritten) entity writes, redis errors \(cc.redisErrors.load(ordering: .relaxed))")
+            clusterWorker.stop()
+        }
         cluster.shutdown()
 
         let later = rss.dropFirst(rss.count / 5)  // after warm-up
@@ -123,7 +154,8 @@ struct WorkerBench: ParsableCommand {
                 {"bench":"worker","events":\(events),"raw_consume_per_s":\(Int(rawRate)),"worker_per_s":\(Int(workerRate)),\
                 "ratio":\(String(format: "%.3f", workerRate / rawRate)),"entities_written":\(written),\
                 "steady_rate":\(rate),"steady_seconds":\(steadySeconds),"freshness_p50_ms":\(p50),"freshness_p99_ms":\(p99),\
-                "freshness_events":\(observed),"rss_min":\(rssMin),"rss_max":\(rssMax),"rss_growth":\(String(format: "%.3f", growth))}
+                "freshness_events":\(observed),"rss_min":\(rssMin),"rss_max":\(rssMax),"rss_growth":\(String(format: "%.3f", growth))\
+                \(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
                 """)
         } else {
             print("worker, clickstream, \(events) events preloaded in \(partitions) partitions, \(users) users")
@@ -131,6 +163,9 @@ struct WorkerBench: ParsableCommand {
             print("  eddy worker end to end       \(Int(workerRate)) events/s = \(String(format: "%.0f%%", 100 * workerRate / rawRate)) of the baseline (target >= 50% and >= 500k/s); \(written) entity writes")
             print("  freshness at \(rate) events/s for \(steadySeconds) s (Kafka timestamp -> Redis ack, \(observed) events): p50 \(p50) ms, p99 \(p99) ms (target p99 <= 10 ms)")
             print("  resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
+            if let clusterRate {
+                print("  eddy worker into a 3-master Redis Cluster \(Int(clusterRate)) events/s = \(String(format: "%.0f%%", 100 * clusterRate / workerRate)) of the single-Redis worker (target >= 70%); \(clusterWritten) entity writes")
+            }
         }
     }
 

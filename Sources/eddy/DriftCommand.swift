@@ -69,12 +69,12 @@ struct DriftCommand: ParsableCommand {
 
         let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         let text = redis ?? env ?? t.sink.redisURL
-        let url: RedisURL
-        do { url = try RedisURL(parsing: text) } catch { throw CLIError("invalid Redis URL: \(error)") }
-        let connection: RedisConnection
+        let url: RedisTarget
+        do { url = try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL: \(error)") }
+        let connection: RedisClient
         do {
-            connection = try RedisConnection(
-                url: url, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(30), clientName: "eddy-drift"))
+            connection = try RedisClient(
+                url, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(30), clientName: "eddy-drift"))
         } catch {
             throw CLIError("cannot reach Redis at \(url): \(error)")
         }
@@ -83,7 +83,7 @@ struct DriftCommand: ParsableCommand {
         let current: (features: [String: FeatureDistribution], entities: Int)
         do {
             keys = try Drift.sampleKeys(connection, prefix: t.sink.keyPrefix, limit: sample)
-            current = try Drift.distributions(FeatureClient(connection: connection, topology: t), keys: keys, at: readAt)
+            current = try Drift.distributions(FeatureClient(client: connection, topology: t), keys: keys, at: readAt)
         } catch {
             throw CLIError("reading from Redis at \(url) failed: \(error)")
         }

@@ -40,14 +40,14 @@ struct GetCommand: ParsableCommand {
     func run() throws {
         let t = try loadTopology(topology)
         let url = try redisURL(sink: t.sink.redisURL)
-        let connection: RedisConnection
+        let connection: RedisClient
         do {
-            connection = try RedisConnection(
-                url: url, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(10), clientName: "eddy-get"))
+            connection = try RedisClient(
+                url, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(10), clientName: "eddy-get"))
         } catch {
             throw CLIError("cannot reach Redis at \(url): \(error)")
         }
-        let client = FeatureClient(connection: connection, topology: t)
+        let client = FeatureClient(client: connection, topology: t)
         let lines: [[UInt8]]
         do {
             lines = try client.jsonLines(keys: keys, at: at.flatMap(ReadTime.parse))
@@ -65,11 +65,11 @@ struct GetCommand: ParsableCommand {
     }
 
     /// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL.
-    private func redisURL(sink: String) throws -> RedisURL {
+    private func redisURL(sink: String) throws -> RedisTarget {
         let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         let text = redis ?? env ?? sink
         do {
-            return try RedisURL(parsing: text)
+            return try RedisTarget(parsing: text)
         } catch {
             throw CLIError("invalid Redis URL: \(error)")
         }

@@ -86,7 +86,7 @@ struct ReplayCommand: ParsableCommand {
         var backfill: RedisBackfill?
         if emit == .redis {
             let url = try resolveRedisURL(redis, topology: t)
-            let b = RedisBackfill(url: url, topology: t)
+            let b = RedisBackfill(target: url, topology: t)
             try b.prepare()  // fail before reading anything when Redis is down
             backfill = b
         }
@@ -300,11 +300,12 @@ func resolveBrokers(_ flag: String?, topology t: Topology) -> String {
     return flag ?? env ?? t.source.brokers
 }
 
-/// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL.
-func resolveRedisURL(_ flag: String?, topology t: Topology) throws -> RedisURL {
+/// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL: a
+/// single server (`redis://`, `unix://`) or a cluster (`redis+cluster://`).
+func resolveRedisURL(_ flag: String?, topology t: Topology) throws -> RedisTarget {
     let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
     let text = flag ?? env ?? t.sink.redisURL
-    do { return try RedisURL(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
+    do { return try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
 }
 
 /// Epoch milliseconds, RFC 3339, `now`, or `now-<n><ms|s|m|h|d>`.

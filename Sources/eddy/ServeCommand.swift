@@ -62,9 +62,9 @@ struct ServeCommand: ParsableCommand {
                 throw CLIError("topology name '\(t.name)' is given twice")
             }
             let text = redis ?? env ?? t.sink.redisURL
-            let url: RedisURL
-            do { url = try RedisURL(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
-            let pool = pools[text] ?? RedisLanes(url: url, lanes: lanes)
+            let url: RedisTarget
+            do { url = try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
+            let pool = pools[text] ?? RedisLanes(target: url, lanes: lanes)
             pools[text] = pool
             served.append(.init(topology: t, redis: pool))
         }
@@ -73,12 +73,12 @@ struct ServeCommand: ParsableCommand {
         MetricsSystem.bootstrap(hub.factory)
         let server = EddyHTTPServer(
             options: .init(host: host, port: port, role: "serve"), topologies: served, hub: hub,
-            readiness: pools.keys.sorted().map { HealthCheck.redis(pools[$0]!, name: "redis \(pools[$0]!.url)") },
+            readiness: pools.keys.sorted().map { HealthCheck.redis(pools[$0]!, name: "redis \(pools[$0]!.target)") },
             logger: logger)
         for (_, pool) in pools.sorted(by: { $0.key < $1.key }) {
             try runBlocking {
                 let (ok, detail) = await pool.ping()
-                if !ok { logger.warning("Redis at \(pool.url) does not answer yet (\(detail)); reads return 503 until it does") }
+                if !ok { logger.warning("Redis at \(pool.target) does not answer yet (\(detail)); reads return 503 until it does") }
             }
         }
         logger.info("serving \(served.map(\.topology.name).joined(separator: ", ")) on http://\(host):\(port)")

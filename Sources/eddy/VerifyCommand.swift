@@ -68,9 +68,9 @@ struct VerifyCommand: ParsableCommand {
         if let prefix { t.sink.keyPrefix = prefix }
         let readTime = at.flatMap(parseTime) ?? Int64(Date().timeIntervalSince1970 * 1000)
         let url = try resolveRedisURL(redis, topology: t)
-        let connection: RedisConnection
+        let connection: RedisClient
         do {
-            connection = try RedisConnection(url: url, options: .init(connectTimeout: .seconds(5), commandTimeout: .seconds(60),
+            connection = try RedisClient(url, options: .init(connectTimeout: .seconds(5), commandTimeout: .seconds(60),
                                                                       clientName: "eddy-verify"))
         } catch {
             throw CLIError("cannot reach Redis at \(url): \(error)")
@@ -86,7 +86,7 @@ struct VerifyCommand: ParsableCommand {
         printError("replay \(t.name): \(session.summary.description)")
         kafka?.close()
 
-        let verifier = Verifier(session: session, topology: t, prefix: t.sink.keyPrefix, connection: connection, at: readTime,
+        let verifier = Verifier(session: session, topology: t, prefix: t.sink.keyPrefix, client: connection, at: readTime,
                                 partitionNames: kafka?.plans.map(\.name), endOffsets: kafka?.plans.map(\.end))
         verifier.maxReported = maxReport
         let report: Verifier.Report

@@ -274,15 +274,18 @@ import Testing
 final class Rig {
     let dir: URL
     let redis: RedisServerProcess
+    /// With `cluster: true`: a 3-master Redis Cluster the workers write to instead.
+    let cluster: RedisClusterProcess?
     let kafka: KafkaFixture
     let events: String
     let lines: [[UInt8]]
     let topologyPath: String
     let total: Int
 
-    init(events count: Int, users: Int, seed: Int, redisOptions: [String: String] = [:]) throws {
+    init(events count: Int, users: Int, seed: Int, redisOptions: [String: String] = [:], cluster: Bool = false) throws {
         dir = try Harness.tempDir()
         redis = try RedisServerProcess(options: redisOptions)
+        self.cluster = cluster ? try RedisClusterProcess(options: redisOptions) : nil
         kafka = try KafkaFixture()
         total = count
         events = dir.appendingPathComponent("events.jsonl").path
@@ -310,8 +313,13 @@ final class Rig {
         EventProducer(lines: lines[range ?? 0..<total], brokers: kafka.brokers, topologyPath: topologyPath, rate: rate)
     }
 
+    /// The Redis URL workers get: the cluster's, else the single server's.
+    var redisURL: String { cluster?.urlString ?? redis.url.description }
+
+    var redisTarget: RedisTarget { cluster.map { .cluster($0.url) } ?? .single(redis.url) }
+
     func worker(_ name: String, group: String, extra: [String] = []) throws -> Background {
-        try Background(["run", topologyPath, "--brokers", kafka.brokers, "--redis", redis.url.description,
+        try Background(["run", topologyPath, "--brokers", kafka.brokers, "--redis", redisURL,
                         "--group", group, "--stats-interval", "1"] + extra, in: dir, name: name)
     }
 
@@ -329,7 +337,7 @@ final class Rig {
     }
 
     func expectExact() throws {
-        let (keys, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir,
+        let (keys, mismatches) = try compareRedisWithReplay(events: events, target: redisTarget, dir: dir,
                                                             topologyPath: topologyPath)
         #expect(keys > 0)
         #expect(mismatches.isEmpty, "\(mismatches.count) mismatches of \(keys) keys, first: \(mismatches.prefix(3))")

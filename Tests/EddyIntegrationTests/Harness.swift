@@ -158,21 +158,34 @@ final class KafkaFixture: @unchecked Sendable {
 func compareRedisWithReplay(events: String, redis: RedisURL, dir: URL, prefix: String = "clickstream:",
                             topology name: String = "clickstream",
                             topologyPath: String? = nil) throws -> (keys: Int, mismatches: [String]) {
+    try compareRedisWithReplay(events: events, target: .single(redis), dir: dir, prefix: prefix, topology: name,
+                               topologyPath: topologyPath)
+}
+
+/// The same comparison against a single server or a Redis Cluster.
+func compareRedisWithReplay(events: String, target: RedisTarget, dir: URL, prefix: String = "clickstream:",
+                            topology name: String = "clickstream",
+                            topologyPath: String? = nil) throws -> (keys: Int, mismatches: [String]) {
     let out = dir.appendingPathComponent("replay-\(UUID().uuidString.prefix(6)).jsonl").path
     let path = topologyPath ?? "Topologies/\(name).yaml"
     let r = try Harness.run(["replay", "--topology", path, "--input", events, "--out", out], in: dir)
     #expect(r.status == 0, "replay failed: \(r.stderr)")
     let engine = FeatureEngine(topology: try topologyPath.map { try Harness.topology(path: $0) } ?? Harness.topology(name))
-    let conn = try RedisConnection(url: redis)
+    let conn = try RedisClient(target)
     var mismatches: [String] = []
     var keys = 0
     let text = try String(contentsOfFile: out, encoding: .utf8)
-    for line in text.split(separator: "\n") {
+    let lines = text.split(separator: "\n")
+    // One pipeline of HGETs (routed per slot on a cluster).
+    let states = try conn.pipeline(count: lines.count) { i, b in
+        let key = (try? JSONSerialization.jsonObject(with: Data(lines[i].utf8)) as? [String: Any])?["key"] as? String ?? ""
+        b.add("HGET"); b.add(prefix + key); b.add("_state")
+    }
+    for (line, reply) in zip(lines, states) {
         keys += 1
         guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             let key = obj["key"] as? String, let k = (obj["key_time"] as? NSNumber)?.int64Value
         else { mismatches.append("unparsable replay line \(line)"); continue }
-        let reply = try conn.command("HGET", prefix + key, "_state")
         guard let blob = reply.bytes else { mismatches.append("\(key): missing in Redis"); continue }
         var w = JSONWriter()
         w.raw("{\"key\":")
@@ -185,7 +198,8 @@ func compareRedisWithReplay(events: String, redis: RedisURL, dir: URL, prefix: S
         let got = String(decoding: w.bytes, as: UTF8.self)
         if got != String(line) { mismatches.append("\(key):\n  redis  \(got)\n  replay \(line)") }
     }
-    let size = try conn.command("DBSIZE").integer ?? -1
+    var size: Int64 = 0
+    try conn.forEachMaster { c throws(RedisError) in size += try c.command("DBSIZE").integer ?? 0 }
     if size != Int64(keys) { mismatches.append("Redis holds \(size) keys, replay \(keys)") }
     return (keys, mismatches)
 }

@@ -68,9 +68,9 @@ struct RedisURLTests {
     static let badURLs: [(String, RedisURLError, String)] = [
         ("", .empty, "empty"),
         ("localhost:6379", .missingScheme("localhost:6379"), "no scheme"),
-        ("http://h", .unsupportedScheme("http"), "supported are redis:// and unix://"),
+        ("http://h", .unsupportedScheme("http"), "supported are redis://, unix:// and redis+cluster://"),
         ("rediss://h", .unsupportedScheme("rediss"), "unsupported Redis URL scheme 'rediss'"),
-        ("redis+cluster://a:1,b:2", .unsupportedScheme("redis+cluster"), "redis+cluster"),
+        ("redis+cluster://a:1,b:2", .clusterURL, "names a Redis Cluster"),
         ("redis://", .missingHost, "no host"),
         ("redis://:6379", .missingHost, "no host"),
         ("redis://h:0", .invalidPort("0"), "1...65535"),

@@ -37,7 +37,7 @@ extension RedisConnection {
     }
 
     /// Counts the staged command and hands large batches to hiredis early, bounding the staging buffer.
-    private func didStageCommand() throws(RedisError) {
+    func didStageCommand() throws(RedisError) {
         pendingReplyCount += 1
         if staged.count >= Self.stagingFlushThreshold {
             try flushStaged()

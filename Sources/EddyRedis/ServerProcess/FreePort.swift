@@ -6,8 +6,9 @@ import Darwin
 
 /// Asks the kernel for a currently free TCP port on 127.0.0.1 (bind to port 0, read it back).
 /// The port is released before returning, so another process could still take it; callers retry.
-enum FreePort {
-    static func find() -> Int? {
+public enum FreePort {
+    /// A free port, or `nil` when none could be bound.
+    public static func find() -> Int? {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else

@@ -4,8 +4,9 @@
 /// - `redis://[user:password@]host[:port][/db]`, port defaulting to 6379, IPv6 hosts in brackets;
 /// - `unix://[user:password@]/absolute/path[?db=N]`.
 ///
-/// The cluster form (`redis+cluster://`) is not supported yet; it will arrive as another
-/// ``Scheme`` case with several seed endpoints.
+/// A Redis Cluster is addressed by `redis+cluster://host:port[,host:port...]`, a
+/// ``RedisClusterURL``: ``RedisTarget/init(parsing:)`` parses all three forms, while this
+/// initializer rejects the cluster form with ``RedisURLError/clusterURL``.
 public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     /// The port used when a `redis://` URL names none.
     public static let defaultPort = 6379

@@ -24,6 +24,13 @@ public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidPercentEncoding(component: String)
     /// A query parameter other than `db` was given.
     case unsupportedQueryParameter(String)
+    /// A `redis+cluster://` URL had an empty seed (e.g. `host:7000,,host:7001` or a trailing comma).
+    case emptyClusterSeed(String)
+    /// A `redis+cluster://` URL named a database other than 0 (a cluster has only database 0).
+    case clusterDatabase(String)
+    /// A `redis+cluster://` URL was given where only a single server is accepted
+    /// (``RedisURL/init(parsing:)``); ``RedisTarget/init(parsing:)`` accepts both.
+    case clusterURL
 
     /// A human-readable description of the problem.
     public var description: String {
@@ -33,7 +40,7 @@ public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .missingScheme(text):
             return "Redis URL '\(text)' has no scheme: expected redis://host[:port][/db] or unix:///path"
         case let .unsupportedScheme(scheme):
-            return "unsupported Redis URL scheme '\(scheme)': supported are redis:// and unix://"
+            return "unsupported Redis URL scheme '\(scheme)': supported are redis://, unix:// and redis+cluster://"
         case .missingHost:
             return "Redis URL has no host: expected redis://host[:port][/db]"
         case let .invalidHost(host):
@@ -49,7 +56,13 @@ public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidPercentEncoding(component):
             return "invalid percent-encoding in the \(component) of the Redis URL"
         case let .unsupportedQueryParameter(name):
-            return "unsupported query parameter '\(name)' in Redis URL: only 'db' is recognised"
+            return "unsupported query parameter '\(name)' in Redis URL: only 'db' is recognised (and none in redis+cluster://)"
+        case let .emptyClusterSeed(hosts):
+            return "empty seed in Redis Cluster URL hosts '\(hosts)': expected redis+cluster://host:port[,host:port...]"
+        case let .clusterDatabase(db):
+            return "invalid database '\(db)' in Redis Cluster URL: a cluster has only database 0"
+        case .clusterURL:
+            return "a redis+cluster:// URL names a Redis Cluster, but a single server (redis:// or unix://) is needed here"
         }
     }
 }

@@ -1,6 +1,15 @@
 /// The string grammar behind ``RedisURL/init(parsing:)``.
 enum RedisURLParser {
+    /// A single-server URL; a cluster URL is rejected with ``RedisURLError/clusterURL``.
     static func parse(_ text: String) throws(RedisURLError) -> RedisURL {
+        switch try parseTarget(text) {
+        case let .single(url): return url
+        case .cluster: throw .clusterURL
+        }
+    }
+
+    /// Any URL form: `redis://`, `unix://` or `redis+cluster://`.
+    static func parseTarget(_ text: String) throws(RedisURLError) -> RedisTarget {
         guard !text.isEmpty else { throw .empty }
         guard let colon = text.firstIndex(of: ":"), text[colon...].hasPrefix("://") else {
             throw .missingScheme(text)
@@ -9,13 +18,39 @@ enum RedisURLParser {
         let rest = text[text.index(colon, offsetBy: 3)...]
         switch scheme {
         case "redis":
-            return try parseTCP(rest)
+            return .single(try parseTCP(rest))
         case "unix":
-            return try parseUnix(rest)
+            return .single(try parseUnix(rest))
+        case "redis+cluster":
+            return .cluster(try parseCluster(rest))
         default:
-            // `rediss` (TLS) and `redis+cluster` land here until they are supported.
+            // `rediss` (TLS) lands here until it is supported.
             throw .unsupportedScheme(scheme)
         }
+    }
+
+    /// `[user:password@]host[:port][,host[:port]...]`, optionally followed by `/` or `/0`.
+    private static func parseCluster(_ rest: Substring) throws(RedisURLError) -> RedisClusterURL {
+        guard !rest.contains("?") else {
+            let query = rest[rest.index(after: rest.firstIndex(of: "?")!)...]
+            throw .unsupportedQueryParameter(String(query.prefix { $0 != "=" && $0 != "&" }))
+        }
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        let path = rest[authorityEnd...]
+        if path.count > 1 {
+            let database = try parseDatabase(path.dropFirst())
+            guard database == 0 else { throw .clusterDatabase(String(path.dropFirst())) }
+        }
+        let (username, password, hosts) = try splitUserInfo(rest[..<authorityEnd])
+        guard !hosts.isEmpty else { throw .missingHost }
+        var seeds: [RedisURL.Endpoint] = []
+        for seed in hosts.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !seed.isEmpty else { throw .emptyClusterSeed(String(hosts)) }
+            let (host, port) = try splitHostPort(seed)
+            let endpoint = RedisURL.Endpoint.tcp(host: host, port: port)
+            if !seeds.contains(endpoint) { seeds.append(endpoint) }
+        }
+        return RedisClusterURL(seeds: seeds, username: username, password: password)
     }
 
     /// `[user:password@]host[:port][/db][?db=N]`
