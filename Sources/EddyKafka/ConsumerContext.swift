@@ -28,9 +28,9 @@ final class ConsumerContext {
     /// Set once the first assignment (possibly empty) arrived, i.e. the
     /// member completed a SyncGroup.
     var everAssigned = false
-    /// Per assigned partition, where reading continues: one past the last
-    /// record `poll` delivered, or the explicit start of the assignment.
-    /// Absent: the committed offset (see `KafkaConsumer.resume`).
+    /// Per assigned partition, where its next record must be: one past the
+    /// last record `poll` delivered, or an explicit start or seek. Absent
+    /// until known (a group assignment starts at the committed offset).
     var nextOffsets: [TopicPartition: Int64] = [:]
     /// Per partition, the offset a read resumed at after a hole, until the
     /// partition is read again from before the hole (`KafkaConsumer.poll`).

@@ -11,50 +11,23 @@ extension KafkaConsumer {
         if let error = list.firstError("pause failed for") { throw error }
     }
 
-    /// Resumes fetching `partitions` right after the last record `poll`
-    /// delivered from each (or from where the assignment started, if none was).
+    /// Resumes fetching `partitions` right after the last record delivered
+    /// from each (where known).
     ///
-    /// librdkafka resumes at its own "application position", and before 2.1
-    /// batch consumption advanced that position for records it then purged
-    /// from the batch when a pause's version barrier arrived in the same call
-    /// (librdkafka #4208): a resume could silently skip records. So the
-    /// partitions are resumed and then sought to the position this consumer
-    /// tracked itself; the seek is synchronous, so no record fetched from the
-    /// wrong position can reach the next `poll`.
-    ///
-    /// - Throws: ``KafkaError`` if resuming, looking up committed offsets or
-    ///   seeking fails; the caller should pause the partitions again and
-    ///   retry, or records may be skipped.
+    /// librdkafka 2.0 resumes at its own position, which its batch
+    /// consumption can leave past records it purged from a batch, or further
+    /// back (#4208). So known positions are sought to after resuming. `poll`
+    /// still checks every record (a late offset lookup can override the seek):
+    /// it reads a partition again from before a hole and drops records it
+    /// already delivered.
     public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
         try checkOpen()
         guard !partitions.isEmpty else { return }
         let list = NativePartitionList(partitions)
         try KafkaError.check(rd_kafka_resume_partitions(handle.pointer, list.pointer), "resume failed")
         if let error = list.firstError("resume failed for") { throw error }
-        try seek(try resumePositions(partitions), timeoutMs: 10_000)
-    }
-
-    /// Where each resumed partition must continue: after the last delivered
-    /// record, else the start of the assignment (explicit, committed, or
-    /// `auto.offset.reset` when nothing is committed).
-    func resumePositions(_ partitions: [TopicPartition]) throws(KafkaError) -> [TopicPartitionOffset] {
-        var positions: [TopicPartitionOffset] = []
-        var unknown: [TopicPartition] = []
-        for p in partitions {
-            if let next = context.nextOffsets[p] {
-                positions.append(TopicPartitionOffset(p, offset: next))
-            } else {
-                unknown.append(p)
-            }
-        }
-        guard !unknown.isEmpty else { return positions }
-        let reset = config["auto.offset.reset"] ?? "latest"
-        let fallback = ["earliest", "smallest", "beginning"].contains(reset) ? KafkaOffset.beginning : KafkaOffset.end
-        for c in try committed(partitions: unknown) {
-            positions.append(TopicPartitionOffset(topic: c.topic, partition: c.partition,
-                                                  offset: c.offset >= 0 ? c.offset : fallback))
-        }
-        return positions
+        let known = partitions.compactMap { p in context.nextOffsets[p].map { TopicPartitionOffset(p, offset: $0) } }
+        try seek(known, timeoutMs: 10_000)
     }
 
     /// The tracked next offset of a partition, if absolute.

@@ -111,12 +111,12 @@ extension KafkaConsumer {
         rememberPositions(offsets)
     }
 
-    /// Where reading continues after a pause: absolute offsets and the
-    /// beginning/end sentinels; "committed" (stored, invalid) is looked up then.
+    /// Where the next record of each partition must be (absolute offsets
+    /// only; a sentinel leaves it unknown until a record is delivered).
     func rememberPositions(_ offsets: [TopicPartitionOffset]) {
         for o in offsets {
             let p = TopicPartition(topic: o.topic, partition: o.partition)
-            context.nextOffsets[p] = o.offset >= KafkaOffset.beginning ? o.offset : nil
+            context.nextOffsets[p] = o.offset >= 0 ? o.offset : nil
         }
     }
 }

@@ -71,6 +71,12 @@ extension KafkaConsumer {
                     run.partition = partition
                     run.next = nextOffset(topicIndex: index, partition: partition) ?? -1
                 }
+                if run.next >= 0 && offset < run.next {
+                    // Already delivered in this assignment: librdkafka read
+                    // the partition again from an earlier offset.
+                    offsetRepeats += 1
+                    continue
+                }
                 if run.next >= 0 && offset > run.next && !isKnownHole(index, partition, at: offset) {
                     // Records skipped (librdkafka 2.0's batch consumption
                     // can resume past purged records after its own pauses,

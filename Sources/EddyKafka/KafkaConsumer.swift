@@ -66,6 +66,9 @@ public final class KafkaConsumer {
     /// compaction) and reading goes on. Holes repaired this way were records
     /// skipped by librdkafka (#4208 in 2.0's batch consumption).
     public internal(set) var offsetGaps = 0
+    /// Records `poll` dropped because it had already delivered them in this
+    /// assignment (librdkafka fetched the partition again from further back).
+    public internal(set) var offsetRepeats = 0
     /// Reusable `rd_kafka_message_t *` array for batch consumption.
     var batch: UnsafeMutableBufferPointer<UnsafeMutablePointer<rd_kafka_message_t>?>
     /// `rd_kafka_topic_t *` of messages -> index into `topics`. Each entry

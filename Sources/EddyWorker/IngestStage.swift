@@ -23,6 +23,7 @@ final class IngestStage {
     var assignment: Set<TopicPartition> = []
     var nextBarrier = 1
     var gapsSeen = 0
+    var repeatsSeen = 0
     /// When to publish the next per-partition lag snapshot (metrics).
     var nextLagSample = ContinuousClock.now
 
@@ -85,7 +86,7 @@ final class IngestStage {
                 logger.warning("Kafka poll failed: \(error)")
                 Thread.sleep(forTimeInterval: 0.1)
             }
-            if consumer.offsetGaps != gapsSeen { reportGaps() }
+            if consumer.offsetGaps != gapsSeen || consumer.offsetRepeats != repeatsSeen { reportGaps() }
             pushCurrent()
             if ContinuousClock.now >= nextLagSample { publishLag() }
         }
@@ -100,11 +101,17 @@ final class IngestStage {
         current = nil
     }
 
+    /// librdkafka 2.0 fetching from a wrong offset (see `KafkaConsumer.poll`):
+    /// counted and logged; the consumer already repaired it.
     func reportGaps() {
-        let new = consumer.offsetGaps - gapsSeen
+        let holes = consumer.offsetGaps - gapsSeen, repeats = consumer.offsetRepeats - repeatsSeen
         gapsSeen = consumer.offsetGaps
-        counters.offsetGaps.wrappingIncrement(by: new, ordering: .relaxed)
-        logger.warning("found \(new) holes in partition offsets; reading those partitions again from before each hole (librdkafka skipped records, or the topic has transaction markers or compaction)")
+        repeatsSeen = consumer.offsetRepeats
+        counters.offsetGaps.wrappingIncrement(by: holes, ordering: .relaxed)
+        if holes > 0 {
+            logger.warning("found \(holes) holes in partition offsets; reading those partitions again from before each hole (librdkafka skipped records, or the topic has transaction markers or compaction)")
+        }
+        if repeats > 0 { logger.info("dropped \(repeats) records Kafka delivered again") }
     }
 
     /// Publishes each assigned partition's lag for `/metrics`, from
@@ -121,9 +128,8 @@ final class IngestStage {
         logger.debug("backpressure: paused \(paused.count) partitions")
     }
 
-    /// Resumes the paused partitions where delivery stopped. On failure they
-    /// are paused again and retried on the next turn: resuming from a wrong
-    /// position could skip records.
+    /// Resumes the paused partitions. On failure they are paused again and
+    /// retried on the next turn.
     func resume() {
         do {
             try consumer.resume(paused)

@@ -19,6 +19,12 @@ public struct WorkerConfig: Sendable {
     /// Keys kept in memory; beyond it the least recently flushed clean keys
     /// are evicted (they reload from Redis when they come back).
     public var maxKeysInMemory = 2_000_000
+    /// Fenced (exactly-once) entity writes. `false` writes each entity with a
+    /// plain `HSET` + `PEXPIRE` instead: at least once, a re-read after a
+    /// crash applies events twice. Only the benchmark baseline that measures
+    /// what the fences cost (`eddy bench worker --compare-unfenced`); single
+    /// Redis only.
+    public var fencedWrites = true
     /// How long a rebalance or shutdown may wait for in-flight writes.
     public var drainTimeoutSeconds = 30.0
     /// Metrics hook: sees the state blobs of each flush once Redis has taken

@@ -18,6 +18,8 @@ final class WriterStage {
     let redisURL: RedisTarget
     let ttlMs: Int64
     let topics: [String]
+    /// `WorkerConfig.fencedWrites`.
+    var fenced = true
     let committer: OffsetCommitter
     let deadLetters: DeadLetterSink
     /// The last barrier whose writes and commit are done.
@@ -150,6 +152,9 @@ final class WriterStage {
                 let replies: [RedisReply]
                 let clustered: Bool
                 switch try connection() {
+                case .single(let redis) where !fenced:
+                    try writeUnfenced(fb, to: redis)
+                    return
                 case .single(let redis):
                     clustered = false
                     let calls = (fb.entities.count + per - 1) / per
@@ -194,6 +199,36 @@ final class WriterStage {
                 Thread.sleep(forTimeInterval: Double(delay) / 1000)
             }
         }
+    }
+
+    /// The at-least-once baseline (`WorkerConfig.fencedWrites` false): the
+    /// same fields and offset, written unconditionally.
+    func writeUnfenced(_ fb: FlushBatch, to redis: RedisConnection) throws {
+        let perEntity = ttlMs > 0 ? 2 : 1
+        try fb.bytes.withUnsafeBytes { bytes in
+            for i in fb.entities.indices {
+                let e = fb.entities[i]
+                let key = UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)])
+                try redis.append(building: { b in
+                    b.add("HSET")
+                    b.add(key)
+                    b.addJoined(EntityLayout.offsetFieldPrefix, fb.partitionNames[i])
+                    b.add(e.offset)
+                    for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
+                        let (start, length) = fb.fieldRanges[f]
+                        b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+                    }
+                })
+                if ttlMs > 0 { try redis.append("PEXPIRE", key, ttlMs) }
+            }
+        }
+        let summary = try redis.drain(count: fb.entities.count * perEntity)
+        if let message = summary.firstError {
+            if Self.isRetryable(message) { throw RedisError.server(message: message) }
+            logger.error("a write failed in Redis: \(message)")
+            counters.redisErrors.wrappingIncrement(ordering: .relaxed)
+        }
+        counters.entitiesWritten.wrappingIncrement(by: fb.entities.count, ordering: .relaxed)
     }
 
     func connection() throws -> RedisClient {

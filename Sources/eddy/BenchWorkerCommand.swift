@@ -30,6 +30,8 @@ struct WorkerBench: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(name: .customLong("cluster"), help: "Also drain the events into a 3-master Redis Cluster and compare with the single Redis.")
     var clusterToo = false
+    @Flag(name: .customLong("compare-unfenced"), help: "Also drain the events with at-least-once writes (plain HSET, no fence) and with fenced writes again, each into an emptied Redis, and report the ratio (the fences' cost).")
+    var compareUnfenced = false
     @Option(name: .customLong("property"), help: "Extra consumer property k=v (repeatable).") var properties: [String] = []
 
     var fetchProperties: [String: String] {
@@ -118,6 +120,25 @@ struct WorkerBench: ParsableCommand {
         let observed = c.freshness.total.load(ordering: .relaxed)
         worker.stop()
 
+        // 3b. Fenced vs at-least-once writes: both drain the whole topic
+        // again (new groups) into an emptied Redis, unfenced first.
+        var fenceComparison: (unfenced: Double, fenced: Double)?
+        if compareUnfenced {
+            var rates: [Double] = []
+            for fenced in [false, true] {
+                _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
+                var t = topology
+                t.source.group += fenced ? "-fenced" : "-unfenced"
+                var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+                config.batchesInFlight = 8
+                config.fencedWrites = fenced
+                let (rate, written) = try drain(config)
+                printError("\(fenced ? "fenced" : "at-least-once") drain: \(Int(rate)) events/s, \(written) entity writes")
+                rates.append(rate)
+            }
+            fenceComparison = (rates[0], rates[1])
+        }
+
         // 4. The same drain into a Redis Cluster (a new group reads it all again).
         var clusterRate: Double?
         var clusterWritten = 0
@@ -155,7 +176,7 @@ struct WorkerBench: ParsableCommand {
                 "ratio":\(String(format: "%.3f", workerRate / rawRate)),"entities_written":\(written),\
                 "steady_rate":\(rate),"steady_seconds":\(steadySeconds),"freshness_p50_ms":\(p50),"freshness_p99_ms":\(p99),\
                 "freshness_events":\(observed),"rss_min":\(rssMin),"rss_max":\(rssMax),"rss_growth":\(String(format: "%.3f", growth))\
-                \(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
+                \(fenceComparison.map { ",\"unfenced_per_s\":\(Int($0.unfenced)),\"fenced_again_per_s\":\(Int($0.fenced)),\"fence_ratio\":\(String(format: "%.3f", $0.fenced / $0.unfenced))" } ?? "")\(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
                 """)
         } else {
             print("worker, clickstream, \(events) events preloaded in \(partitions) partitions, \(users) users")
@@ -163,10 +184,32 @@ struct WorkerBench: ParsableCommand {
             print("  eddy worker end to end       \(Int(workerRate)) events/s = \(String(format: "%.0f%%", 100 * workerRate / rawRate)) of the baseline (target >= 50% and >= 500k/s); \(written) entity writes")
             print("  freshness at \(rate) events/s for \(steadySeconds) s (Kafka timestamp -> Redis ack, \(observed) events): p50 \(p50) ms, p99 \(p99) ms (target p99 <= 10 ms)")
             print("  resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
+            if let f = fenceComparison {
+                print("  fenced writes \(Int(f.fenced)) events/s vs at-least-once writes \(Int(f.unfenced)) events/s = \(String(format: "%.0f%%", 100 * f.fenced / f.unfenced)) (target >= 80%)")
+            }
             if let clusterRate {
                 print("  eddy worker into a 3-master Redis Cluster \(Int(clusterRate)) events/s = \(String(format: "%.0f%%", 100 * clusterRate / workerRate)) of the single-Redis worker (target >= 70%); \(clusterWritten) entity writes")
             }
         }
+    }
+
+    /// Runs a worker over the whole preloaded topic; events/s from its
+    /// first consumed event to the acknowledgement of its last flush.
+    func drain(_ config: WorkerConfig) throws -> (rate: Double, written: Int) {
+        let worker = StreamWorker(config: config, logger: Logger(label: "bench-drain"))
+        try worker.start()
+        defer { worker.stop() }
+        let c = worker.counters
+        var firstSeen: Double?
+        let deadline = monotonicSeconds() + 600
+        while c.consumed.load(ordering: .relaxed) < events && monotonicSeconds() < deadline {
+            if firstSeen == nil, c.consumed.load(ordering: .relaxed) > 0 { firstSeen = monotonicSeconds() }
+            usleep(1000)
+        }
+        let flushesAtEnd = c.flushes.load(ordering: .relaxed)
+        while c.flushes.load(ordering: .relaxed) < flushesAtEnd + 2 && monotonicSeconds() < deadline { usleep(500) }
+        let seconds = monotonicSeconds() - (firstSeen ?? monotonicSeconds())
+        return (Double(events) / seconds, c.entitiesWritten.load(ordering: .relaxed))
     }
 
     func preload(brokers: String, topology: Topology) throws {
