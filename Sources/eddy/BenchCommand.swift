@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, reported as ratios against baselines measured in the same run.",
-        subcommands: [ReplayBench.self, WorkerBench.self, ReplayKafkaBench.self]
+        subcommands: [ReplayBench.self, WorkerBench.self, ReplayKafkaBench.self, RecoveryBench.self]
     )
 }
 
