@@ -34,6 +34,8 @@ struct RecoveryBench: ParsableCommand {
     @Option(help: "Kill the first worker once it consumed this many events.") var killAt = 2_400_000
     @Option(help: "Consumer session timeout of the workers, ms (how long the dead member holds its partitions).")
     var sessionTimeoutMs = 6000
+    @Flag(help: "Give the workers a group.instance.id (static membership): a restarted worker takes its partitions back without waiting for the session timeout.")
+    var staticMembership = false
 
     func run() throws {
         let redis = try RedisServerProcess(options: ["hash-max-listpack-value": "1024"])
@@ -72,7 +74,7 @@ struct RecoveryBench: ParsableCommand {
         second.waitForExit()
         let assigned = second.assignedAt.map { $0 - restartedAt }
         let full = second.fullRateAt(steady * 0.9).map { $0 - restartedAt }
-        print("recovery, clickstream: SIGKILL with \(keys) entities in Redis, \(partitions) partitions, session timeout \(sessionTimeoutMs) ms")
+        print("recovery, clickstream: SIGKILL with \(keys) entities in Redis, \(partitions) partitions, session timeout \(sessionTimeoutMs) ms\(staticMembership ? ", static membership" : "")")
         print("  first worker steady rate: \(Int(steady)) events/s (median of its per-second rates)")
         print("  restarted worker: process start -> partitions assigned \(assigned.map { String(format: "%.1f s", $0) } ?? "never")")
         if let full, let assigned {
@@ -94,7 +96,7 @@ struct RecoveryBench: ParsableCommand {
               properties:
                 session.timeout.ms: "\(sessionTimeoutMs)"
                 heartbeat.interval.ms: "500"
-
+            \(staticMembership ? "    group.instance.id: \"eddy-bench-worker-1\"\n" : "")
             """)
     }
 
