@@ -73,9 +73,8 @@ struct WorkerBench: ParsableCommand {
             usleep(1000)
         }
         // Count until the last flush covering everything is acknowledged.
-        let flushesAtEnd = c.flushes.load(ordering: .relaxed)
-        while c.flushes.load(ordering: .relaxed) < flushesAtEnd + 2 && monotonicSeconds() < deadline { usleep(500) }
-        let drainSeconds = monotonicSeconds() - (firstSeen ?? monotonicSeconds())
+        let lastFlush = waitForLastFlush(c)
+        let drainSeconds = lastFlush - (firstSeen ?? lastFlush)
         let workerRate = Double(events) / drainSeconds
         let written = c.entitiesWritten.load(ordering: .relaxed)
         let batchCount = c.batches.load(ordering: .relaxed), flushCount = c.flushes.load(ordering: .relaxed)
@@ -84,6 +83,26 @@ struct WorkerBench: ParsableCommand {
             "n \(h.total.load(ordering: .relaxed)) mean \(h.sumMicros.load(ordering: .relaxed) / max(h.total.load(ordering: .relaxed), 1) / 1000) ms p50 \(Double(h.quantile(0.5) ?? 0) / 1000) p99 \(Double(h.quantile(0.99) ?? 0) / 1000)"
         }
         printError("  batches: \(ms(c.batchLatency)); loads: \(ms(c.loadLatency)); flushes: \(ms(c.flushLatency)); keys loaded \(c.keysLoaded.load(ordering: .relaxed))")
+
+        // 2b. Fenced vs at-least-once writes: both drain the whole topic
+        // again (new groups) into an emptied Redis, unfenced first, while
+        // the topic holds only the preload (before the steady phase).
+        var fenceComparison: (unfenced: Double, fenced: Double)?
+        if compareUnfenced {
+            var rates: [Double] = []
+            for fenced in [false, true] {
+                _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
+                var t = topology
+                t.source.group += fenced ? "-fenced" : "-unfenced"
+                var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+                config.batchesInFlight = 8
+                config.fencedWrites = fenced
+                let (rate, written) = try drain(config)
+                printError("\(fenced ? "fenced" : "at-least-once") drain: \(Int(rate)) events/s, \(written) entity writes")
+                rates.append(rate)
+            }
+            fenceComparison = (rates[0], rates[1])
+        }
 
         // 3. Steady rate: freshness and memory.
         c.freshness.reset()
@@ -120,25 +139,6 @@ struct WorkerBench: ParsableCommand {
         let observed = c.freshness.total.load(ordering: .relaxed)
         worker.stop()
 
-        // 3b. Fenced vs at-least-once writes: both drain the whole topic
-        // again (new groups) into an emptied Redis, unfenced first.
-        var fenceComparison: (unfenced: Double, fenced: Double)?
-        if compareUnfenced {
-            var rates: [Double] = []
-            for fenced in [false, true] {
-                _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
-                var t = topology
-                t.source.group += fenced ? "-fenced" : "-unfenced"
-                var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
-                config.batchesInFlight = 8
-                config.fencedWrites = fenced
-                let (rate, written) = try drain(config)
-                printError("\(fenced ? "fenced" : "at-least-once") drain: \(Int(rate)) events/s, \(written) entity writes")
-                rates.append(rate)
-            }
-            fenceComparison = (rates[0], rates[1])
-        }
-
         // 4. The same drain into a Redis Cluster (a new group reads it all again).
         var clusterRate: Double?
         var clusterWritten = 0
@@ -157,9 +157,8 @@ struct WorkerBench: ParsableCommand {
                 if firstSeen == nil, cc.consumed.load(ordering: .relaxed) > 0 { firstSeen = monotonicSeconds() }
                 usleep(1000)
             }
-            let flushesAtEnd = cc.flushes.load(ordering: .relaxed)
-            while cc.flushes.load(ordering: .relaxed) < flushesAtEnd + 2 && monotonicSeconds() < deadline { usleep(500) }
-            let seconds = monotonicSeconds() - (firstSeen ?? monotonicSeconds())
+            let lastFlush = waitForLastFlush(cc)
+            let seconds = lastFlush - (firstSeen ?? lastFlush)
             clusterRate = Double(events) / seconds
             clusterWritten = cc.entitiesWritten.load(ordering: .relaxed)
             printError("cluster drained in \(seconds) s: \(cc.flushes.load(ordering: .relaxed)) flushes, \(clusterWritten) entity writes, redis errors \(cc.redisErrors.load(ordering: .relaxed))")
@@ -201,15 +200,41 @@ struct WorkerBench: ParsableCommand {
         defer { worker.stop() }
         let c = worker.counters
         var firstSeen: Double?
-        let deadline = monotonicSeconds() + 600
+        let deadline = monotonicSeconds() + 300
+        var nextReport = monotonicSeconds() + 10
         while c.consumed.load(ordering: .relaxed) < events && monotonicSeconds() < deadline {
             if firstSeen == nil, c.consumed.load(ordering: .relaxed) > 0 { firstSeen = monotonicSeconds() }
+            if monotonicSeconds() >= nextReport {
+                printError("  still draining: \(worker.summary), assigned partitions \(c.assignedPartitions.load(ordering: .relaxed)), kafka errors \(c.kafkaErrors.load(ordering: .relaxed))")
+                nextReport += 10
+            }
             usleep(1000)
         }
-        let flushesAtEnd = c.flushes.load(ordering: .relaxed)
-        while c.flushes.load(ordering: .relaxed) < flushesAtEnd + 2 && monotonicSeconds() < deadline { usleep(500) }
-        let seconds = monotonicSeconds() - (firstSeen ?? monotonicSeconds())
+        guard c.consumed.load(ordering: .relaxed) >= events else {
+            throw CLIError("a drain did not finish in 300 s: \(worker.summary)")
+        }
+        // Done when the last flush is acknowledged: no new flush
+        // for 2 s (a flush of everything dirty can take over a second).
+        let lastFlush = waitForLastFlush(c)
+        let seconds = lastFlush - (firstSeen ?? lastFlush)
         return (Double(events) / seconds, c.entitiesWritten.load(ordering: .relaxed))
+    }
+
+    /// Waits until no flush was acknowledged for 2 s (the shard flushes
+    /// every few ms while anything is dirty or uncommitted) and returns when
+    /// the last one was seen.
+    func waitForLastFlush(_ c: WorkerCounters) -> Double {
+        var count = c.flushes.load(ordering: .relaxed)
+        var changedAt = monotonicSeconds()
+        while monotonicSeconds() - changedAt < 2 {
+            usleep(500)
+            let now = c.flushes.load(ordering: .relaxed)
+            if now != count {
+                count = now
+                changedAt = monotonicSeconds()
+            }
+        }
+        return changedAt
     }
 
     func preload(brokers: String, topology: Topology) throws {
