@@ -447,8 +447,10 @@ public final class KafkaReplaySource {
         let copyKeys: Bool
         let stallTimeoutSeconds: Double
         let cursors: UnsafeMutablePointer<Cursor>
-        /// consumer topic index -> partition -> plan index (-1: not ours).
-        var table: [[Int32]] = []
+        /// consumer topic index * tableWidth + partition -> plan index (-1:
+        /// not ours). Flat memory: no array retains per record.
+        var table = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        var tableTopics = 0, tableWidth = 0
         var remaining = 0
         var newlyDone: [Int] = []
         var consumedOffsets: Int64 = 0
@@ -469,7 +471,10 @@ public final class KafkaReplaySource {
             }
         }
 
-        deinit { cursors.deallocate() }
+        deinit {
+            cursors.deallocate()
+            table.deallocate()
+        }
 
         var assignment: [TopicPartitionOffset] {
             plans.indices.filter { !cursors[$0].done }.map {
@@ -532,22 +537,22 @@ public final class KafkaReplaySource {
         }
 
         func rebuildTable() {
-            table = consumer.topics.map { name in
-                var row: [Int32] = []
-                for (i, p) in plans.enumerated() where p.topic == name {
-                    let part = Int(p.partition)
-                    if part >= row.count { row.append(contentsOf: repeatElement(-1, count: part + 1 - row.count)) }
-                    row[part] = Int32(i)
-                }
-                return row
+            let topics = consumer.topics
+            tableTopics = topics.count
+            tableWidth = (plans.map { Int($0.partition) }.max() ?? -1) + 1
+            table.deallocate()
+            table = .allocate(capacity: max(tableTopics * tableWidth, 1))
+            table.initialize(repeating: -1, count: max(tableTopics * tableWidth, 1))
+            for (i, p) in plans.enumerated() {
+                if let t = topics.firstIndex(of: p.topic) { table[t * tableWidth + Int(p.partition)] = Int32(i) }
             }
         }
 
         @inline(__always)
         func planIndex(_ topicIndex: Int, _ partition: Int32) -> Int {
-            if topicIndex >= table.count { rebuildTable() }
-            guard topicIndex >= 0, topicIndex < table.count, partition >= 0, Int(partition) < table[topicIndex].count else { return -1 }
-            return Int(table[topicIndex][Int(partition)])
+            if topicIndex >= tableTopics { rebuildTable() }
+            guard topicIndex >= 0, topicIndex < tableTopics, partition >= 0, Int(partition) < tableWidth else { return -1 }
+            return Int(table[topicIndex * tableWidth + Int(partition)])
         }
 
         func markDone(_ i: Int) {
@@ -558,56 +563,68 @@ public final class KafkaReplaySource {
             remaining -= 1
             newlyDone.append(i)
         }
-    }
 
-    struct Sink: KafkaEventSink {
-        // unowned(unsafe): both outlive the poll; no reference counting per event.
-        unowned(unsafe) let reader: Reader
-        unowned(unsafe) let batch: Batch
-
+        /// Selects the records in range into `batch`.
         @inline(__always)
-        mutating func receive(_ event: KafkaConsumerEvent) {
+        func receive(_ event: KafkaConsumerEvent, into batch: Batch) {
             switch event {
             case .message(let m):
-                let i = reader.planIndex(m.topicIndex, m.partition)
+                let i = planIndex(m.topicIndex, m.partition)
                 guard i >= 0 else { return }
-                let c = reader.cursors + i
+                let c = cursors + i
                 if c.pointee.done { return }
                 if m.offset >= c.pointee.end {
-                    reader.markDone(i)
+                    markDone(i)
                     return
                 }
                 if c.pointee.skipping {
                     if m.timestampMs < c.pointee.skipBeforeMs {
-                        reader.consumedOffsets += m.offset + 1 - c.pointee.position
+                        consumedOffsets += m.offset + 1 - c.pointee.position
                         c.pointee.position = m.offset + 1
-                        reader.skipped += 1
-                        if c.pointee.position >= c.pointee.end { reader.markDone(i) }
+                        skipped += 1
+                        if c.pointee.position >= c.pointee.end { markDone(i) }
                         return
                     }
                     c.pointee.skipping = false
                 }
                 if m.timestampMs >= c.pointee.stopAtMs {
-                    reader.plans[i].end = m.offset
+                    plans[i].end = m.offset
                     c.pointee.end = m.offset
-                    reader.markDone(i)
+                    markDone(i)
                     return
                 }
-                batch.append(m.payload, key: reader.copyKeys ? m.key : nil, timestampMs: m.timestampMs,
+                batch.append(m.payload, key: copyKeys ? m.key : nil, timestampMs: m.timestampMs,
                              source: Int32(i), offset: m.offset)
-                reader.delivered += 1
-                reader.consumedOffsets += m.offset + 1 - c.pointee.position
+                delivered += 1
+                consumedOffsets += m.offset + 1 - c.pointee.position
                 c.pointee.position = m.offset + 1
-                if c.pointee.position >= c.pointee.end { reader.markDone(i) }
+                if c.pointee.position >= c.pointee.end { markDone(i) }
             case .partitionEOF(let eof):
-                let i = reader.planIndex(eof.topicIndex, eof.partition)
-                guard i >= 0, !reader.cursors[i].done else { return }
-                if eof.nextOffset >= reader.cursors[i].end { reader.markDone(i) }
+                let i = planIndex(eof.topicIndex, eof.partition)
+                guard i >= 0, !cursors[i].done else { return }
+                if eof.nextOffset >= cursors[i].end { markDone(i) }
                 // A fallback end time never reached: the range ends at the
                 // high watermark fixed at the start.
             case .error(let e):
                 batch.errors.append("\(e)")
             }
+        }
+    }
+
+    struct Sink: KafkaEventSink {
+        // Unmanaged, used through _withUnsafeGuaranteedRef: both outlive the
+        // poll, and handing them on costs no retain/release per record.
+        let reader: Unmanaged<Reader>
+        let batch: Unmanaged<Batch>
+
+        init(reader: Reader, batch: Batch) {
+            self.reader = .passUnretained(reader)
+            self.batch = .passUnretained(batch)
+        }
+
+        @inline(__always)
+        mutating func receive(_ event: KafkaConsumerEvent) {
+            reader._withUnsafeGuaranteedRef { r in batch._withUnsafeGuaranteedRef { b in r.receive(event, into: b) } }
         }
     }
 
