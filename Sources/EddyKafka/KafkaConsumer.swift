@@ -6,7 +6,10 @@ import Synchronization
 /// thread.
 ///
 /// It is deliberately not `Sendable`: create it on the thread that polls it
-/// and call every method from that thread. Rebalance handlers run
+/// and call every method from that thread. (Handing it to another thread
+/// for a while is fine if calls never overlap and the hand-over
+/// synchronizes, e.g. starting and joining that thread, as a Kafka replay
+/// does.) Rebalance handlers run
 /// synchronously inside ``poll(into:maxMessages:timeoutMs:)`` and
 /// ``close()``.
 ///

@@ -353,7 +353,10 @@ public final class KafkaReplaySource {
         }
     }
 
-    /// What the polling thread is given (it owns it while `run` runs).
+    /// What the polling thread is given. `@unchecked`: the consumer and
+    /// reader are handed over, not shared; the caller uses neither between
+    /// starting the thread and joining it (both synchronize), and each batch
+    /// is used by one side at a time, passed on through the rings.
     struct Handoff: @unchecked Sendable {
         let reader: Reader
         let batches: [Batch]
