@@ -43,7 +43,7 @@ let package = Package(
         ]),
         // Replay over files (JSON Lines, gzip) or a bounded Kafka range:
         // point-in-time rows, labels, CSV, backfills into Redis, verify.
-        .target(name: "EddyReplay", dependencies: ["EddyCore", "EddyKafka", "EddyRedis", "EddyServing", "CZlib"],
+        .target(name: "EddyReplay", dependencies: ["EddyCore", "EddyKafka", "EddyPipeline", "EddyRedis", "EddyServing", "CZlib"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         // Lock-free SPSC rings, stage threads, parking.
         .target(name: "EddyPipeline", dependencies: [

@@ -64,6 +64,30 @@ extension KafkaConsumer {
         return try handle.watermarks(topic: topic, partition: partition, timeoutMs: timeoutMs)
     }
 
+    /// Low and high watermarks of several partitions in two batched
+    /// ListOffsets lookups (at the logical times "earliest" and "latest",
+    /// one request per leader each), instead of a round trip per partition
+    /// as ``watermarks(topic:partition:timeoutMs:)`` takes. Same values:
+    /// the log start offset and the high watermark.
+    public func watermarks(_ partitions: [TopicPartition],
+                           timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: (low: Int64, high: Int64)] {
+        let lows = try offsetsForTimes(partitions, timestampMs: KafkaOffset.beginning, timeoutMs: timeoutMs)
+        let highs = try offsetsForTimes(partitions, timestampMs: KafkaOffset.end, timeoutMs: timeoutMs)
+        var low: [TopicPartition: Int64] = [:]
+        for o in lows { low[o.topicPartition] = o.offset }
+        var marks: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        for o in highs {
+            guard let l = low[o.topicPartition], l >= 0, o.offset >= 0 else {
+                throw KafkaError(code: .invalidArgument, message: "no watermarks returned for \(o.topicPartition)")
+            }
+            marks[o.topicPartition] = (l, o.offset)
+        }
+        for p in partitions where marks[p] == nil {
+            throw KafkaError(code: .invalidArgument, message: "no watermarks returned for \(p)")
+        }
+        return marks
+    }
+
     /// For each partition, the earliest offset whose timestamp is >=
     /// `timestampMs`, or ``KafkaOffset/end`` if there is none.
     ///

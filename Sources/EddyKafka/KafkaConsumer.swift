@@ -6,7 +6,10 @@ import Synchronization
 /// thread.
 ///
 /// It is deliberately not `Sendable`: create it on the thread that polls it
-/// and call every method from that thread. Rebalance handlers run
+/// and call every method from that thread. (Handing it to another thread
+/// for a while is fine if calls never overlap and the hand-over
+/// synchronizes, e.g. starting and joining that thread, as a Kafka replay
+/// does.) Rebalance handlers run
 /// synchronously inside ``poll(into:maxMessages:timeoutMs:)`` and
 /// ``close()``.
 ///
@@ -74,6 +77,8 @@ public final class KafkaConsumer {
     /// `rd_kafka_topic_t *` of messages -> index into `topics`. Each entry
     /// holds a topic reference so that the address cannot be reused.
     var topicIndexCache: [(rkt: OpaquePointer, index: Int)] = []
+    /// The entry of `topicIndexCache` found last (nil: none yet).
+    var lastTopic: (rkt: OpaquePointer?, index: Int) = (nil, -1)
 
     /// Creates a consumer and, if `topics` is non-empty, subscribes to them.
     ///
@@ -187,7 +192,10 @@ public final class KafkaConsumer {
     /// Maps a message's `rd_kafka_topic_t *` to its index in `topics`.
     func topicIndex(for rkt: OpaquePointer?) -> Int {
         guard let rkt else { return -1 }
+        // Consecutive records nearly always share a topic.
+        if rkt == lastTopic.rkt { return lastTopic.index }
         for entry in topicIndexCache where entry.rkt == rkt {
+            lastTopic = (entry.rkt, entry.index)
             return entry.index
         }
         let name = String(cString: rd_kafka_topic_name(rkt))

@@ -60,7 +60,16 @@ public final class ReplaySession {
     ///   (source, offset) (see `lastApplied(_:)`); for `consume(_:key:...)`.
     public init(topology: Topology, emit: EmitMode, labels: LabelSet? = nil, expectedKeys: Int = 1 << 16,
                 trackOffsets: Bool = false) {
-        self.engine = FeatureEngine(topology: topology, expectedKeys: expectedKeys)
+        let engine = FeatureEngine(topology: topology, expectedKeys: expectedKeys)
+        self.engine = engine
+        let decoders = (0..<Self.depth).map { _ in engine.makeDecoder() }
+        self.decoders = decoders
+        let inFlight = UnsafeMutablePointer<InFlight>.allocate(capacity: Self.depth)
+        for i in 0..<Self.depth {
+            (inFlight + i).initialize(to: InFlight(
+                decoder: .passUnretained(decoders[i]), bytes: .allocate(byteCount: 4096, alignment: 16), capacity: 4096))
+        }
+        self.inFlight = inFlight
         self.emit = emit
         self.labels = labels
         self.tracksOffsets = trackOffsets
@@ -82,7 +91,10 @@ public final class ReplaySession {
     /// One event on its way through the lookahead pipeline: its own copy of
     /// the bytes and its own decoder, so several can be in flight.
     struct InFlight {
-        unowned(unsafe) let decoder: EventDecoder  // kept alive by `decoders`
+        /// Kept alive by `decoders`. Unmanaged: used through
+        /// `_withUnsafeGuaranteedRef`, handing it to the engine costs no
+        /// retain/release per event.
+        let decoder: Unmanaged<EventDecoder>
         var bytes: UnsafeMutableRawPointer
         var capacity: Int
         var length = 0
@@ -100,24 +112,15 @@ public final class ReplaySession {
     /// event: its index entry, then its slot record, then its state blob;
     /// the apply then finds all three in cache.
     static let depth = 4
-    lazy var decoders: [EventDecoder] = (0..<Self.depth).map { _ in engine.makeDecoder() }
-    lazy var inFlight: UnsafeMutablePointer<InFlight> = {
-        let p = UnsafeMutablePointer<InFlight>.allocate(capacity: Self.depth)
-        for i in 0..<Self.depth {
-            p.advanced(by: i).initialize(to: InFlight(
-                decoder: decoders[i], bytes: .allocate(byteCount: 4096, alignment: 16), capacity: 4096))
-        }
-        return p
-    }()
+    let decoders: [EventDecoder]
+    let inFlight: UnsafeMutablePointer<InFlight>
     var pending = 0
     var head = 0
 
     deinit {
-        if pending >= 0, decoders.count == Self.depth {
-            for i in 0..<Self.depth { inFlight[i].bytes.deallocate() }
-            inFlight.deinitialize(count: Self.depth)
-            inFlight.deallocate()
-        }
+        for i in 0..<Self.depth { inFlight[i].bytes.deallocate() }
+        inFlight.deinitialize(count: Self.depth)
+        inFlight.deallocate()
     }
 
     /// Applies one event (`depth - 1` events later); in rows mode also
@@ -134,7 +137,7 @@ public final class ReplaySession {
         if message.count > 0 { e.pointee.bytes.copyMemory(from: message.baseAddress!, byteCount: message.count) }
         e.pointee.length = message.count
         e.pointee.line = lineNumber
-        e.pointee.rejected = e.pointee.decoder.decode(e.pointee.message)
+        e.pointee.rejected = e.pointee.decoder._withUnsafeGuaranteedRef { $0.decode(e.pointee.message) }
         advance(into: &out)
     }
 
@@ -166,7 +169,9 @@ public final class ReplaySession {
         e.pointee.length = message.count
         e.pointee.source = source
         e.pointee.offset = offset
-        e.pointee.rejected = e.pointee.decoder.decode(e.pointee.message, messageKey: messageKey, messageTimestamp: timestampMs)
+        e.pointee.rejected = e.pointee.decoder._withUnsafeGuaranteedRef {
+            $0.decode(e.pointee.message, messageKey: messageKey, messageTimestamp: timestampMs)
+        }
         advance(into: &out)
     }
 
@@ -175,14 +180,17 @@ public final class ReplaySession {
     @inline(__always)
     func advance(into out: inout JSONWriter) {
         let depth = Self.depth
-        if inFlight[head].rejected == nil { engine.prefetchIndex(for: inFlight[head].decoder) }
+        let engine = self.engine
+        if inFlight[head].rejected == nil {
+            inFlight[head].decoder._withUnsafeGuaranteedRef { engine.prefetchIndex(for: $0) }
+        }
         if pending >= 1 {
             let p = inFlight + (head + depth - 1) % depth
-            if p.pointee.rejected == nil { engine.prefetchSlot(for: p.pointee.decoder) }
+            if p.pointee.rejected == nil { p.pointee.decoder._withUnsafeGuaranteedRef { engine.prefetchSlot(for: $0) } }
         }
         if pending >= 2 {
             let p = inFlight + (head + depth - 2) % depth
-            if p.pointee.rejected == nil { engine.prefetchState(for: p.pointee.decoder) }
+            if p.pointee.rejected == nil { p.pointee.decoder._withUnsafeGuaranteedRef { engine.prefetchState(for: $0) } }
         }
         head = (head + 1) % depth
         pending += 1
@@ -208,7 +216,11 @@ public final class ReplaySession {
             reject(e, reason)
             return
         }
-        let d = e.decoder
+        e.decoder._withUnsafeGuaranteedRef { complete(e, decoded: $0, into: &out) }
+    }
+
+    @inline(__always)
+    func complete(_ e: InFlight, decoded d: EventDecoder, into out: inout JSONWriter) {
         let slot = engine.slot(for: d, create: true)
         let ts = d.timestamp
         if engine.isLate(slot, ts: ts) {

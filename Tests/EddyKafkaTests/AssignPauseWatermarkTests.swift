@@ -4,6 +4,8 @@ import Testing
 private struct Replay: Sendable {
     var watermarks0: (low: Int64, high: Int64)
     var watermarks1: (low: Int64, high: Int64)
+    /// Batched `watermarks(_:)` of partitions 0 and 1: [low0, high0, low1, high1].
+    var batched: [Int64]
     var offsets: [Int32: [Int64]]
     var eof: [Int32: Int64]
     var header: [UInt8]?
@@ -42,6 +44,11 @@ private struct PauseRun: Sendable {
                                              topics: [], partitionEOF: true)
             let marks0 = try consumer.watermarks(topic: topic, partition: 0)
             let marks1 = try consumer.watermarks(topic: topic, partition: 1)
+            let both = try consumer.watermarks([TopicPartition(topic: topic, partition: 0),
+                                                TopicPartition(topic: topic, partition: 1)])
+            let batched = [0, 1].flatMap { p in
+                both[TopicPartition(topic: topic, partition: Int32(p))].map { [$0.low, $0.high] } ?? []
+            }
             try consumer.assign([TopicPartitionOffset(topic: topic, partition: 0, offset: 40),
                                  TopicPartitionOffset(topic: topic, partition: 1, offset: KafkaOffset.beginning)])
             var offsets: [Int32: [Int64]] = [:]
@@ -64,11 +71,12 @@ private struct PauseRun: Sendable {
                 [TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1)],
                 timestampMs: 0)
             try consumer.close()
-            return Replay(watermarks0: marks0, watermarks1: marks1, offsets: offsets, eof: eof,
+            return Replay(watermarks0: marks0, watermarks1: marks1, batched: batched, offsets: offsets, eof: eof,
                           header: header, partitionCount: count, topics: topics, timeLookup: timeLookup)
         }
         #expect(replay.watermarks0 == (0, 100))
         #expect(replay.watermarks1 == (0, 50))
+        #expect(replay.batched == [0, 100, 0, 50])
         #expect(replay.offsets[0] == Array(40..<100))
         #expect(replay.offsets[1] == Array(0..<50))
         #expect(replay.eof == [0: 100, 1: 50])

@@ -74,7 +74,7 @@ struct JSONScanner {
                 // Member name: plain ASCII fast path, else the general scanner.
                 let nameStart = i + 1
                 var j = nameStart
-                while j + 8 <= end, !Self.needsAttention(UnsafeRawPointer(p + j).loadUnaligned(as: UInt64.self)) { j += 8 }
+                j = Self.skipPlain(p, j, end)
                 while j < end, p[j] >= 0x20, p[j] < 0x80, p[j] != UInt8(ascii: "\""), p[j] != UInt8(ascii: "\\") { j += 1 }
                 var child: Int32 = -1
                 if j < end, p[j] == UInt8(ascii: "\"") {
@@ -97,7 +97,7 @@ struct JSONScanner {
                     // String value: plain fast path, else the general scanner.
                     let start = i + 1
                     var k = start
-                    while k + 8 <= end, !Self.needsAttention(UnsafeRawPointer(p + k).loadUnaligned(as: UInt64.self)) { k += 8 }
+                    k = Self.skipPlain(p, k, end)
                     while k < end, p[k] >= 0x20, p[k] < 0x80, p[k] != UInt8(ascii: "\""), p[k] != UInt8(ascii: "\\") { k += 1 }
                     if k < end, p[k] == UInt8(ascii: "\"") {
                         if field >= 0 { record(field, .string, start, k - start) }
@@ -275,9 +275,7 @@ struct JSONScanner {
         i += 1
         var escaped = false
         while true {
-            while i + 8 <= end, !Self.needsAttention(UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)) {
-                i += 8
-            }
+            i = Self.skipPlain(p, i, end)
             guard i < end else { throw .notJSON }
             let c = p[i]
             if c == UInt8(ascii: "\"") { i += 1; return escaped }
@@ -297,7 +295,28 @@ struct JSONScanner {
     /// Whether any of 8 bytes is a quote, a backslash, a control byte or
     /// non-ASCII (SWAR; false positives only cost a slower step).
     @inline(__always)
-    static func needsAttention(_ v: UInt64) -> Bool {
+    static func needsAttention(_ v: UInt64) -> Bool { attentionMask(v) != 0 }
+
+    /// From `i`, skips 8 bytes at a time while none needs attention, then
+    /// to the first that does: the lowest flagged byte of the mask is exact
+    /// (the bit tricks only flag false bytes above a true one), so no byte
+    /// loop is left to run. Returns where the byte-by-byte check goes on
+    /// (at most 7 bytes before `end` if none was found).
+    @inline(__always)
+    static func skipPlain(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
+        var i = i
+        while i + 8 <= end {
+            let mask = attentionMask(UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)))
+            if mask != 0 { return i + mask.trailingZeroBitCount >> 3 }
+            i += 8
+        }
+        return i
+    }
+
+    /// The high bit of each byte of `v` that is a quote, backslash, control
+    /// character or non-ASCII, plus possibly bytes above one that is.
+    @inline(__always)
+    static func attentionMask(_ v: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let high: UInt64 = 0x8080_8080_8080_8080
         let q = v ^ (ones &* 0x22)
@@ -305,7 +324,7 @@ struct JSONScanner {
         let quote = (q &- ones) & ~q
         let backslash = (b &- ones) & ~b
         let control = v &- (ones &* 0x20)
-        return ((quote | backslash | control | v) & high) != 0
+        return (quote | backslash | control | v) & high
     }
 
     mutating func scanStringRecording(_ field: Int32) throws(RejectReason) {

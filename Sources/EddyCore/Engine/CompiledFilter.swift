@@ -73,6 +73,9 @@ indirect enum CompiledFilter: Sendable {
             }
         case (.string, .string):
             let v = d.fieldBytes(f)
+            // Equality fails on length alone most of the time (event == "view"
+            // against "click", "purchase"): no memcmp then.
+            if op == .equal && v.count != lit.bytes.count { return false }
             let order: Int = lit.bytes.withUnsafeBufferPointer { l in
                 let n = min(v.count, l.count)
                 let c = n == 0 ? 0 : Int(memcmp(v.baseAddress!, l.baseAddress!, n))
