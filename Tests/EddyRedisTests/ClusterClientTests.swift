@@ -154,6 +154,78 @@ import Testing
         #expect(try Self.directGet(keys, cluster: cluster) == keys.indices.map { .bulk(Array("b\($0)".utf8)) })
     }
 
+    @Test("replica failover: a master SIGKILLed mid-run, its replica promoted, routed pipelines carry on without an error")
+    func replicaFailoverAfterKill() throws {
+        // cluster-node-timeout 1500 ms: failure detection plus election took ~4.4 s with 2000 ms,
+        // too close to the client's ~6-7 s retry budget on a loaded machine.
+        let cluster = try RedisClusterProcess(masters: 3, replicas: 1, options: ["cluster-node-timeout": "1500"])
+        let client = try RedisClient(try RedisTarget(parsing: cluster.urlString))
+        guard case let .cluster(routed) = client else {
+            Issue.record("redis+cluster:// gave \(client)")
+            return
+        }
+        let victim = 1
+        let victimEndpoint = RedisURL.Endpoint.tcp(host: "127.0.0.1", port: cluster.servers[victim].port)
+        let promotedEndpoint = RedisURL.Endpoint.tcp(host: "127.0.0.1", port: cluster.replicas[victim].port)
+        let victimSlot = RedisClusterProcess.slotRange(of: victim, masters: 3).lowerBound
+        #expect(routed.slotMap.owner(ofSlot: victimSlot) == victimEndpoint)
+        let batches = 8, perBatch = 600
+        let keys = Self.keys(batches * perBatch, prefix: "fo:")
+        var failoverBatch: Duration = .zero
+        for batch in 0..<batches {
+            let base = batch * perBatch
+            if batch == batches / 2 {
+                // Replication is asynchronous: let the replica acknowledge every write so far, so a
+                // lost value could only be the client's fault. Then crash the master.
+                let c = try RedisConnection(url: cluster.servers[victim].url)
+                #expect(try c.command("WAIT", 1, 5000).integer == 1)
+                c.close()
+                cluster.servers[victim].stop(.kill)
+            }
+            let started = ContinuousClock.now
+            // Neither pipeline may throw: the client must retry through the failover.
+            let written = try client.pipeline(count: perBatch) { i, b in
+                b.add("SET"); b.add(keys[base + i]); b.add("v\(base + i)")
+            }
+            #expect(written.allSatisfy { $0 == .status("OK") }, "batch \(batch)")
+            // Everything written so far reads back, including the keys written before the crash.
+            let upTo = base + perBatch
+            let read = try client.pipeline(count: upTo) { i, b in b.add("GET"); b.add(keys[i]) }
+            #expect(read == (0..<upTo).map { .bulk(Array("v\($0)".utf8)) }, "batch \(batch)")
+            if batch == batches / 2 { failoverBatch = ContinuousClock.now - started }
+        }
+        print("replicaFailoverAfterKill: first batch after the SIGKILL took \(failoverBatch); \(routed.statistics)")
+        #expect(routed.statistics.retried > 0, "\(routed.statistics)")
+        // The promoted replica serves the dead master's slots, for the client and the cluster.
+        #expect(routed.slotMap.owner(ofSlot: victimSlot) == promotedEndpoint)
+        #expect(routed.masters.count == 3 && !routed.masters.contains(victimEndpoint), "\(routed.masters)")
+        try cluster.waitForPromotion(ofReplica: victim)
+        #expect(try cluster.node(servingSlot: victimSlot) === cluster.replicas[victim])
+        let onPromoted = try RedisConnection(url: cluster.replicas[victim].url)
+        #expect(try onPromoted.command("ROLE").array?.first?.string == "master")
+        #expect(try onPromoted.command("DBSIZE").integer ?? 0 > 1000)
+        #expect(try Self.directGet(keys, cluster: cluster) == keys.indices.map { .bulk(Array("v\($0)".utf8)) })
+        #expect(try cluster.keyCount() == keys.count)
+    }
+
+    @Test("graceful CLUSTER FAILOVER: MOVED to the promoted replica, nothing lost")
+    func gracefulFailover() throws {
+        let cluster = try RedisClusterProcess(masters: 3, replicas: 1)
+        let client = try RedisClusterClient(url: cluster.url)
+        let keys = Self.keys(1500, prefix: "gf:")
+        _ = try client.pipeline(count: keys.count) { i, b in b.add("SET"); b.add(keys[i]); b.add("a\(i)") }
+        try cluster.failOver(master: 2, by: .graceful)
+        let slot = RedisClusterProcess.slotRange(of: 2, masters: 3).lowerBound
+        #expect(try cluster.node(servingSlot: slot) === cluster.replicas[2])
+        let written = try client.pipeline(count: keys.count) { i, b in b.add("SET"); b.add(keys[i]); b.add("b\(i)") }
+        #expect(written.allSatisfy { $0 == .status("OK") })
+        #expect(client.statistics.moved > 0, "\(client.statistics)")
+        #expect(client.slotMap.owner(ofSlot: slot) == .tcp(host: "127.0.0.1", port: cluster.replicas[2].port))
+        let read = try client.pipeline(count: keys.count) { i, b in b.add("GET"); b.add(keys[i]) }
+        #expect(read == keys.indices.map { .bulk(Array("b\($0)".utf8)) })
+        #expect(try cluster.keyCount() == keys.count)
+    }
+
     @Test("a seed list with dead seeds still finds the cluster; a non-cluster server is a clear error")
     func seeds() throws {
         let cluster = try RedisClusterProcess(masters: 3)

@@ -6,6 +6,11 @@
 /// create --cluster-replicas 0` does), joins them with `CLUSTER MEET` and returns once every node
 /// reports `cluster_state:ok` and sees the full slot map. Deinitialisation kills the servers.
 ///
+/// With `replicas: 1` every master gets a replica (`CLUSTER REPLICATE`), and
+/// ``failOver(master:by:waitForPromotion:timeout:)`` promotes it, gracefully (`CLUSTER FAILOVER`)
+/// or after a crash of the master (`SIGKILL`; detected within `cluster-node-timeout`, 2000 ms
+/// unless `options` say otherwise).
+///
 /// Slots move with ``migrate(slot:from:to:)`` (the same `SETSLOT IMPORTING/MIGRATING`, `MIGRATE`,
 /// `SETSLOT NODE` steps as `redis-cli --cluster reshard`), or step by step to observe `ASK`.
 public final class RedisClusterProcess: Sendable {
@@ -13,23 +18,42 @@ public final class RedisClusterProcess: Sendable {
     public let servers: [RedisServerProcess]
     /// Node id per master (`CLUSTER MYID`).
     public let nodeIDs: [String]
+    /// The replicas: `replicas[i]` replicated `servers[i]` at creation (empty without replicas).
+    /// After a failover the replica is a master and serves the slots (see ``failOver(master:by:waitForPromotion:timeout:)``).
+    public let replicas: [RedisServerProcess]
+    /// Node id per replica.
+    public let replicaNodeIDs: [String]
 
-    /// Starts `masters` cluster-enabled servers (extra `options` for each) and forms the cluster.
-    public init(masters: Int = 3, options: [String: String] = [:], timeout: Duration = .seconds(20)) throws {
+    /// Every node: the masters at creation, then the replicas.
+    public var nodes: [RedisServerProcess] { servers + replicas }
+
+    /// Starts `masters` cluster-enabled servers (extra `options` for each) and forms the cluster;
+    /// with `replicas: 1`, one more server per master replicates it.
+    public init(masters: Int = 3, replicas: Int = 0, options: [String: String] = [:],
+                timeout: Duration = .seconds(20)) throws {
         precondition(masters >= 1 && masters <= 64)
+        precondition(replicas == 0 || replicas == 1, "one replica per master at most")
         var clusterOptions = ["cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
                               "cluster-node-timeout": "2000"]
+        if replicas > 0 {
+            // A replica's first sync otherwise waits 5 s for more replicas to share the transfer.
+            clusterOptions["repl-diskless-sync-delay"] = "0"
+        }
         clusterOptions.merge(options) { _, given in given }
-        var servers: [RedisServerProcess] = []
-        for _ in 0..<masters {
+        func startNode() throws -> RedisServerProcess {
             // The bus port defaults to port + 10000, which may exceed 65535 for a free port.
             var serverOptions = clusterOptions
             if serverOptions["cluster-port"] == nil, let busPort = FreePort.find() {
                 serverOptions["cluster-port"] = String(busPort)
             }
-            servers.append(try RedisServerProcess(options: serverOptions))
+            return try RedisServerProcess(options: serverOptions)
         }
+        var servers: [RedisServerProcess] = []
+        for _ in 0..<masters { servers.append(try startNode()) }
         self.servers = servers
+        var replicaServers: [RedisServerProcess] = []
+        for _ in 0..<(masters * replicas) { replicaServers.append(try startNode()) }
+        self.replicas = replicaServers
         var ids: [String] = []
         for (i, server) in servers.enumerated() {
             let c = try RedisConnection(url: server.url)
@@ -43,13 +67,74 @@ public final class RedisClusterProcess: Sendable {
             try c.command("CLUSTER", "ADDSLOTSRANGE", range.lowerBound, range.upperBound).checked()
         }
         nodeIDs = ids
+        var replicaIDs: [String] = []
+        for replica in replicaServers {
+            let c = try RedisConnection(url: replica.url)
+            defer { c.close() }
+            guard let id = try c.command("CLUSTER", "MYID").checked().string else {
+                throw RedisError.unexpectedReply(command: "CLUSTER MYID", reply: "not a string")
+            }
+            replicaIDs.append(id)
+        }
+        replicaNodeIDs = replicaIDs
         let first = try RedisConnection(url: servers[0].url)
         defer { first.close() }
-        for server in servers.dropFirst() {
+        for server in servers.dropFirst() + replicaServers {
             let busPort = server.configuration.options["cluster-port"].flatMap { Int($0) } ?? server.port + 10_000
             try first.command("CLUSTER", "MEET", server.host, server.port, busPort).checked()
         }
+        if !replicaServers.isEmpty {
+            let deadline = ContinuousClock.now + timeout
+            for (i, replica) in replicaServers.enumerated() {
+                try Self.makeReplica(replica, of: ids[i], deadline: deadline, timeout: timeout)
+            }
+            for replica in replicaServers {
+                try Self.waitForMasterLink(replica, deadline: deadline, timeout: timeout)
+            }
+        }
         try waitUntilStable(timeout: timeout)
+    }
+
+    /// `CLUSTER REPLICATE masterID` on `replica`, retried until the replica has learnt of the
+    /// master through the bus (`ERR Unknown node` until then).
+    private static func makeReplica(_ replica: RedisServerProcess, of masterID: String,
+                                    deadline: ContinuousClock.Instant, timeout: Duration) throws {
+        var last = ""
+        while true {
+            do {
+                let c = try RedisConnection(url: replica.url)
+                defer { c.close() }
+                let reply = try c.command("CLUSTER", "REPLICATE", masterID)
+                guard let message = reply.errorMessage else { return }
+                last = message
+            } catch {
+                last = "\(error)"
+            }
+            guard ContinuousClock.now < deadline else {
+                throw RedisError.server(message: "CLUSTER REPLICATE on \(replica.port) failed within \(timeout): \(last)")
+            }
+            RetryPolicy.sleep(.milliseconds(50))
+        }
+    }
+
+    /// Waits until `replica` reports `master_link_status:up` (initial sync done).
+    private static func waitForMasterLink(_ replica: RedisServerProcess,
+                                          deadline: ContinuousClock.Instant, timeout: Duration) throws {
+        var last = ""
+        while true {
+            do {
+                let c = try RedisConnection(url: replica.url)
+                defer { c.close() }
+                last = try c.command("INFO", "replication").checked().string ?? ""
+                if last.contains("role:slave") && last.contains("master_link_status:up") { return }
+            } catch {
+                last = "\(error)"
+            }
+            guard ContinuousClock.now < deadline else {
+                throw RedisError.server(message: "replica \(replica.port) not linked within \(timeout): \(last)")
+            }
+            RetryPolicy.sleep(.milliseconds(50))
+        }
     }
 
     /// The slots master `index` of `masters` gets at creation: equal consecutive ranges.
@@ -71,20 +156,21 @@ public final class RedisClusterProcess: Sendable {
         return "redis+cluster://" + auth + servers.map { "\($0.host):\($0.port)" }.joined(separator: ",")
     }
 
-    /// Waits until every running node reports `cluster_state:ok`, knows every node and agrees on
-    /// the owner of every slot.
+    /// Waits until every running node (replicas included) reports `cluster_state:ok`, knows every
+    /// node and agrees on the owner of every slot.
     public func waitUntilStable(timeout: Duration = .seconds(20)) throws {
         let deadline = ContinuousClock.now + timeout
         var last = ""
+        let nodes = self.nodes
         while ContinuousClock.now < deadline {
             do {
                 var maps: [ClusterSlotMap] = []
                 var ok = true
-                for server in servers where server.isRunning {
+                for server in nodes where server.isRunning {
                     let c = try RedisConnection(url: server.url)
                     defer { c.close() }
                     let info = try c.command("CLUSTER", "INFO").checked().string ?? ""
-                    if !info.contains("cluster_state:ok") || !info.contains("cluster_known_nodes:\(servers.count)") {
+                    if !info.contains("cluster_state:ok") || !info.contains("cluster_known_nodes:\(nodes.count)") {
                         ok = false
                         last = info
                         break
@@ -101,6 +187,64 @@ public final class RedisClusterProcess: Sendable {
             RetryPolicy.sleep(.milliseconds(50))
         }
         throw RedisError.server(message: "Redis Cluster not stable within \(timeout): \(last)")
+    }
+
+    // MARK: Failover
+
+    /// How ``failOver(master:by:waitForPromotion:timeout:)`` replaces a master by its replica.
+    public enum FailoverMode: Sendable {
+        /// `CLUSTER FAILOVER` on the replica: the master hands over, then replicates the new master.
+        case graceful
+        /// `SIGKILL` of the master: the other masters mark it failed after `cluster-node-timeout`
+        /// and elect its replica.
+        case kill
+    }
+
+    /// Replaces master `index` (as created) by its replica `replicas[index]`; with
+    /// `waitForPromotion` returns once the replica is a master and the cluster is stable again.
+    public func failOver(master index: Int, by mode: FailoverMode, waitForPromotion: Bool = true,
+                         timeout: Duration = .seconds(20)) throws {
+        precondition(replicas.indices.contains(index), "master \(index) has no replica")
+        switch mode {
+        case .graceful:
+            let c = try RedisConnection(url: replicas[index].url)
+            defer { c.close() }
+            try c.command("CLUSTER", "FAILOVER").checked()
+        case .kill:
+            servers[index].stop(.kill)
+        }
+        if waitForPromotion { try self.waitForPromotion(ofReplica: index, timeout: timeout) }
+    }
+
+    /// Waits until `replicas[index]` reports `role:master` and the cluster is stable.
+    public func waitForPromotion(ofReplica index: Int, timeout: Duration = .seconds(20)) throws {
+        let deadline = ContinuousClock.now + timeout
+        var last = ""
+        while true {
+            do {
+                let c = try RedisConnection(url: replicas[index].url)
+                defer { c.close() }
+                last = try c.command("INFO", "replication").checked().string ?? ""
+                if last.contains("role:master") { break }
+            } catch {
+                last = "\(error)"
+            }
+            guard ContinuousClock.now < deadline else {
+                throw RedisError.server(message: "replica \(replicas[index].port) not promoted within \(timeout): \(last)")
+            }
+            RetryPolicy.sleep(.milliseconds(50))
+        }
+        try waitUntilStable(timeout: max(deadline - ContinuousClock.now, .milliseconds(1)))
+    }
+
+    /// The node (master or promoted replica) serving `slot`, per the first running master's view.
+    public func node(servingSlot slot: Int) throws -> RedisServerProcess? {
+        guard let asked = nodes.first(where: { $0.isRunning }) else { return nil }
+        let c = try RedisConnection(url: asked.url)
+        defer { c.close() }
+        let map = try ClusterSlotMap.parse(clusterSlots: try c.command("CLUSTER", "SLOTS"), askedHost: asked.host)
+        guard let endpoint = map.owner(ofSlot: slot) else { return nil }
+        return nodes.first { RedisURL.Endpoint.tcp(host: $0.host, port: $0.port) == endpoint }
     }
 
     // MARK: Moving slots
@@ -160,12 +304,16 @@ public final class RedisClusterProcess: Sendable {
         return servers.firstIndex { RedisURL.Endpoint.tcp(host: $0.host, port: $0.port) == endpoint }
     }
 
-    /// Total keys over all masters (`DBSIZE` summed).
+    /// Total keys over all masters (`DBSIZE` summed; replicas' copies not counted, a promoted
+    /// replica counted instead of its dead master).
     public func keyCount() throws -> Int {
         var total = 0
-        for server in servers {
+        // Without replicas every master counts (a dead one is an error, as before).
+        let counted = replicas.isEmpty ? servers : nodes.filter { $0.isRunning }
+        for server in counted {
             let c = try RedisConnection(url: server.url)
             defer { c.close() }
+            if !replicas.isEmpty, try c.command("ROLE").checked().array?.first?.string != "master" { continue }
             total += Int(try c.command("DBSIZE").checked().integer ?? 0)
         }
         return total
