@@ -35,7 +35,7 @@ struct ReplayKafkaBench: ParsableCommand {
         let brokers = cluster.bootstrapServers
 
         let pStart = monotonicSeconds()
-        let stats = try preload(t, topic: topic, brokers: brokers)
+        let stats = try preloadClickstream(t, topic: topic, brokers: brokers, events: events, users: users, seed: seed)
         let produceSeconds = monotonicSeconds() - pStart
 
         // What the mock kept.
@@ -110,26 +110,6 @@ struct ReplayKafkaBench: ParsableCommand {
 
     /// Produces the generated events, keyed by user (the producer is gone
     /// when this returns).
-    func preload(_ t: Topology, topic: String, brokers: String) throws -> DeliveryStats {
-        let producer = try KafkaProducer(config: [
-            "bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "20",
-            "batch.num.messages": "10000", "batch.size": "1000000", "queue.buffering.max.messages": "2000000",
-            "queue.buffering.max.kbytes": "1048576",
-        ])
-        let engine = FeatureEngine(topology: t, expectedKeys: 16)
-        var gen = ClickstreamGenerator(seed: seed, users: users)
-        var buf: [UInt8] = []
-        for _ in 0..<events {
-            buf.removeAll(keepingCapacity: true)
-            gen.next(into: &buf)
-            try buf.withUnsafeBytes { line in
-                let ok = engine.decode(line) == nil
-                try producer.produce(topic: topic, key: ok ? engine.decoder.key : nil, value: line)
-            }
-        }
-        return try producer.flush(timeoutMs: 120_000)
-    }
-
     /// Assigns every partition from its low watermark and polls until each
     /// reached its high watermark, touching every message's bytes.
     func rawLoop(brokers: String, topic: String, ends: [Int32: Int64], lows: [Int32: Int64]) throws -> (Double, Int) {

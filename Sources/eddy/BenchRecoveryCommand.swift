@@ -48,7 +48,7 @@ struct RecoveryBench: ParsableCommand {
         try topologyText().write(toFile: topologyPath, atomically: true, encoding: .utf8)
 
         printError("preloading \(events) events over \(users) users into \(partitions) partitions (lz4)...")
-        try preload(brokers: cluster.bootstrapServers, topology: topology)
+        try preloadClickstream(topology, topic: "clickstream", brokers: cluster.bootstrapServers, events: events, users: users, seed: 4242)
 
         let args = ["run", topologyPath, "--brokers", cluster.bootstrapServers, "--redis", redis.url.description,
                     "--group", "bench-recovery", "--stats-interval", "1"]
@@ -100,25 +100,6 @@ struct RecoveryBench: ParsableCommand {
             """)
     }
 
-    func preload(brokers: String, topology: Topology) throws {
-        let producer = try KafkaProducer(config: [
-            "bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "20",
-            "batch.num.messages": "10000", "queue.buffering.max.messages": "2000000",
-        ])
-        var gen = ClickstreamGenerator(seed: 4242, users: users)
-        let engine = FeatureEngine(topology: topology, expectedKeys: 16)
-        var buf: [UInt8] = []
-        for _ in 0..<events {
-            buf.removeAll(keepingCapacity: true)
-            gen.next(into: &buf)
-            try buf.withUnsafeBytes { line in
-                _ = engine.decode(line)
-                try producer.produce(topic: "clickstream", key: engine.decoder.key, value: line)
-            }
-        }
-        let stats = try producer.flush(timeoutMs: 300_000)
-        guard stats.failed == 0 else { throw CLIError("preload: \(stats.failed) events not delivered") }
-    }
 }
 
 /// An `eddy run` child process whose progress lines are read as they come,

@@ -55,7 +55,7 @@ struct WorkerBench: ParsableCommand {
         topology.source.group = "bench-\(UInt32.random(in: 0...UInt32.max))"
         for (k, v) in fetchProperties { topology.source.properties[k] = v }
         printError("preloading \(events) events into \(partitions) partitions (lz4)...")
-        try preload(brokers: brokers, topology: topology)
+        try preloadClickstream(topology, topic: "clickstream", brokers: brokers, events: events, users: users, seed: 42)
 
         // 1. Baseline: a bare consume loop over the same topic.
         let rawRate = try rawConsume(brokers: brokers)
@@ -66,17 +66,8 @@ struct WorkerBench: ParsableCommand {
         let worker = StreamWorker(config: config, logger: Logger(label: "bench"))
         try worker.start()
         let c = worker.counters
-        var firstSeen: Double?
-        let deadline = monotonicSeconds() + 600
-        while c.consumed.load(ordering: .relaxed) < events && monotonicSeconds() < deadline {
-            if firstSeen == nil, c.consumed.load(ordering: .relaxed) > 0 { firstSeen = monotonicSeconds() }
-            usleep(1000)
-        }
-        // Count until the last flush covering everything is acknowledged.
-        let lastFlush = waitForLastFlush(c)
-        let drainSeconds = lastFlush - (firstSeen ?? lastFlush)
-        let workerRate = Double(events) / drainSeconds
-        let written = c.entitiesWritten.load(ordering: .relaxed)
+        let (workerRate, written) = try measureDrain(worker)
+        let drainSeconds = Double(events) / workerRate
         let batchCount = c.batches.load(ordering: .relaxed), flushCount = c.flushes.load(ordering: .relaxed)
         printError("drained in \(drainSeconds) s: \(batchCount) batches, \(flushCount) flushes, \(written) entity writes")
         func ms(_ h: LatencyHistogram) -> String {
@@ -148,21 +139,10 @@ struct WorkerBench: ParsableCommand {
             clusterTopology.source.group += "-cluster"
             var clusterConfig = WorkerConfig(topology: clusterTopology, brokers: brokers, redisURL: redisCluster.urlString)
             clusterConfig.batchesInFlight = 8
-            let clusterWorker = StreamWorker(config: clusterConfig, logger: Logger(label: "bench-cluster"))
-            try clusterWorker.start()
-            let cc = clusterWorker.counters
-            var firstSeen: Double?
-            let deadline = monotonicSeconds() + 600
-            while cc.consumed.load(ordering: .relaxed) < events && monotonicSeconds() < deadline {
-                if firstSeen == nil, cc.consumed.load(ordering: .relaxed) > 0 { firstSeen = monotonicSeconds() }
-                usleep(1000)
-            }
-            let lastFlush = waitForLastFlush(cc)
-            let seconds = lastFlush - (firstSeen ?? lastFlush)
-            clusterRate = Double(events) / seconds
-            clusterWritten = cc.entitiesWritten.load(ordering: .relaxed)
-            printError("cluster drained in \(seconds) s: \(cc.flushes.load(ordering: .relaxed)) flushes, \(clusterWritten) entity writes, redis errors \(cc.redisErrors.load(ordering: .relaxed))")
-            clusterWorker.stop()
+            let (rate, written) = try drain(clusterConfig)
+            clusterRate = rate
+            clusterWritten = written
+            printError("cluster drain: \(Int(rate)) events/s, \(written) entity writes")
         }
         cluster.shutdown()
 
@@ -198,6 +178,12 @@ struct WorkerBench: ParsableCommand {
         let worker = StreamWorker(config: config, logger: Logger(label: "bench-drain"))
         try worker.start()
         defer { worker.stop() }
+        return try measureDrain(worker)
+    }
+
+    /// Events/s of a started worker over the whole preloaded topic, from its
+    /// first consumed event to the acknowledgement of its last flush.
+    func measureDrain(_ worker: StreamWorker) throws -> (rate: Double, written: Int) {
         let c = worker.counters
         var firstSeen: Double?
         let deadline = monotonicSeconds() + 300
@@ -235,26 +221,6 @@ struct WorkerBench: ParsableCommand {
             }
         }
         return changedAt
-    }
-
-    func preload(brokers: String, topology: Topology) throws {
-        let producer = try KafkaProducer(config: [
-            "bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": "20",
-            "batch.num.messages": "10000", "queue.buffering.max.messages": "2000000",
-        ])
-        var gen = ClickstreamGenerator(seed: 42, users: users)
-        let engine = FeatureEngine(topology: topology, expectedKeys: 16)
-        var buf: [UInt8] = []
-        for _ in 0..<events {
-            buf.removeAll(keepingCapacity: true)
-            gen.next(into: &buf)
-            try buf.withUnsafeBytes { line in
-                _ = engine.decode(line)
-                try producer.produce(topic: "clickstream", key: engine.decoder.key, value: line)
-            }
-        }
-        let stats = try producer.flush(timeoutMs: 120_000)
-        guard stats.failed == 0 else { throw CLIError("preload: \(stats.failed) events not delivered") }
     }
 
     /// Consumes the whole topic with a bare loop that touches every byte.
