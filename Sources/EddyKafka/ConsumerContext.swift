@@ -55,7 +55,7 @@ final class ConsumerContext {
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             everAssigned = true
-            for p in partitions { nextOffsets[p] = nil }  // a new assignment starts at the committed offset
+            for p in partitions { nextOffsets[p] = nil; holes[p] = nil }  // a new assignment starts at the committed offset
             if cooperative {
                 record(rd_kafka_incremental_assign(rk, list), "incremental assign")
             } else {
@@ -71,7 +71,7 @@ final class ConsumerContext {
                 handlers.onRevoke(consumer, partitions)
             }
             revokedDuringBatch.formUnion(partitions)
-            for p in partitions { nextOffsets[p] = nil }
+            for p in partitions { nextOffsets[p] = nil; holes[p] = nil }
             if cooperative {
                 record(rd_kafka_incremental_unassign(rk, list), "incremental unassign")
             } else {
@@ -89,6 +89,7 @@ final class ConsumerContext {
                 revokedDuringBatch.formUnion(assigned)
             }
             nextOffsets.removeAll()
+            holes.removeAll()
             record(rd_kafka_assign(rk, nil), "unassign after rebalance error")
         }
     }

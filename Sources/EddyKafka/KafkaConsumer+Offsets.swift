@@ -113,6 +113,7 @@ extension KafkaConsumer {
         let list = NativePartitionList(offsets)
         try KafkaError.check(rd_kafka_assign(handle.pointer, list.pointer), "assign failed")
         context.nextOffsets.removeAll()
+        context.holes.removeAll()
         rememberPositions(offsets)
     }
 
@@ -121,6 +122,7 @@ extension KafkaConsumer {
         try checkOpen()
         try KafkaError.check(rd_kafka_assign(handle.pointer, nil), "unassign failed")
         context.nextOffsets.removeAll()
+        context.holes.removeAll()
     }
 
     /// Moves the fetch position of assigned partitions (e.g. from `onAssign`
