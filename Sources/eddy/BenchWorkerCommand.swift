@@ -41,11 +41,7 @@ struct WorkerBench: ParsableCommand {
     }
 
     func run() throws {
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = .warning
-            return h
-        }
+        logToStandardError(level: .warning)
         // Entity hashes hold values over 64 bytes (the state blob); a larger
         // listpack limit keeps them compact and cheaper to write (README, sizing).
         let redis = try RedisServerProcess(options: ["hash-max-listpack-value": "1024"])

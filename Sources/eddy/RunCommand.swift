@@ -47,11 +47,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        logToStandardError(level: level)
         let logger = Logger(label: "eddy.run")
         let signals = TerminationSignals()  // before any thread starts
         var t = try loadTopology(topology)

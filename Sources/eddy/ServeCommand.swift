@@ -47,11 +47,7 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        logToStandardError(level: level)
         let logger = Logger(label: "eddy.serve")
         let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         var pools: [String: RedisLanes] = [:]

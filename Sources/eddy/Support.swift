@@ -1,3 +1,4 @@
+import Logging
 import EddyCore
 import EddyTopology
 import Foundation
@@ -52,4 +53,14 @@ func threadCPUSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Sends every logger's lines at `level` and above to standard error (once
+/// per process, before any logger is made).
+func logToStandardError(level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = level
+        return h
+    }
 }
