@@ -72,30 +72,69 @@ public enum FencedWrite {
 /// entity as `FencedWrite`. Its keys must hash to one slot on a Redis
 /// Cluster; on a single Redis any keys go together.
 ///
-/// KEYS = entity keys; ARGV = ttl ms (0 = none), then per entity:
-/// partition, offset, field count, field/value pairs. Returns how many
-/// entities were written (the others were fenced off).
+/// KEYS = entity keys; ARGV = expiry ms (`PEXPIRE` argument), then per
+/// entity: partition, offset, `1` to re-arm the expiry (`0` to leave it),
+/// field count, field/value pairs. Returns how many entities were written
+/// (the others were fenced off).
+///
+/// Re-arming is per entity because it is a third of a write's cost inside
+/// Redis: the worker re-arms a key's expiry on its first write and then at
+/// most every `TTLPolicy.rearmInterval` (see `TTLPolicy`).
 public enum FencedBatchWrite {
     public static let source = """
-        local ttl = tonumber(ARGV[1])
+        local expiry = ARGV[1]
         local i = 2
         local written = 0
         for k = 1, #KEYS do
           local key = KEYS[k]
           local f = '_o:' .. ARGV[i]
           local off = ARGV[i + 1]
-          local n = tonumber(ARGV[i + 2])
+          local n = tonumber(ARGV[i + 3])
           local cur = redis.call('HGET', key, f)
           if not (cur and tonumber(cur) >= tonumber(off)) then
-            redis.call('HSET', key, f, off, unpack(ARGV, i + 3, i + 2 + 2 * n))
-            if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+            redis.call('HSET', key, f, off, unpack(ARGV, i + 4, i + 3 + 2 * n))
+            if ARGV[i + 2] == '1' then redis.call('PEXPIRE', key, expiry) end
             written = written + 1
           end
-          i = i + 3 + 2 * n
+          i = i + 4 + 2 * n
         end
         return written
         """
 
     /// Entities per call.
     public static let entitiesPerCall = 32
+}
+
+/// When the worker re-arms an entity's expiry (the topology's `ttl`).
+///
+/// `PEXPIRE` on every write would cost a third of the write in Redis, so a
+/// key's expiry is re-armed on its first write by a worker (its expiry in
+/// Redis is unknown then) and afterwards only when the last re-arm is at
+/// least `rearmInterval` (ttl/64) old, to `ttl + rearmInterval`. An entity
+/// therefore lives at least `ttl` after its last write, and at most
+/// `ttl + ttl/64` (7 days and 2.6 hours for `ttl: 7d`).
+public struct TTLPolicy: Sendable, Hashable {
+    /// The topology's `ttl` in ms; 0: entities never expire.
+    public let ttlMs: Int64
+
+    public init(ttlMs: Int64) { self.ttlMs = ttlMs }
+
+    /// Whether expiries are set at all.
+    public var isEnabled: Bool { ttlMs > 0 }
+
+    /// The least time between two re-arms of one key, ms.
+    public var rearmInterval: Int64 { max(ttlMs / 64, 1) }
+
+    /// What `PEXPIRE` sets: long enough to outlast `ttl` after a write that
+    /// did not re-arm.
+    public var expiryMs: Int64 { ttlMs + rearmInterval }
+
+    /// Whether a write at `nowMs` re-arms a key last re-armed at `lastMs`
+    /// (nil: not since this worker loaded or created it).
+    @inline(__always)
+    public func shouldRearm(lastMs: Int64?, nowMs: Int64) -> Bool {
+        guard isEnabled else { return false }
+        guard let lastMs else { return true }
+        return nowMs - lastMs >= rearmInterval
+    }
 }

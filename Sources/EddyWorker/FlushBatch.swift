@@ -4,8 +4,9 @@ final class FlushBatch {
     struct Entity {
         var keyStart: Int
         var keyLength: Int
-        var partitionField: Int  // index into `partitionFields`
         var offset: Int64
+        /// Whether this write re-arms the key's expiry (`TTLPolicy`).
+        var rearmTTL: Bool
         /// Hash field/value pairs (ranges in `bytes`), after the fence args.
         var fieldsStart: Int
         var fieldCount: Int

@@ -114,11 +114,14 @@ final class IngestStage {
         if repeats > 0 { logger.info("dropped \(repeats) records Kafka delivered again") }
     }
 
-    /// Publishes each assigned partition's lag for `/metrics`, from
-    /// librdkafka's local state (no broker round trip), every 2 s.
+    /// Publishes each assigned partition's lag (for `/metrics`) and their
+    /// sum (the shard's catch-up signal), from librdkafka's local state (no
+    /// broker round trip), every 100 ms.
     func publishLag() {
-        nextLagSample = ContinuousClock.now + .seconds(2)
-        counters.partitionLag.publish(consumer.localLag(Array(assignment)))
+        nextLagSample = ContinuousClock.now + .milliseconds(100)
+        let lags = consumer.localLag(Array(assignment))
+        counters.partitionLag.publish(lags)
+        counters.backlog.store(lags.reduce(0) { $0 + Int($1.lag ?? 0) }, ordering: .relaxed)
     }
 
     func pause() {

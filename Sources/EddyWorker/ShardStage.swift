@@ -40,6 +40,11 @@ final class ShardStage {
     var used: [Bool] = []
     var lastFlushOf: [Int] = []
     var hand = 0
+    /// When each key's Redis expiry was last re-armed, ms on `clockOrigin`'s
+    /// clock; -1 when unknown (loaded, or created, since).
+    var ttlArmedAt: [Int64] = []
+    let ttl: TTLPolicy
+    let clockOrigin = ContinuousClock.now
     /// Flushes handed to the writer so far (the last one's `seq`).
     var flushSeq = 0
     let writtenFlush: ManagedAtomicBox
@@ -74,6 +79,7 @@ final class ShardStage {
         self.entityFields = EntityFields(engine: engine)
         self.fingerprint = entityFields.fingerprint
         self.flushInterval = .milliseconds(config.topology.sink.flushIntervalMs)
+        self.ttl = TTLPolicy(ttlMs: config.topology.sink.ttlMs)
         self.writtenFlush = writtenFlush
     }
 
@@ -81,11 +87,16 @@ final class ShardStage {
     ///
     /// Flushes are adaptive: when every flush batch is with the writer
     /// (Redis is the bottleneck), the shard keeps applying events and the
-    /// dirty set grows, so the next flush coalesces more updates per key.
+    /// dirty set grows, so the next flush coalesces more updates per key;
+    /// and while catching up on a backlog they are spaced out
+    /// (`currentFlushInterval`).
     func run(_ stop: StopToken) {
         while true {
+            let interval = currentFlushInterval
             let due = !dirty.isEmpty || !seen.isEmpty
-            let untilFlush = due ? flushInterval - (ContinuousClock.now - lastFlush) : flushInterval
+            var untilFlush = due ? interval - (ContinuousClock.now - lastFlush) : interval
+            // Catching up, look again soon: once caught up, flush at once.
+            if catchingUp { untilFlush = min(untilFlush, .milliseconds(20)) }
             if let index = input.popBlocking(timeout: max(untilFlush, .microseconds(200))) {
                 let batch = batches[index]
                 process(batch)
@@ -93,7 +104,7 @@ final class ShardStage {
                 _ = freeBatches.pushBlocking(index, timeout: nil)
             }
             if !dirty.isEmpty || !seen.isEmpty {
-                if dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= flushInterval {
+                if dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= interval {
                     if let free = freeFlushes.tryPop() { flush(into: free, barrier: 0) }
                 }
             } else {
@@ -105,6 +116,22 @@ final class ShardStage {
             }
         }
     }
+
+    /// The topology's flush interval, or `WorkerConfig.catchUpFlushInterval`
+    /// while the consumer is far behind: from a backlog of
+    /// `WorkerConfig.catchUpBacklog` messages until it is down to 1% of
+    /// that. (Leaving at the entry level would flush nearly every key once
+    /// more just before the final flush writes them all again.)
+    var currentFlushInterval: Duration {
+        let backlog = counters.backlog.load(ordering: .relaxed)
+        if backlog >= config.catchUpBacklog {
+            catchingUp = true
+        } else if backlog < config.catchUpBacklog / 100 {
+            catchingUp = false
+        }
+        return catchingUp ? max(config.catchUpFlushInterval, flushInterval) : flushInterval
+    }
+    var catchingUp = false
 
     // MARK: Applying
 
@@ -122,10 +149,18 @@ final class ShardStage {
         // Metrics per topic, only for topologies with several topics.
         let perTopic = config.topology.source.topics.count > 1
         var tally = perTopic ? [Int](repeating: 0, count: 3 * WorkerCounters.maxTopics) : []
+        // The last offset per partition, recorded once per run of records
+        // of one partition rather than per record (a dictionary write).
+        var run = (pid: PartitionID(topicIndex: -1, partition: -1), offset: Int64(-1))
+        defer { if run.offset >= 0 { seen[run.pid] = run.offset } }
         for i in 0..<batch.count {
             let r = batch.records[i]
             let pid = PartitionID(topicIndex: r.topicIndex, partition: r.partition)
-            seen[pid] = r.offset
+            if pid != run.pid {
+                if run.offset >= 0 { seen[run.pid] = run.offset }
+                run.pid = pid
+            }
+            run.offset = r.offset
             let outcome = step(batch, r, pid, missing: &missing)
             if perTopic { Self.tally(&tally, r.topicIndex, outcome) }
             switch outcome {
@@ -240,6 +275,7 @@ final class ShardStage {
             isDirty.append(false)
             used.append(false)
             lastFlushOf.append(0)
+            ttlArmedAt.append(-1)
         }
     }
 
@@ -296,6 +332,7 @@ final class ShardStage {
         isDirty[Int(slot)] = false
         used[Int(slot)] = true
         lastFlushOf[Int(slot)] = 0
+        ttlArmedAt[Int(slot)] = -1
         guard let state else { return }
         if fp != fingerprint || !stateMatches(state, key: key) {
             counters.stateIncompatible.wrappingIncrement(ordering: .relaxed)
@@ -351,6 +388,7 @@ final class ShardStage {
         flushSeq += 1
         fb.seq = flushSeq
         let store = engine.store
+        let nowMs = Int64((ContinuousClock.now - clockOrigin) / .milliseconds(1))
         for slot in dirty {
             isDirty[Int(slot)] = false
             guard store.isLive(slot), engine.keyTime(slot) != nil else { continue }
@@ -362,9 +400,12 @@ final class ShardStage {
                 fb.fieldRanges.append(fb.store(value))
             }
             let pid = appliedPartition[Int(slot)]
+            let armedAt = ttlArmedAt[Int(slot)]
+            let rearm = ttl.shouldRearm(lastMs: armedAt < 0 ? nil : armedAt, nowMs: nowMs)
+            if rearm { ttlArmedAt[Int(slot)] = nowMs }
             fb.entities.append(FlushBatch.Entity(
                 keyStart: keyRange.0, keyLength: prefix.count + store.keyBytes(slot).count,
-                partitionField: 0, offset: appliedOffset[Int(slot)], fieldsStart: fieldsStart,
+                offset: appliedOffset[Int(slot)], rearmTTL: rearm, fieldsStart: fieldsStart,
                 fieldCount: fb.fieldRanges.count - fieldsStart))
             fb.partitionNames.append(partitionName(pid))
         }

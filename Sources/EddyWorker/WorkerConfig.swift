@@ -16,6 +16,21 @@ public struct WorkerConfig: Sendable {
     public var flushesInFlight = 2
     /// Flush early when this many keys are dirty.
     public var maxDirtyKeys = 500_000
+    /// Catching up: once the assigned partitions are this many messages
+    /// behind their high watermarks (a restart after downtime, a backfill
+    /// through the worker), and until they are down to 1% of it, the shard
+    /// flushes every `catchUpFlushInterval` instead of the topology's
+    /// `flush_interval`. High enough that a worker merely a few seconds
+    /// behind keeps flushing every few ms.
+    /// Behind like that, features are seconds stale anyway; fewer, larger
+    /// flushes write each busy key once instead of many times, so the
+    /// worker catches up sooner (Kafka Streams' record cache, whose
+    /// default commit interval is 30 s, trades the same way).
+    public var catchUpBacklog = WorkerConfig.defaultCatchUpBacklog
+    /// The flush interval while catching up (see `catchUpBacklog`).
+    public var catchUpFlushInterval = WorkerConfig.defaultCatchUpFlushInterval
+    public static let defaultCatchUpBacklog = 500_000
+    public static let defaultCatchUpFlushInterval: Duration = .seconds(3)
     /// Keys kept in memory; beyond it the least recently flushed clean keys
     /// are evicted (they reload from Redis when they come back).
     public var maxKeysInMemory = 2_000_000

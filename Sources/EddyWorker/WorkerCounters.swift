@@ -59,8 +59,11 @@ public final class WorkerCounters: Sendable {
     public let redisRetries = ManagedAtomic<Int>(0)
     /// Partitions assigned to this worker now.
     public let assignedPartitions = ManagedAtomic<Int>(0)
-    /// Per-partition lag, published by the ingest thread every few seconds.
+    /// Per-partition lag, published by the ingest thread every 100 ms.
     public let partitionLag = PartitionLagBoard()
+    /// Messages behind the assigned partitions' high watermarks, summed
+    /// (same sample as `partitionLag`); the shard's catch-up signal.
+    public let backlog = ManagedAtomic<Int>(0)
     /// Entities per flush written to Redis (the histogram's values are counts, not microseconds).
     public let flushBatchSize = LatencyHistogram()
     /// Event time of each written entity's newest event (its key time K) ->
@@ -101,6 +104,26 @@ public final class LatencyHistogram: Sendable {
         if b < 8 { return b }
         let power = b / 8 + 2
         return (8 + b % 8) << (power - 3)
+    }
+
+    /// Records many observations with one atomic add per bucket used, not
+    /// three per observation. `scratch` is the caller's reusable counts.
+    public func record(micros values: some Sequence<Int>, scratch: inout [Int]) {
+        if scratch.count != Self.bucketCount { scratch = [Int](repeating: 0, count: Self.bucketCount) }
+        var n = 0, sum = 0
+        for us in values {
+            let v = max(us, 0)
+            scratch[Self.bucket(v)] += 1
+            n += 1
+            sum &+= v
+        }
+        guard n > 0 else { return }
+        for b in 0..<Self.bucketCount where scratch[b] != 0 {
+            buckets[b].wrappingIncrement(by: scratch[b], ordering: .relaxed)
+            scratch[b] = 0
+        }
+        total.wrappingIncrement(by: n, ordering: .relaxed)
+        sumMicros.wrappingIncrement(by: sum, ordering: .relaxed)
     }
 
     /// Records `count` observations of `micros`.

@@ -14,7 +14,7 @@ extension WriterStage {
         let plan = clusterPlan
         return try fb.bytes.withUnsafeBytes { bytes in
             try cluster.evalshaPipeline(script, count: plan.callCount) { c, call in
-                call.arguments.add(ttlMs)
+                call.arguments.add(ttl.expiryMs)
                 for position in plan.entities(ofCall: c) {
                     Self.addEntity(plan.entity(at: position), of: fb, bytes: bytes, to: &call)
                 }
@@ -23,13 +23,16 @@ extension WriterStage {
     }
 
     /// Adds entity `i`'s key and its `FencedBatchWrite` arguments (partition,
-    /// offset, field count, field/value pairs) to `call`.
+    /// offset, re-arm flag, field count, field/value pairs) to `call`.
+    private static let rearm: StaticString = "1", keep: StaticString = "0"
+
     @inline(__always)
     static func addEntity(_ i: Int, of fb: FlushBatch, bytes: UnsafeRawBufferPointer, to call: inout RedisScriptCall) {
         let e = fb.entities[i]
         call.keys.add(UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)]))
         call.arguments.add(fb.partitionNames[i])
         call.arguments.add(e.offset)
+        call.arguments.add(e.rearmTTL ? rearm : keep)
         call.arguments.add(e.fieldCount / 2)
         for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
             let (start, length) = fb.fieldRanges[f]

@@ -16,7 +16,7 @@ final class WriterStage {
     let counters: WorkerCounters
     let logger: Logger
     let redisURL: RedisTarget
-    let ttlMs: Int64
+    let ttl: TTLPolicy
     let topics: [String]
     /// `WorkerConfig.fencedWrites`.
     var fenced = true
@@ -37,6 +37,8 @@ final class WriterStage {
     var latest: [PartitionID: Int64] = [:]
     var errorsSeen = 0
     var lastRecommit = ContinuousClock.now
+    /// Reused bucket counts for batched histogram updates.
+    var histogramScratch: [Int] = []
 
     init(flushes: Pool<FlushBatch>, input: SPSCRing<Int>, free: SPSCRing<Int>, counters: WorkerCounters,
          logger: Logger, redisURL: RedisTarget, ttlMs: Int64, topics: [String], committer: OffsetCommitter,
@@ -47,7 +49,7 @@ final class WriterStage {
         self.counters = counters
         self.logger = logger
         self.redisURL = redisURL
-        self.ttlMs = ttlMs
+        self.ttl = TTLPolicy(ttlMs: ttlMs)
         self.topics = topics
         self.committer = committer
         self.deadLetters = deadLetters
@@ -87,9 +89,8 @@ final class WriterStage {
         let now = ContinuousClock.now
         let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
         counters.flushLatency.record(micros: Int((now - started) / .microseconds(1)))
-        for ts in fb.eventTimestamps where ts > 0 {
-            counters.freshness.record(micros: Int(wallMs - ts) * 1000)
-        }
+        counters.freshness.record(micros: fb.eventTimestamps.lazy.filter { $0 > 0 }.map { Int(wallMs - $0) * 1000 },
+                                  scratch: &histogramScratch)
         if !fb.entities.isEmpty { observeWritten(fb, wallMs: wallMs) }
         counters.flushes.wrappingIncrement(ordering: .relaxed)
         if fb.barrierID != 0 { barrierDone.signal(fb.barrierID) }
@@ -160,7 +161,7 @@ final class WriterStage {
                     let calls = (fb.entities.count + per - 1) / per
                     replies = try fb.bytes.withUnsafeBytes { bytes in
                         try redis.evalshaPipeline(script, count: calls) { c, call in
-                            call.arguments.add(ttlMs)
+                            call.arguments.add(ttl.expiryMs)
                             for i in (c * per)..<min((c + 1) * per, fb.entities.count) {
                                 Self.addEntity(i, of: fb, bytes: bytes, to: &call)
                             }
@@ -204,7 +205,7 @@ final class WriterStage {
     /// The at-least-once baseline (`WorkerConfig.fencedWrites` false): the
     /// same fields and offset, written unconditionally.
     func writeUnfenced(_ fb: FlushBatch, to redis: RedisConnection) throws {
-        let perEntity = ttlMs > 0 ? 2 : 1
+        var replies = fb.entities.count
         try fb.bytes.withUnsafeBytes { bytes in
             for i in fb.entities.indices {
                 let e = fb.entities[i]
@@ -219,10 +220,13 @@ final class WriterStage {
                         b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
                     }
                 })
-                if ttlMs > 0 { try redis.append("PEXPIRE", key, ttlMs) }
+                if e.rearmTTL {
+                    try redis.append("PEXPIRE", key, ttl.expiryMs)
+                    replies += 1
+                }
             }
         }
-        let summary = try redis.drain(count: fb.entities.count * perEntity)
+        let summary = try redis.drain(count: replies)
         if let message = summary.firstError {
             if Self.isRetryable(message) { throw RedisError.server(message: message) }
             logger.error("a write failed in Redis: \(message)")

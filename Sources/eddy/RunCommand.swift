@@ -41,8 +41,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (':PORT' for all interfaces).")
     var http: String?
 
+    @Option(help: "Catching up: from this many messages waiting in the assigned partitions until 1% of it, flush every --catch-up-flush-ms instead of the topology's flush_interval.")
+    var catchUpBacklog = WorkerConfig.defaultCatchUpBacklog
+
+    @Option(name: .customLong("catch-up-flush-ms"), help: "Flush interval in ms while catching up (see --catch-up-backlog).")
+    var catchUpFlushMs = Int(WorkerConfig.defaultCatchUpFlushInterval / .milliseconds(1))
+
     func validate() throws {
         if let http, EddyHTTPServer.parseListen(http) == nil { throw ValidationError("--http '\(http)' is not HOST:PORT") }
+        if catchUpBacklog < 1 { throw ValidationError("--catch-up-backlog must be at least 1") }
+        if catchUpFlushMs < 1 { throw ValidationError("--catch-up-flush-ms must be at least 1") }
     }
 
     func run() throws {
@@ -57,6 +65,8 @@ struct RunCommand: ParsableCommand {
             topology: t, brokers: brokers ?? env["EDDY_BROKERS"].flatMap { $0.isEmpty ? nil : $0 },
             redisURL: redis ?? env["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
         if let maxKeys { config.maxKeysInMemory = max(maxKeys, 1) }
+        config.catchUpBacklog = catchUpBacklog
+        config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
         let monitor = http == nil ? nil : FeatureMonitor(topology: t)
         config.writtenStateObserver = monitor
         let worker = StreamWorker(config: config, logger: logger)

@@ -214,14 +214,23 @@ import Testing
         // The batched form the worker uses: per entity the same rule.
         let batch = RedisScript(FencedBatchWrite.source)
         let reply = try conn.evalsha(batch, keys: ["clickstream:u1", "clickstream:u2"], arguments: [
-            "0",
-            "clickstream:3", "60", "1", "_state", "stale",  // older than 101: fenced
-            "clickstream:5", "7", "1", "_state", "fresh",  // a new key
+            "60000",
+            "clickstream:3", "60", "1", "1", "_state", "stale",  // older than 101: fenced
+            "clickstream:5", "7", "1", "1", "_state", "fresh",  // a new key, expiry re-armed
         ])
         #expect(reply.integer == 1, "\(reply)")
+        #expect(try conn.command("PTTL", "clickstream:u1").integer == -1, "fenced off: no expiry set")
+        #expect((try conn.command("PTTL", "clickstream:u2").integer ?? 0) > 59_000)
         #expect(try conn.command("HGET", "clickstream:u1", "_state").string == "other partition")
         #expect(try conn.command("HGET", "clickstream:u1", "_o:clickstream:3").string == "101")
         #expect(try conn.command("HGET", "clickstream:u2", "_state").string == "fresh")
+        // Without the re-arm flag an existing expiry is left as it is.
+        _ = try conn.command("PEXPIRE", "clickstream:u2", "5000")
+        #expect(try conn.evalsha(batch, keys: ["clickstream:u2"], arguments: [
+            "60000", "clickstream:5", "8", "0", "1", "_state", "fresher",
+        ]).integer == 1)
+        #expect((try conn.command("PTTL", "clickstream:u2").integer ?? 0) <= 5000)
+        #expect(try conn.command("HGET", "clickstream:u2", "_state").string == "fresher")
     }
 
     /// A zombie: a worker frozen (SIGSTOP) long enough to lose its

@@ -8,7 +8,9 @@ import Darwin
 /// Appending commands: encoded into the staging buffer, handed to hiredis in batches.
 extension RedisConnection {
     /// Appends one command given as its arguments, e.g. `append("HSET", key, field, 42)`.
-    /// Nothing is sent until a reply is read. Allocation-free once the internal buffers have grown.
+    /// Small pipelines are sent when a reply is read; a large one is written to the socket as it
+    /// grows (every 64 KB), so Redis executes it while the rest is being encoded.
+    /// Allocation-free once the internal buffers have grown.
     public func append<each Argument: RedisArgument>(_ arguments: repeat each Argument) throws(RedisError) {
         _ = try usableContext()
         guard staged.command(repeat each arguments) else { throw .invalidUsage("empty command") }
@@ -36,11 +38,13 @@ extension RedisConnection {
         try didStageCommand()
     }
 
-    /// Counts the staged command and hands large batches to hiredis early, bounding the staging buffer.
+    /// Counts the staged command; past the threshold, writes what is staged to the socket, which
+    /// bounds the buffers and lets Redis start on a long pipeline before it is complete. (Redis
+    /// keeps reading while its replies wait, so writing before reading cannot deadlock.)
     func didStageCommand() throws(RedisError) {
         pendingReplyCount += 1
         if staged.count >= Self.stagingFlushThreshold {
-            try flushStaged()
+            try send()
         }
     }
 

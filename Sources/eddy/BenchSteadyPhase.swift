@@ -1,0 +1,221 @@
+import EddyCore
+import EddyKafka
+import EddyRedis
+import EddyReplay
+import EddyTopology
+import Foundation
+
+/// The worker bench's steady phase: an `eddy run` child process (so that
+/// its resident memory is the worker's alone, not the in-process mock
+/// broker's growing log) consumes a topic fed at a steady rate; freshness
+/// comes from its `/metrics` histogram, memory from `/proc/PID/status`.
+///
+/// The phase has a topic of its own (`topic`, created empty by the caller
+/// with its dead-letter topic) and writes under its own key prefix: the
+/// generator's event times restart, so on the drained state its events
+/// would be late. Few partitions keep the mock broker cheap: it finds a
+/// fetch's offset by walking a partition's stored batches from the oldest.
+struct SteadyPhase {
+    var brokers: String
+    var redisURL: String
+    var topic: String
+    var rate: Int
+    var seconds: Int
+    var users: Int
+    /// Seconds at the rate before measuring (keys still loading, catch-up ending).
+    var warmUpSeconds = 5
+    /// The producer's `linger.ms` (librdkafka's default is 5).
+    var lingerMs = ProcessInfo.processInfo.environment["EDDY_BENCH_LINGER_MS"] ?? "5"
+
+    struct Result {
+        /// Kafka timestamp -> Redis ack of the phase's events, from the
+        /// child's histogram (bucket upper bounds, seconds).
+        var freshness: PrometheusHistogram
+        /// VmRSS samples after warm-up.
+        var rss: [Int]
+    }
+
+    /// The clickstream topology reading `topic`, writing under `steady:`.
+    func topologyText() throws -> String {
+        var text = EmbeddedTopologies.all["clickstream"]!
+        for (old, new) in [("  topic: clickstream\n", "  topic: \(topic)\n"),
+                           ("  prefix: \"clickstream:\"\n", "  prefix: \"steady:\"\n"),
+                           ("  topic: clickstream.dlq\n", "  topic: \(topic).dlq\n")] {
+            guard let range = text.range(of: old) else { throw CLIError("embedded clickstream topology changed") }
+            text.replaceSubrange(range, with: new)
+        }
+        return text
+    }
+
+    func run() throws -> Result {
+        let dir = NSTemporaryDirectory() + "eddy-bench-steady-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/steady.yaml"
+        try topologyText().write(toFile: path, atomically: true, encoding: .utf8)
+        let topology = try loadTopology(path)
+        let port = try freePort()
+        let child = try WorkerProcess(arguments: [
+            "run", path, "--brokers", brokers, "--redis", redisURL,
+            "--group", "bench-steady-\(UInt32.random(in: 0...UInt32.max))", "--stats-interval", "1",
+            "--http", "127.0.0.1:\(port)",
+        ])
+        defer {
+            kill(child.pid, SIGTERM)
+            child.waitForExit()
+        }
+        let deadline = monotonicSeconds() + 60
+        while child.assignedAt == nil, child.isRunning, monotonicSeconds() < deadline { usleep(50_000) }
+        guard child.isRunning, child.assignedAt != nil else { throw CLIError("steady phase: the worker got no partitions") }
+        var before: PrometheusHistogram?
+
+        let producer = try KafkaProducer(config: ["bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": lingerMs])
+        var gen = ClickstreamGenerator(seed: 77, users: users)
+        let engine = FeatureEngine(topology: topology, expectedKeys: 16)
+        var buf: [UInt8] = []
+        var rss: [Int] = []
+        let start = monotonicSeconds()
+        var sent = 0
+        var nextSample = start + 1
+        // Warm-up: the first seconds at the rate are not measured.
+        while monotonicSeconds() - start < Double(seconds + warmUpSeconds) {
+            if before == nil, monotonicSeconds() - start >= Double(warmUpSeconds) {
+                before = try PrometheusHistogram(scrape(port: port), name: "eddy_worker_kafka_freshness_seconds")
+                nextSample = monotonicSeconds()
+            }
+            let due = Int((monotonicSeconds() - start) * Double(rate))
+            while sent < due {
+                buf.removeAll(keepingCapacity: true)
+                gen.next(into: &buf)
+                try buf.withUnsafeBytes { line in
+                    _ = engine.decode(line)
+                    try producer.produce(topic: topic, key: engine.decoder.key, value: line)
+                }
+                sent += 1
+            }
+            producer.poll(timeoutMs: 0)
+            if before != nil, monotonicSeconds() >= nextSample {
+                rss.append(residentBytes(pid: child.pid))
+                nextSample += max(1, Double(seconds) / 60)
+            }
+            usleep(500)
+        }
+        _ = try? producer.flush(timeoutMs: 10_000)
+        sleep(1)
+        printError("steady phase: produced \(sent) events in \(warmUpSeconds) + \(seconds) s; the worker consumed \(child.consumed) of them")
+        let after = try PrometheusHistogram(scrape(port: port), name: "eddy_worker_kafka_freshness_seconds")
+        return Result(freshness: after.subtracting(before!), rss: rss)
+    }
+
+    func scrape(port: Int) throws -> String {
+        try httpGet(host: "127.0.0.1", port: port, path: "/metrics")
+    }
+}
+
+/// A Prometheus histogram read from a text exposition: cumulative counts
+/// per upper bound.
+struct PrometheusHistogram {
+    var buckets: [(le: Double, count: Double)] = []
+
+    init(buckets: [(le: Double, count: Double)]) { self.buckets = buckets }
+
+    init(_ text: String, name: String) throws {
+        let prefix = name + "_bucket{le=\""
+        for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+            let rest = line.dropFirst(prefix.count)
+            guard let quote = rest.firstIndex(of: "\""), let space = rest.lastIndex(of: " "),
+                  let count = Double(rest[rest.index(after: space)...]) else { continue }
+            let le = rest[..<quote] == "+Inf" ? Double.infinity : Double(rest[..<quote]) ?? .nan
+            buckets.append((le, count))
+        }
+        guard !buckets.isEmpty else { throw CLIError("no histogram \(name) in the scrape") }
+    }
+
+    func subtracting(_ earlier: PrometheusHistogram) -> PrometheusHistogram {
+        PrometheusHistogram(buckets: zip(buckets, earlier.buckets).map { ($0.le, $0.count - $1.count) })
+    }
+
+    var total: Double { buckets.last?.count ?? 0 }
+
+    /// The share of observations at or below `bound`.
+    func share(atMost bound: Double) -> Double {
+        guard total > 0 else { return 0 }
+        return (buckets.last { $0.le <= bound }?.count ?? 0) / total
+    }
+
+    /// The `q` quantile, interpolated linearly inside its bucket.
+    func quantile(_ q: Double) -> Double? {
+        guard total > 0 else { return nil }
+        let rank = q * total
+        var lower = 0.0, below = 0.0
+        for b in buckets {
+            if b.count >= rank {
+                guard b.le.isFinite else { return lower }
+                let inBucket = b.count - below
+                return inBucket > 0 ? lower + (b.le - lower) * (rank - below) / inBucket : b.le
+            }
+            lower = b.le
+            below = b.count
+        }
+        return nil
+    }
+}
+
+/// Resident memory of process `pid` (VmRSS), bytes; 0 when unknown.
+func residentBytes(pid: Int32) -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return 0 }
+    return kb * 1024
+}
+
+/// A port free on 127.0.0.1 now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw CLIError("socket: \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw CLIError("bind: \(errno)") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// A plain HTTP GET on loopback (one request per connection); the body. Retries while the server starts.
+func httpGet(host: String, port: Int, path: String) throws -> String {
+    for attempt in 0..<50 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CLIError("socket: \(errno)") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr(host)
+        addr.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else {
+            if attempt < 49 { usleep(100_000) }
+            continue
+        }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else { continue }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            response.append(contentsOf: chunk[0..<n])
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { throw CLIError("bad HTTP reply from \(host):\(port)\(path)") }
+        return String(text[split.upperBound...])
+    }
+    throw CLIError("cannot connect to \(host):\(port)")
+}
