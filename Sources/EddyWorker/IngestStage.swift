@@ -79,8 +79,11 @@ final class IngestStage {
             let batch = batches[current!]
             var filler = Filler(batch: batch, counters: counters, logger: logger)
             do {
-                try consumer.poll(into: &filler, maxMessages: min(1024, batch.recordCapacity - batch.count),
-                                  timeoutMs: batch.count == 0 ? 20 : 0)
+                let polled = try consumer.poll(into: &filler, maxMessages: min(1024, batch.recordCapacity - batch.count),
+                                               timeoutMs: batch.count == 0 ? 20 : 0)
+                // Nothing queued locally: caught up, whatever the last lag
+                // sample said (watermarks and positions can lag behind).
+                if polled == 0, batch.count == 0 { counters.backlog.store(0, ordering: .relaxed) }
             } catch {
                 counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
                 logger.warning("Kafka poll failed: \(error)")

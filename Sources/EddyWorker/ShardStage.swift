@@ -124,10 +124,12 @@ final class ShardStage {
     /// more just before the final flush writes them all again.)
     var currentFlushInterval: Duration {
         let backlog = counters.backlog.load(ordering: .relaxed)
-        if backlog >= config.catchUpBacklog {
+        if !catchingUp, backlog >= config.catchUpBacklog {
             catchingUp = true
-        } else if backlog < config.catchUpBacklog / 100 {
+            logger.info("catching up: \(backlog) messages behind; flushing every \(config.catchUpFlushInterval) until below \(config.catchUpBacklog / 100)")
+        } else if catchingUp, backlog < config.catchUpBacklog / 100 {
             catchingUp = false
+            logger.info("caught up (\(backlog) messages behind): flushing every \(flushInterval) again")
         }
         return catchingUp ? max(config.catchUpFlushInterval, flushInterval) : flushInterval
     }

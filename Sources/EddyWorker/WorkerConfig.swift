@@ -29,7 +29,7 @@ public struct WorkerConfig: Sendable {
     public var catchUpBacklog = WorkerConfig.defaultCatchUpBacklog
     /// The flush interval while catching up (see `catchUpBacklog`).
     public var catchUpFlushInterval = WorkerConfig.defaultCatchUpFlushInterval
-    public static let defaultCatchUpBacklog = 500_000
+    public static let defaultCatchUpBacklog = 200_000
     public static let defaultCatchUpFlushInterval: Duration = .seconds(3)
     /// Keys kept in memory; beyond it the least recently flushed clean keys
     /// are evicted (they reload from Redis when they come back).

@@ -174,20 +174,20 @@ struct WorkerBench: ParsableCommand {
         guard c.consumed.load(ordering: .relaxed) >= events else {
             throw CLIError("a drain did not finish in 300 s: \(worker.summary)")
         }
-        // Done when the last flush is acknowledged: no new flush
-        // for 2 s (a flush of everything dirty can take over a second).
+        // Done when the last flush is acknowledged: no new flush for 5 s
+        // (the final flush of a catch-up writes every key: over a second).
         let lastFlush = waitForLastFlush(c)
         let seconds = lastFlush - (firstSeen ?? lastFlush)
         return (Double(events) / seconds, c.entitiesWritten.load(ordering: .relaxed))
     }
 
-    /// Waits until no flush was acknowledged for 2 s (the shard flushes
-    /// every few ms while anything is dirty or uncommitted) and returns when
-    /// the last one was seen.
+    /// Waits until no flush was acknowledged for 5 s (the shard flushes
+    /// every few ms while anything is dirty or uncommitted, and a catch-up's
+    /// final flush takes seconds at most) and returns when the last one was seen.
     func waitForLastFlush(_ c: WorkerCounters) -> Double {
         var count = c.flushes.load(ordering: .relaxed)
         var changedAt = monotonicSeconds()
-        while monotonicSeconds() - changedAt < 2 {
+        while monotonicSeconds() - changedAt < 5 {
             usleep(500)
             let now = c.flushes.load(ordering: .relaxed)
             if now != count {
