@@ -3,6 +3,8 @@ import EddyCore
 import EddyRedis
 import EddyServing
 import Foundation
+import NIOCore
+import NIOPosix
 
 /// Why a read failed, as the HTTP layer reports it.
 public enum ReadFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -42,6 +44,9 @@ struct TopologyReader: Sendable {
 /// resumes each request with its replies. Under load a batch grows while
 /// the previous one is in flight, so Redis sees pipelines rather than
 /// single calls, and no Swift concurrency thread ever blocks on a socket.
+/// A request made on a NIO event loop (`eddy serve` runs Swift concurrency
+/// on the event loops) is resumed on that loop, with one wakeup per loop
+/// per batch, so its reply is written without another thread hop.
 ///
 /// Library installation is `FeatureClient`'s: on first use per connection
 /// (every master of a cluster), again on a server that answers that the
@@ -82,9 +87,10 @@ public final class RedisLanes: Sendable {
     /// for entities Redis does not hold.
     func read(_ reader: TopologyReader, keys: [String], at: Int64?) async -> Result<[[UInt8]?], ReadFailure> {
         guard !keys.isEmpty else { return .success([]) }
+        let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop
         let lane = lanes[next.loadThenWrappingIncrement(ordering: .relaxed) % lanes.count]
         return await withCheckedContinuation { continuation in
-            lane.submit(.read(Lane.Read(reader: reader, keys: keys, at: at, done: continuation)))
+            lane.submit(.read(Lane.Read(reader: reader, keys: keys, at: at, resumeOn: eventLoop, done: continuation)))
         }
     }
 
@@ -109,6 +115,8 @@ final class Lane: @unchecked Sendable {
         let reader: TopologyReader
         let keys: [String]
         let at: Int64?
+        /// The event loop the request waits on, if any: it is resumed there.
+        let resumeOn: (any EventLoop)?
         let done: CheckedContinuation<Result<[[UInt8]?], ReadFailure>, Never>
     }
 
@@ -152,8 +160,9 @@ final class Lane: @unchecked Sendable {
             thread.name = name
             thread.start()
         }
-        condition.signal()
         condition.unlock()
+        // After unlocking, so the woken lane does not block on the lock.
+        condition.signal()
     }
 
     private func run() {
@@ -193,7 +202,7 @@ final class Lane: @unchecked Sendable {
         var keys = 0
         for r in reads {
             if r.keys.count > Self.batchKeys {
-                r.done.resume(returning: readLarge(r))
+                finish([r], [readLarge(r)])
                 continue
             }
             if keys + r.keys.count > Self.batchKeys {
@@ -207,8 +216,25 @@ final class Lane: @unchecked Sendable {
         if !batch.isEmpty { finish(batch, execute(batch)) }
     }
 
+    /// Resumes each read with its result: on its event loop (one task per
+    /// loop for the whole batch), else here.
     private func finish(_ batch: [Read], _ results: [Result<[[UInt8]?], ReadFailure>]) {
-        for (r, result) in zip(batch, results) { r.done.resume(returning: result) }
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, resumes: [Resume])] = [:]
+        for (r, result) in zip(batch, results) {
+            guard let loop = r.resumeOn else {
+                r.done.resume(returning: result)
+                continue
+            }
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].resumes.append(Resume(done: r.done, result: result))
+        }
+        for (loop, resumes) in byLoop.values {
+            loop.execute { for r in resumes { r.done.resume(returning: r.result) } }
+        }
+    }
+
+    struct Resume: Sendable {
+        let done: CheckedContinuation<Result<[[UInt8]?], ReadFailure>, Never>
+        let result: Result<[[UInt8]?], ReadFailure>
     }
 
     private func readLarge(_ r: Read) -> Result<[[UInt8]?], ReadFailure> {
@@ -217,7 +243,7 @@ final class Lane: @unchecked Sendable {
         var start = 0
         while start < r.keys.count {
             let end = min(start + Self.pipelineKeys, r.keys.count)
-            let part = Read(reader: r.reader, keys: Array(r.keys[start..<end]), at: r.at, done: r.done)
+            let part = Read(reader: r.reader, keys: Array(r.keys[start..<end]), at: r.at, resumeOn: nil, done: r.done)
             switch execute([part])[0] {
             case .success(let objects): all += objects
             case .failure(let f): return .failure(f)

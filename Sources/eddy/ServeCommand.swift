@@ -7,6 +7,8 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 
 /// `eddy serve`: features over HTTP, read from Redis at a time T through
 /// each topology's Function library; plus /metrics, /healthz and /readyz.
@@ -33,8 +35,12 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .long, help: "Redis URL for every topology (default: $EDDY_REDIS_URL, else each topology's sink).")
     var redis: String?
 
-    @Option(help: "Redis connections per Redis URL; each batches the requests that arrive while it waits.")
-    var lanes: Int = 2
+    @Option(help: """
+        Redis connections per Redis URL; each batches the requests that arrive while it waits. One lane \
+        pipelines everything queued during a round trip and wakes least; more help when large POSTs \
+        would delay single reads.
+        """)
+    var lanes: Int = 1
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
@@ -46,6 +52,11 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Request handlers then run on the event loop that read the request
+        // (no hop to Swift's cooperative pool and back per request; 2 threads
+        // rather than 4 on a 2-core box), and Redis lanes resume them there.
+        // Nothing in `serve` blocks a concurrency thread.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         logToStandardError(level: level)
         let logger = Logger(label: "eddy.serve")
