@@ -100,6 +100,8 @@ let package = Package(
         .testTarget(name: "EddyServerTests", dependencies: [
             "EddyServer", "EddyServing", "EddyCore", "EddyTopology", "EddyRedis", "EddyWorker", "EddyKafka",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology"]),
     ]

@@ -42,6 +42,12 @@ struct ServeCommand: ParsableCommand {
         """)
     var lanes: Int = 1
 
+    @Flag(inversion: .prefixedNo, help: """
+        Read single keys from a single Redis server on the event loop that handles the request, over that \
+        loop's own connection (no thread hop); anything unusual still goes through a lane.
+        """)
+    var eventLoopReads = true
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -71,7 +77,7 @@ struct ServeCommand: ParsableCommand {
             let text = redis ?? env ?? t.sink.redisURL
             let url: RedisTarget
             do { url = try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
-            let pool = pools[text] ?? RedisLanes(target: url, lanes: lanes)
+            let pool = pools[text] ?? RedisLanes(target: url, lanes: lanes, readOnEventLoops: eventLoopReads)
             pools[text] = pool
             served.append(.init(topology: t, redis: pool))
         }
