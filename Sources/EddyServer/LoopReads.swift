@@ -180,6 +180,7 @@ final class LoopRedisHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var pending = CircularBuffer<(promise: EventLoopPromise<LoopReply>, sent: NIODeadline)>()
     private var context: ChannelHandlerContext?
     private var timeoutCheck: RepeatedTask?
+    private var flushQueued = false
 
     init(eventLoop: any EventLoop, commandTimeout: TimeAmount) {
         self.eventLoop = eventLoop
@@ -187,13 +188,26 @@ final class LoopRedisHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Sends `command`; its reply completes the future. On the channel's loop.
+    ///
+    /// The flush waits for the loop's queued tasks: the requests read
+    /// together are handled as tasks queued together, and their commands
+    /// leave in one write (Redis sees a pipeline, and wakes once).
     func send(_ command: ByteBuffer) -> EventLoopFuture<LoopReply> {
         guard let context else {
             return eventLoop.makeFailedFuture(LoopReads.Fallback(reason: "not connected"))
         }
         let promise = context.eventLoop.makePromise(of: LoopReply.self)
         pending.append((promise, .now()))
-        context.writeAndFlush(wrapOutboundOut(command), promise: nil)
+        context.write(wrapOutboundOut(command), promise: nil)
+        if !flushQueued {
+            flushQueued = true
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let handler = bound.value
+                handler.flushQueued = false
+                handler.context?.flush()
+            }
+        }
         return promise.futureResult
     }
 

@@ -77,6 +77,16 @@ struct LoopReadsTests {
             // Without T: Redis's clock.
             #expect(try await Self.read(reads, loop, function: library.functionName, key: "clickstream:u2", at: nil) != nil)
         }
+        // Commands sent in one loop tick leave in one write; each still gets its own reply.
+        let keys = (0..<60).map { i in i % 7 == 6 ? "nobody\(i)" : "u\(i % 5)" }
+        let expected = try client.features(keys: keys, at: at)
+        let first = group.next()
+        let futures = try await first.submit {
+            keys.map { reads.fcall(library.functionName, key: "clickstream:\($0)", at: at, on: first)! }
+        }.get()
+        var got: [[UInt8]?] = []
+        for f in futures { got.append(try await f.get()) }
+        #expect(got == expected)
         let clients = try #require(try connection.command("CLIENT", "LIST").string)
         #expect(clients.components(separatedBy: "name=eddy-test ").count - 1 == 2, "\(clients)")
     }
