@@ -76,7 +76,7 @@ public final class RedisLanes: Sendable {
     /// `MultiThreadedEventLoopGroup.singleton` (Hummingbird's) use that
     /// loop's own connection (single servers only; see `LoopReads`).
     public init(target: RedisTarget, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
-                cooldown: Duration = .milliseconds(250), readOnEventLoops: Bool = true) {
+                cooldown: Duration = .milliseconds(250), readOnEventLoops: Bool = false) {
         self.target = target
         self.lanes = (0..<max(lanes, 1)).map { i in
             Lane(target: target, options: options, cooldown: cooldown, name: "eddy-redis-\(i)")
@@ -94,7 +94,7 @@ public final class RedisLanes: Sendable {
 
     /// Lanes reading from one server.
     public convenience init(url: RedisURL, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
-                            cooldown: Duration = .milliseconds(250), readOnEventLoops: Bool = true) {
+                            cooldown: Duration = .milliseconds(250), readOnEventLoops: Bool = false) {
         self.init(target: .single(url), lanes: lanes, options: options, cooldown: cooldown,
                   readOnEventLoops: readOnEventLoops)
     }
