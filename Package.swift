@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -69,6 +70,8 @@ let package = Package(
         .target(name: "EddyServer", dependencies: [
             "EddyCore", "EddyKafka", "EddyRedis", "EddyServing", "EddyWorker",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,6 +83,8 @@ let package = Package(
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
             "EddyServing", "EddyWorker", "EddyServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -95,6 +100,8 @@ let package = Package(
         .testTarget(name: "EddyServerTests", dependencies: [
             "EddyServer", "EddyServing", "EddyCore", "EddyTopology", "EddyRedis", "EddyWorker", "EddyKafka",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology"]),
     ]

@@ -14,7 +14,9 @@
 #      wrk2), so each connection waits 1 ms between requests (wrk delays are
 #      whole milliseconds) and the connection count is chosen from the
 #      latency of run 2 to land near RATE. Closed loop: the percentiles do
-#      not correct for coordinated omission the way wrk2 does.
+#      not correct for coordinated omission the way wrk2 does. The server's
+#      CPU time and context switches per request in this run are reported
+#      too (from /proc; they depend less on the machine's load than latency).
 # Keys are drawn uniformly from the USERS generated users (about 1 in 10
 # may not exist yet: those are 404s, also a full read).
 # Needs: wrk, redis-server, redis-benchmark (apt-get install -y wrk redis-server redis-tools).
@@ -79,7 +81,8 @@ echo "Redis holds $ENTITIES keys" >&2
 
 HTTP_PORT=$(free_port)
 "$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning >"$WORK/serve.log" 2>&1 &
-PIDS+=($!)
+SERVE_PID=$!
+PIDS+=($SERVE_PID)
 until curl -sf "127.0.0.1:$HTTP_PORT/readyz" >/dev/null; do sleep 0.1; done
 FIRST_KEY=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'clickstream:*' | head -1 || true)
 curl -s "127.0.0.1:$HTTP_PORT/v1/features/clickstream/${FIRST_KEY#clickstream:}" >/dev/null  # installs the library
@@ -114,9 +117,22 @@ for _ in 1 2; do
   DELAY_MS=1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" >"$WORK/wrk-trial.txt"
   CONNS=$(awk -v c="$CONNS" -v r="$RATE" -v got="$(rps_of "$WORK/wrk-trial.txt")" 'BEGIN { n = int(c * r / got + 0.5); print (n < 1 ? 1 : n) }')
 done
+# The server's CPU time (clock ticks) and context switches, all threads, from /proc:
+# per request, these do not depend on the machine's load the way latency does.
+serve_usage() {
+  local ticks=0 switches=0 task
+  for task in /proc/"$SERVE_PID"/task/*; do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "$task/stat")))
+    switches=$((switches + $(awk '/^(voluntary|nonvoluntary)_ctxt_switches/ {n += $2} END {print n}' "$task/status")))
+  done
+  echo "$ticks $switches"
+}
 echo
 echo "== wrk -t1 -c$CONNS -d${DURATION}s --latency, 1 ms pause per request (target ~$RATE req/s)"
+serve_usage >"$WORK/usage-before"
 DELAY_MS=1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-paced.txt"
+serve_usage >"$WORK/usage-after"
+echo "$(getconf CLK_TCK) $(cat /proc/loadavg | cut -d' ' -f1-3)" >"$WORK/machine"
 
 echo
 echo "== summary"
@@ -142,4 +158,10 @@ for label, path in [("HTTP GET saturated (c16)", "wrk-sat.txt"), ("HTTP GET pace
     print(line)
     if fcall:
         print(f"  ratio to redis-benchmark FCALL: throughput {rps / float(fcall[1]):.2f}x, p99 {pct['99'] / float(fcall[6]):.2f}x")
+t0, s0 = map(int, open(f"{work}/usage-before").read().split())
+t1, s1 = map(int, open(f"{work}/usage-after").read().split())
+hz, *load = open(f"{work}/machine").read().split()
+n = int(re.search(r"(\d+) requests in", open(f"{work}/wrk-paced.txt").read()).group(1))
+print(f"eddy serve per paced request: {(t1 - t0) / int(hz) / n * 1e6:.0f} us CPU, {(s1 - s0) / n:.2f} context switches"
+      f"  (load average {' '.join(load)})")
 EOF

@@ -3,6 +3,8 @@ import EddyCore
 import EddyRedis
 import EddyServing
 import Foundation
+import NIOCore
+import NIOPosix
 
 /// Why a read failed, as the HTTP layer reports it.
 public enum ReadFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -23,6 +25,9 @@ struct TopologyReader: Sendable {
     let topology: Topology
     let library: FunctionLibrary
     let prefix: String
+    /// Set once a lane has checked (or loaded) this library on the server:
+    /// event-loop reads wait for it.
+    let libraryChecked = ManagedAtomic<Bool>(false)
 
     init(_ t: Topology) {
         topology = t
@@ -42,6 +47,12 @@ struct TopologyReader: Sendable {
 /// resumes each request with its replies. Under load a batch grows while
 /// the previous one is in flight, so Redis sees pipelines rather than
 /// single calls, and no Swift concurrency thread ever blocks on a socket.
+/// A request made on a NIO event loop (`eddy serve` runs Swift concurrency
+/// on the event loops) is resumed on that loop, with one wakeup per loop
+/// per batch, so its reply is written without another thread hop. On a
+/// single server, a single-key read made on an event loop goes straight to
+/// Redis over that loop's own connection (`LoopReads`) and falls back to a
+/// lane for anything but an object or null.
 ///
 /// Library installation is `FeatureClient`'s: on first use per connection
 /// (every master of a cluster), again on a server that answers that the
@@ -58,19 +69,34 @@ public final class RedisLanes: Sendable {
     let lanes: [Lane]
     let next = ManagedAtomic<Int>(0)
     let pingCache = Locked<(at: ContinuousClock.Instant, ok: Bool, detail: String)?>(nil)
+    /// Single-key reads on the requests' event loops (single servers, when enabled).
+    let loopReads: LoopReads?
 
+    /// `readOnEventLoops`: single-key reads made on an event loop of
+    /// `MultiThreadedEventLoopGroup.singleton` (Hummingbird's) use that
+    /// loop's own connection (single servers only; see `LoopReads`).
     public init(target: RedisTarget, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
-                cooldown: Duration = .milliseconds(250)) {
+                cooldown: Duration = .milliseconds(250), readOnEventLoops: Bool = false) {
         self.target = target
         self.lanes = (0..<max(lanes, 1)).map { i in
             Lane(target: target, options: options, cooldown: cooldown, name: "eddy-redis-\(i)")
+        }
+        if readOnEventLoops, case .single(let url) = target, options.onConnect == nil {
+            loopReads = LoopReads(
+                settings: .init(url: url, connectTimeout: options.connectTimeout,
+                                commandTimeout: options.commandTimeout ?? .seconds(2), clientName: options.clientName,
+                                cooldown: max(cooldown, .seconds(1))),
+                group: .singleton)
+        } else {
+            loopReads = nil
         }
     }
 
     /// Lanes reading from one server.
     public convenience init(url: RedisURL, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
-                            cooldown: Duration = .milliseconds(250)) {
-        self.init(target: .single(url), lanes: lanes, options: options, cooldown: cooldown)
+                            cooldown: Duration = .milliseconds(250), readOnEventLoops: Bool = false) {
+        self.init(target: .single(url), lanes: lanes, options: options, cooldown: cooldown,
+                  readOnEventLoops: readOnEventLoops)
     }
 
     /// Short timeouts: a lane blocks for at most these.
@@ -82,9 +108,15 @@ public final class RedisLanes: Sendable {
     /// for entities Redis does not hold.
     func read(_ reader: TopologyReader, keys: [String], at: Int64?) async -> Result<[[UInt8]?], ReadFailure> {
         guard !keys.isEmpty else { return .success([]) }
+        let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop
+        if keys.count == 1, let loopReads, let eventLoop, reader.libraryChecked.load(ordering: .relaxed),
+           let reply = loopReads.fcall(reader.library.functionName, key: reader.prefix + keys[0], at: at, on: eventLoop)
+        {
+            do { return .success([try await reply.get()]) } catch {}  // else through a lane
+        }
         let lane = lanes[next.loadThenWrappingIncrement(ordering: .relaxed) % lanes.count]
         return await withCheckedContinuation { continuation in
-            lane.submit(.read(Lane.Read(reader: reader, keys: keys, at: at, done: continuation)))
+            lane.submit(.read(Lane.Read(reader: reader, keys: keys, at: at, resumeOn: eventLoop, done: continuation)))
         }
     }
 
@@ -109,6 +141,8 @@ final class Lane: @unchecked Sendable {
         let reader: TopologyReader
         let keys: [String]
         let at: Int64?
+        /// The event loop the request waits on, if any: it is resumed there.
+        let resumeOn: (any EventLoop)?
         let done: CheckedContinuation<Result<[[UInt8]?], ReadFailure>, Never>
     }
 
@@ -152,8 +186,9 @@ final class Lane: @unchecked Sendable {
             thread.name = name
             thread.start()
         }
-        condition.signal()
         condition.unlock()
+        // After unlocking, so the woken lane does not block on the lock.
+        condition.signal()
     }
 
     private func run() {
@@ -193,7 +228,7 @@ final class Lane: @unchecked Sendable {
         var keys = 0
         for r in reads {
             if r.keys.count > Self.batchKeys {
-                r.done.resume(returning: readLarge(r))
+                finish([r], [readLarge(r)])
                 continue
             }
             if keys + r.keys.count > Self.batchKeys {
@@ -207,8 +242,25 @@ final class Lane: @unchecked Sendable {
         if !batch.isEmpty { finish(batch, execute(batch)) }
     }
 
+    /// Resumes each read with its result: on its event loop (one task per
+    /// loop for the whole batch), else here.
     private func finish(_ batch: [Read], _ results: [Result<[[UInt8]?], ReadFailure>]) {
-        for (r, result) in zip(batch, results) { r.done.resume(returning: result) }
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, resumes: [Resume])] = [:]
+        for (r, result) in zip(batch, results) {
+            guard let loop = r.resumeOn else {
+                r.done.resume(returning: result)
+                continue
+            }
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].resumes.append(Resume(done: r.done, result: result))
+        }
+        for (loop, resumes) in byLoop.values {
+            loop.execute { for r in resumes { r.done.resume(returning: r.result) } }
+        }
+    }
+
+    struct Resume: Sendable {
+        let done: CheckedContinuation<Result<[[UInt8]?], ReadFailure>, Never>
+        let result: Result<[[UInt8]?], ReadFailure>
     }
 
     private func readLarge(_ r: Read) -> Result<[[UInt8]?], ReadFailure> {
@@ -217,7 +269,7 @@ final class Lane: @unchecked Sendable {
         var start = 0
         while start < r.keys.count {
             let end = min(start + Self.pipelineKeys, r.keys.count)
-            let part = Read(reader: r.reader, keys: Array(r.keys[start..<end]), at: r.at, done: r.done)
+            let part = Read(reader: r.reader, keys: Array(r.keys[start..<end]), at: r.at, resumeOn: nil, done: r.done)
             switch execute([part])[0] {
             case .success(let objects): all += objects
             case .failure(let f): return .failure(f)
@@ -239,7 +291,10 @@ final class Lane: @unchecked Sendable {
             case .success(let connected): c = connected
             }
             do {
-                for r in batch { try ensureInstalled(r.reader.library, on: c, force: false) }
+                for r in batch {
+                    try ensureInstalled(r.reader.library, on: c, force: false)
+                    if !r.reader.libraryChecked.load(ordering: .relaxed) { r.reader.libraryChecked.store(true, ordering: .relaxed) }
+                }
                 let replies = try Self.call(batch, on: c)
                 if !reinstalled, let stale = try staleLibraries(batch, replies, on: c), !stale.isEmpty {
                     for library in stale { try ensureInstalled(library, on: c, force: true) }
