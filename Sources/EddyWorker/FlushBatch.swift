@@ -34,7 +34,21 @@ final class FlushBatch {
         entities.reserveCapacity(4096)
     }
 
+    /// Above this many bytes of capacity, a batch that used less than an
+    /// eighth of it gives the memory back (a catch-up flush of every key
+    /// grows a batch to tens of MB; steady flushes need a fraction).
+    static let retainedBytes = 8 << 20
+
     func reset() {
+        if bytes.capacity > Self.retainedBytes && bytes.count < bytes.capacity / 8 {
+            bytes = []
+            bytes.reserveCapacity(1 << 20)
+            entities = []
+            entities.reserveCapacity(4096)
+            partitionNames = []
+            fieldRanges = []
+            eventTimestamps = []
+        }
         entities.removeAll(keepingCapacity: true)
         partitionNames.removeAll(keepingCapacity: true)
         fieldRanges.removeAll(keepingCapacity: true)
