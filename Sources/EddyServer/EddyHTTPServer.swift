@@ -363,11 +363,17 @@ public final class RunningServer: Sendable {
 
 extension EddyHTTPServer {
     /// Starts serving in the background; returns once the port is bound.
-    public func start() async throws -> RunningServer {
+    ///
+    /// - Parameter executor: where the server's tasks (and so its request
+    ///   handlers, which inherit it) prefer to run; nil: the global
+    ///   concurrent executor. A process whose other code blocks the
+    ///   cooperative pool's few threads (tests on a 2-core machine) gives
+    ///   the server threads of its own this way.
+    public func start(executorPreference executor: (any TaskExecutor)? = nil) async throws -> RunningServer {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = makeApplication { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let task = Task {
+        let task = Task(executorPreference: executor) {
             defer { continuation.finish() }
             try await group.run()
         }

@@ -93,18 +93,58 @@ func withServer(
     try await run(server, body)
 }
 
-/// Runs `server` on its configured address until `body` returns.
+/// Runs `server` on its configured address until `body` returns. The
+/// server and `body` run on `TestServerExecutor`'s threads.
 func run(_ server: EddyHTTPServer, _ body: (_ port: Int, _ server: EddyHTTPServer) async throws -> Void)
     async throws
 {
-    let running = try await server.start()
-    do {
-        try await body(running.port, server)
-    } catch {
+    try await withTaskExecutorPreference(TestServerExecutor.shared) {
+        let running = try await server.start(executorPreference: TestServerExecutor.shared)
+        do {
+            try await body(running.port, server)
+        } catch {
+            await running.stop()
+            throw error
+        }
         await running.stop()
-        throw error
     }
-    await running.stop()
+}
+
+/// A task executor on two threads of its own. The whole test process runs
+/// its tests in parallel, and the integration tests block Swift's
+/// cooperative pool (as wide as the cores: two here) for a minute at a
+/// time; request handlers queued behind them timed out. Here they cannot.
+final class TestServerExecutor: TaskExecutor, @unchecked Sendable {
+    static let shared = TestServerExecutor(threads: 2)
+
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+
+    private init(threads: Int) {
+        for i in 0..<threads {
+            let thread = Thread { [unowned self] in self.serve() }
+            thread.name = "test-server-\(i)"
+            thread.start()
+        }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func serve() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
