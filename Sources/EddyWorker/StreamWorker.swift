@@ -71,7 +71,7 @@ public final class StreamWorker: @unchecked Sendable {
         let consumer: KafkaConsumer
         do {
             consumer = try KafkaConsumer(
-                config: config.consumerProperties, topics: t.source.topics,
+                config: config.consumerProperties, topics: config.assignment == .group ? t.source.topics : [],
                 handlers: RebalanceHandlers(
                     onAssign: { _, partitions in coordinator.ingest?.assigned(partitions) },
                     onRevoke: { _, partitions in coordinator.ingest?.revoked(partitions) }))
@@ -90,6 +90,10 @@ public final class StreamWorker: @unchecked Sendable {
             counters: counters, logger: logger, barrierDone: barrierDone,
             drainTimeout: .seconds(config.drainTimeoutSeconds))
         coordinator.ingest = ingestStage
+        if case .fixed(let partitions) = config.assignment {
+            let assigned = try assignFixed(partitions, of: t.source.topics, consumer: consumer)
+            ingestStage.assigned(assigned)
+        }
         let shardStage = ShardStage(
             config: config, batches: batchPool, flushes: flushPool, input: shardRing, freeBatches: freeBatches,
             flushOut: flushRing, freeFlushes: freeFlushes, deadLetters: deadLetters, counters: counters,
@@ -107,6 +111,32 @@ public final class StreamWorker: @unchecked Sendable {
         writer = StageThread(name: "eddy-writer") { stop in w.value.run(stop) }
         shard = StageThread(name: "eddy-shard") { stop in s.value.run(stop) }
         ingest = StageThread(name: "eddy-ingest") { stop in i.value.run(stop) }
+    }
+
+    /// Assigns `partitions` of every topic (nil: all) at the group's
+    /// committed offsets, or where `auto.offset.reset` says if none.
+    func assignFixed(_ partitions: [Int32]?, of topics: [String], consumer: KafkaConsumer) throws -> [TopicPartition] {
+        do {
+            var wanted: [TopicPartition] = []
+            for topic in topics {
+                let count = try consumer.partitionCount(topic: topic, timeoutMs: 10_000)
+                let ids = partitions ?? Array(0..<Int32(count))
+                if let missing = ids.first(where: { $0 < 0 || $0 >= count }) {
+                    throw WorkerError("topic \(topic) has \(count) partitions; there is no partition \(missing) to read (--assign)")
+                }
+                wanted += ids.map { TopicPartition(topic: topic, partition: $0) }
+            }
+            let reset = config.consumerProperties["auto.offset.reset"] ?? "earliest"
+            let start = ["latest", "largest", "end"].contains(reset) ? KafkaOffset.end : KafkaOffset.beginning
+            let committed = try consumer.committed(partitions: wanted)
+            try consumer.assign(committed.map { $0.offset >= 0 ? $0 : TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: start) })
+            logger.info("reading \(wanted.count) fixed partitions without group management (\(committed.filter { $0.offset >= 0 }.count) with committed offsets)")
+            return wanted
+        } catch let error as WorkerError {
+            throw error
+        } catch {
+            throw WorkerError("cannot assign the fixed partitions of \(topics) at \(config.brokers): \(error)")
+        }
     }
 
     /// Stops consuming, flushes and commits everything applied, leaves the

@@ -14,6 +14,9 @@ public struct WorkerConfig: Sendable {
     public var batchesInFlight = 8
     /// Flushes in flight between the shard and the Redis writer.
     public var flushesInFlight = 2
+    /// How the worker gets its partitions: as a consumer-group member
+    /// (the default), or a fixed set read without group management.
+    public var assignment: PartitionAssignment = .group
     /// Flush early when this many keys are dirty.
     public var maxDirtyKeys = 500_000
     /// Catching up: once the assigned partitions are this many messages
@@ -91,4 +94,20 @@ public protocol WrittenStateObserver: Sendable {
     /// `count` entities were written; `state(i)` is the i-th one's state blob
     /// (`EntityLayout`'s `_state`), valid only during this call.
     func written(count: Int, state: (Int) -> UnsafeRawBufferPointer)
+}
+
+/// How a worker gets its partitions.
+public enum PartitionAssignment: Sendable, Equatable {
+    /// Consumer-group membership (cooperative-sticky): workers share the
+    /// partitions and take over each other's when one leaves or dies, after
+    /// the group notices (`session.timeout.ms`) and rebalances.
+    case group
+    /// These partitions of every source topic (nil: all of them), read
+    /// without joining the group: no rebalance, so a restarted worker reads
+    /// again at once, from the group's committed offsets (the
+    /// `auto.offset.reset` end where none). Offsets are still committed to
+    /// the group. The operator runs one worker per partition set (e.g. a
+    /// Kubernetes StatefulSet); fenced writes keep Redis exact even if two
+    /// workers read the same partition for a while.
+    case fixed(partitions: [Int32]?)
 }

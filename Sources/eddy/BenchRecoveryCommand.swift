@@ -36,6 +36,8 @@ struct RecoveryBench: ParsableCommand {
     var sessionTimeoutMs = 6000
     @Flag(help: "Give the workers a group.instance.id (static membership): a restarted worker takes its partitions back without waiting for the session timeout.")
     var staticMembership = false
+    @Flag(name: .customLong("fixed-partitions"), help: "Workers read every partition without group management (eddy run --assign all): no rebalance to wait for after the kill.")
+    var fixedPartitions = false
 
     func run() throws {
         let redis = try RedisServerProcess(options: ["hash-max-listpack-value": "1024"])
@@ -51,7 +53,7 @@ struct RecoveryBench: ParsableCommand {
         try preloadClickstream(topology, topic: "clickstream", brokers: cluster.bootstrapServers, events: events, users: users, seed: 4242)
 
         let args = ["run", topologyPath, "--brokers", cluster.bootstrapServers, "--redis", redis.url.description,
-                    "--group", "bench-recovery", "--stats-interval", "1"]
+                    "--group", "bench-recovery", "--stats-interval", "1"] + (fixedPartitions ? ["--assign", "all"] : [])
         printError("first worker: draining until \(killAt) events are consumed...")
         let first = try WorkerProcess(arguments: args)
         while first.consumed < killAt && first.isRunning { usleep(20_000) }
@@ -74,7 +76,7 @@ struct RecoveryBench: ParsableCommand {
         second.waitForExit()
         let assigned = second.assignedAt.map { $0 - restartedAt }
         let full = second.fullRateAt(steady * 0.9).map { $0 - restartedAt }
-        print("recovery, clickstream: SIGKILL with \(keys) entities in Redis, \(partitions) partitions, session timeout \(sessionTimeoutMs) ms\(staticMembership ? ", static membership" : "")")
+        print("recovery, clickstream: SIGKILL with \(keys) entities in Redis, \(partitions) partitions, session timeout \(sessionTimeoutMs) ms\(staticMembership ? ", static membership" : "")\(fixedPartitions ? ", fixed partitions (no group membership)" : "")")
         print("  first worker steady rate: \(Int(steady)) events/s (median of its per-second rates)")
         print("  restarted worker: process start -> partitions assigned \(assigned.map { String(format: "%.1f s", $0) } ?? "never")")
         if let full, let assigned {

@@ -41,6 +41,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (':PORT' for all interfaces).")
     var http: String?
 
+    @Option(name: .customLong("assign"), help: ArgumentHelp(
+        "Read fixed partitions without group management: 'all', or a list like 0-7,12 (of every source topic).",
+        discussion: "No rebalance: a restarted worker reads again at once, from the group's committed offsets. Run one worker per partition set."))
+    var assign: String?
+
     @Option(help: "Catching up: from this many messages waiting in the assigned partitions until 1% of it, flush every --catch-up-flush-ms instead of the topology's flush_interval.")
     var catchUpBacklog = WorkerConfig.defaultCatchUpBacklog
 
@@ -49,6 +54,9 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if let http, EddyHTTPServer.parseListen(http) == nil { throw ValidationError("--http '\(http)' is not HOST:PORT") }
+        if let assign, Self.partitions(assign) == nil {
+            throw ValidationError("--assign '\(assign)' is not 'all' or a list of partitions like 0-7,12")
+        }
         if catchUpBacklog < 1 { throw ValidationError("--catch-up-backlog must be at least 1") }
         if catchUpFlushMs < 1 { throw ValidationError("--catch-up-flush-ms must be at least 1") }
     }
@@ -65,6 +73,7 @@ struct RunCommand: ParsableCommand {
             topology: t, brokers: brokers ?? env["EDDY_BROKERS"].flatMap { $0.isEmpty ? nil : $0 },
             redisURL: redis ?? env["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
         if let maxKeys { config.maxKeysInMemory = max(maxKeys, 1) }
+        if let assign, let partitions = Self.partitions(assign) { config.assignment = .fixed(partitions: partitions) }
         config.catchUpBacklog = catchUpBacklog
         config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
         let monitor = http == nil ? nil : FeatureMonitor(topology: t)
@@ -86,5 +95,18 @@ struct RunCommand: ParsableCommand {
         logger.info("stopping: flushing and committing")
         worker.stop()
         metricsServer?.stop()
+    }
+
+    /// `all` (nil inside) or `0-7,12`; nil for anything else.
+    static func partitions(_ text: String) -> [Int32]?? {
+        if text == "all" { return .some(nil) }
+        var out: [Int32] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int32(bounds[0]), let high = Int32(bounds.last!),
+                  low >= 0, low <= high else { return nil }
+            out += Array(low...high)
+        }
+        return out.isEmpty ? nil : .some(Array(Set(out)).sorted())
     }
 }

@@ -53,6 +53,27 @@ import Testing
         try rig.expectExact()
     }
 
+    /// Fixed partitions (`--assign all`, no group membership): a worker
+    /// killed mid-run and restarted at once resumes from the committed
+    /// offsets, with no rebalance to wait for; the state stays exact.
+    @Test func fixedAssignmentKilledAndRestartedIsExact() throws {
+        let rig = try Rig(events: 100_000, users: 10_000, seed: 31)
+        let producer = rig.startProducing(rate: 8_000)
+        let group = "g-fixed"
+        let first = try rig.worker("fixed-1", group: group, extra: ["--assign", "all"])
+        #expect(try rig.waitForCommitted(group: group, atLeast: 30_000, timeout: 120), "\(first.log.suffix(3000))")
+        first.signal(SIGKILL)
+        _ = first.wait()
+        let second = try rig.worker("fixed-2", group: group, extra: ["--assign", "all"])
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(second.log.suffix(3000))")
+        second.signal(SIGTERM)
+        #expect(second.wait(seconds: 10) == 0, "\(second.log.suffix(3000))")
+        #expect(second.log.contains("fixed partitions without group management"), "\(second.log.suffix(3000))")
+        #expect(Rig.counter(second.log, "consumed") < 100_000, "the restart resumed from the committed offsets")
+        try rig.expectExact()
+    }
+
     @Test func restartWithManyKeysInRedisCountsNothingTwice() throws {
         let rig = try Rig(events: 60_000, users: 5_000, seed: 12)
         let producer = rig.startProducing(rate: 10_000)
