@@ -89,10 +89,10 @@ final class ShardStage {
     /// (Redis is the bottleneck), the shard keeps applying events and the
     /// dirty set grows, so the next flush coalesces more updates per key;
     /// and while catching up on a backlog they are spaced out
-    /// (`currentFlushInterval`).
+    /// (`updateFlushInterval`).
     func run(_ stop: StopToken) {
         while true {
-            let interval = currentFlushInterval
+            let interval = updateFlushInterval()
             let due = !dirty.isEmpty || !seen.isEmpty
             var untilFlush = due ? interval - (ContinuousClock.now - lastFlush) : interval
             // Catching up, look again soon: once caught up, flush at once.
@@ -117,12 +117,13 @@ final class ShardStage {
         }
     }
 
-    /// The topology's flush interval, or `WorkerConfig.catchUpFlushInterval`
+    /// Updates `catchingUp` from the ingest's backlog and returns the flush
+    /// interval to use: the topology's, or `WorkerConfig.catchUpFlushInterval`
     /// while the consumer is far behind: from a backlog of
     /// `WorkerConfig.catchUpBacklog` messages until it is down to 1% of
     /// that. (Leaving at the entry level would flush nearly every key once
     /// more just before the final flush writes them all again.)
-    var currentFlushInterval: Duration {
+    func updateFlushInterval() -> Duration {
         let backlog = counters.backlog.load(ordering: .relaxed)
         if !catchingUp, backlog >= config.catchUpBacklog {
             catchingUp = true

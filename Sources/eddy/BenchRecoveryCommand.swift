@@ -91,15 +91,13 @@ struct RecoveryBench: ParsableCommand {
 
     /// The clickstream topology with the group timeouts of this bench.
     func topologyText() throws -> String {
-        let text = EmbeddedTopologies.all["clickstream"]!
-        guard let range = text.range(of: "  format: json\n") else { throw CLIError("embedded clickstream topology changed") }
-        return text.replacingCharacters(in: range, with: """
+        try clickstreamTopologyText(replacing: [("  format: json\n", """
               format: json
               properties:
                 session.timeout.ms: "\(sessionTimeoutMs)"
                 heartbeat.interval.ms: "500"
             \(staticMembership ? "    group.instance.id: \"eddy-bench-worker-1\"\n" : "")
-            """)
+            """)])
     }
 
 }

@@ -37,14 +37,11 @@ struct SteadyPhase {
 
     /// The clickstream topology reading `topic`, writing under `steady:`.
     func topologyText() throws -> String {
-        var text = EmbeddedTopologies.all["clickstream"]!
-        for (old, new) in [("  topic: clickstream\n", "  topic: \(topic)\n"),
-                           ("  prefix: \"clickstream:\"\n", "  prefix: \"steady:\"\n"),
-                           ("  topic: clickstream.dlq\n", "  topic: \(topic).dlq\n")] {
-            guard let range = text.range(of: old) else { throw CLIError("embedded clickstream topology changed") }
-            text.replaceSubrange(range, with: new)
-        }
-        return text
+        try clickstreamTopologyText(replacing: [
+            ("  topic: clickstream\n", "  topic: \(topic)\n"),
+            ("  prefix: \"clickstream:\"\n", "  prefix: \"steady:\"\n"),
+            ("  topic: clickstream.dlq\n", "  topic: \(topic).dlq\n"),
+        ])
     }
 
     func run() throws -> Result {
@@ -54,7 +51,7 @@ struct SteadyPhase {
         let path = dir + "/steady.yaml"
         try topologyText().write(toFile: path, atomically: true, encoding: .utf8)
         let topology = try loadTopology(path)
-        let port = try freePort()
+        guard let port = FreePort.find() else { throw CLIError("steady phase: no free port for the worker's /metrics") }
         let child = try WorkerProcess(arguments: [
             "run", path, "--brokers", brokers, "--redis", redisURL,
             "--group", "bench-steady-\(UInt32.random(in: 0...UInt32.max))", "--stats-interval", "1",
@@ -161,32 +158,6 @@ struct PrometheusHistogram {
         }
         return nil
     }
-}
-
-/// Resident memory of process `pid` (VmRSS), bytes; 0 when unknown.
-func residentBytes(pid: Int32) -> Int {
-    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-    else { return 0 }
-    return kb * 1024
-}
-
-/// A port free on 127.0.0.1 now.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw CLIError("socket: \(errno)") }
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw CLIError("bind: \(errno)") }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }
 
 /// A plain HTTP GET on loopback (one request per connection); the body. Retries while the server starts.

@@ -54,7 +54,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if let http, EddyHTTPServer.parseListen(http) == nil { throw ValidationError("--http '\(http)' is not HOST:PORT") }
-        if let assign, Self.partitions(assign) == nil {
+        if let assign, Self.assignment(assign) == nil {
             throw ValidationError("--assign '\(assign)' is not 'all' or a list of partitions like 0-7,12")
         }
         if catchUpBacklog < 1 { throw ValidationError("--catch-up-backlog must be at least 1") }
@@ -73,7 +73,7 @@ struct RunCommand: ParsableCommand {
             topology: t, brokers: brokers ?? env["EDDY_BROKERS"].flatMap { $0.isEmpty ? nil : $0 },
             redisURL: redis ?? env["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
         if let maxKeys { config.maxKeysInMemory = max(maxKeys, 1) }
-        if let assign, let partitions = Self.partitions(assign) { config.assignment = .fixed(partitions: partitions) }
+        if let assign, let assignment = Self.assignment(assign) { config.assignment = assignment }
         config.catchUpBacklog = catchUpBacklog
         config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
         let monitor = http == nil ? nil : FeatureMonitor(topology: t)
@@ -97,16 +97,16 @@ struct RunCommand: ParsableCommand {
         metricsServer?.stop()
     }
 
-    /// `all` (nil inside) or `0-7,12`; nil for anything else.
-    static func partitions(_ text: String) -> [Int32]?? {
-        if text == "all" { return .some(nil) }
-        var out: [Int32] = []
+    /// `--assign`: `all` or a list like `0-7,12`; nil for anything else.
+    static func assignment(_ text: String) -> PartitionAssignment? {
+        if text == "all" { return .fixed(partitions: nil) }
+        var out: Set<Int32> = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
             guard (1...2).contains(bounds.count), let low = Int32(bounds[0]), let high = Int32(bounds.last!),
                   low >= 0, low <= high else { return nil }
-            out += Array(low...high)
+            out.formUnion(low...high)
         }
-        return out.isEmpty ? nil : .some(Array(Set(out)).sorted())
+        return .fixed(partitions: out.sorted())
     }
 }

@@ -39,12 +39,26 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// Resident set size of this process in bytes.
-func residentBytes() -> Int {
-    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+/// Resident set size in bytes of process `pid` (nil: this process); 0 when unknown.
+func residentBytes(pid: Int32? = nil) -> Int {
+    let path = "/proc/\(pid.map(String.init) ?? "self")/statm"
+    guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
     let parts = s.split(separator: " ")
     guard parts.count > 1, let pages = Int(parts[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// The embedded clickstream topology with each `(old, new)` text replaced
+/// once (benchmarks that need other topics, prefixes or properties).
+func clickstreamTopologyText(replacing edits: [(old: String, new: String)]) throws -> String {
+    var text = EmbeddedTopologies.all["clickstream"]!
+    for edit in edits {
+        guard let range = text.range(of: edit.old) else {
+            throw CLIError("the embedded clickstream topology no longer holds \(edit.old.debugDescription)")
+        }
+        text.replaceSubrange(range, with: edit.new)
+    }
+    return text
 }
 
 /// CPU time of the calling thread, in seconds: a rate per CPU-second is

@@ -99,40 +99,36 @@ public final class RedisClusterProcess: Sendable {
     /// master through the bus (`ERR Unknown node` until then).
     private static func makeReplica(_ replica: RedisServerProcess, of masterID: String,
                                     deadline: ContinuousClock.Instant, timeout: Duration) throws {
-        var last = ""
-        while true {
-            do {
-                let c = try RedisConnection(url: replica.url)
-                defer { c.close() }
-                let reply = try c.command("CLUSTER", "REPLICATE", masterID)
-                guard let message = reply.errorMessage else { return }
-                last = message
-            } catch {
-                last = "\(error)"
-            }
-            guard ContinuousClock.now < deadline else {
-                throw RedisError.server(message: "CLUSTER REPLICATE on \(replica.port) failed within \(timeout): \(last)")
-            }
-            RetryPolicy.sleep(.milliseconds(50))
+        try poll(replica, until: deadline, failure: "CLUSTER REPLICATE on \(replica.port) failed within \(timeout)") { c in
+            try c.command("CLUSTER", "REPLICATE", masterID).errorMessage
         }
     }
 
     /// Waits until `replica` reports `master_link_status:up` (initial sync done).
     private static func waitForMasterLink(_ replica: RedisServerProcess,
                                           deadline: ContinuousClock.Instant, timeout: Duration) throws {
+        try poll(replica, until: deadline, failure: "replica \(replica.port) not linked within \(timeout)") { c in
+            let info = try c.command("INFO", "replication").checked().string ?? ""
+            return info.contains("role:slave") && info.contains("master_link_status:up") ? nil : info
+        }
+    }
+
+    /// Runs `attempt` on a new connection to `server` every 50 ms until it
+    /// returns nil (done); past `deadline`, throws `failure` with the last
+    /// reason it returned (or error it threw).
+    private static func poll(_ server: RedisServerProcess, until deadline: ContinuousClock.Instant, failure: String,
+                             _ attempt: (RedisConnection) throws -> String?) throws {
         var last = ""
         while true {
             do {
-                let c = try RedisConnection(url: replica.url)
+                let c = try RedisConnection(url: server.url)
                 defer { c.close() }
-                last = try c.command("INFO", "replication").checked().string ?? ""
-                if last.contains("role:slave") && last.contains("master_link_status:up") { return }
+                guard let reason = try attempt(c) else { return }
+                last = reason
             } catch {
                 last = "\(error)"
             }
-            guard ContinuousClock.now < deadline else {
-                throw RedisError.server(message: "replica \(replica.port) not linked within \(timeout): \(last)")
-            }
+            guard ContinuousClock.now < deadline else { throw RedisError.server(message: "\(failure): \(last)") }
             RetryPolicy.sleep(.milliseconds(50))
         }
     }
@@ -325,3 +321,4 @@ public final class RedisClusterProcess: Sendable {
         try c.command(repeat each arguments).checked()
     }
 }
+
