@@ -203,32 +203,35 @@ public final class RedisClusterProcess: Sendable {
         precondition(replicas.indices.contains(index), "master \(index) has no replica")
         switch mode {
         case .graceful:
-            let c = try RedisConnection(url: replicas[index].url)
-            defer { c.close() }
-            try c.command("CLUSTER", "FAILOVER").checked()
+            try requestManualFailover(ofReplica: index)
         case .kill:
             servers[index].stop(.kill)
         }
-        if waitForPromotion { try self.waitForPromotion(ofReplica: index, timeout: timeout) }
+        if waitForPromotion { try self.waitForPromotion(ofReplica: index, timeout: timeout, graceful: mode == .graceful) }
+    }
+
+    /// `CLUSTER FAILOVER` on `replicas[index]`.
+    private func requestManualFailover(ofReplica index: Int) throws {
+        let c = try RedisConnection(url: replicas[index].url)
+        defer { c.close() }
+        try c.command("CLUSTER", "FAILOVER").checked()
     }
 
     /// Waits until `replicas[index]` reports `role:master` and the cluster is stable.
-    public func waitForPromotion(ofReplica index: Int, timeout: Duration = .seconds(20)) throws {
+    /// `graceful`: a manual failover Redis gave up on (it allows 5 s for the master to
+    /// hand over, which a loaded machine can miss) is requested again every 6 s.
+    public func waitForPromotion(ofReplica index: Int, timeout: Duration = .seconds(20), graceful: Bool = false) throws {
         let deadline = ContinuousClock.now + timeout
-        var last = ""
-        while true {
-            do {
-                let c = try RedisConnection(url: replicas[index].url)
-                defer { c.close() }
-                last = try c.command("INFO", "replication").checked().string ?? ""
-                if last.contains("role:master") { break }
-            } catch {
-                last = "\(error)"
+        var requestedAt = ContinuousClock.now
+        try Self.poll(replicas[index], until: deadline,
+                      failure: "replica \(replicas[index].port) not promoted within \(timeout)") { c in
+            let info = try c.command("INFO", "replication").checked().string ?? ""
+            if info.contains("role:master") { return nil }
+            if graceful, ContinuousClock.now - requestedAt >= .seconds(6) {
+                requestedAt = ContinuousClock.now
+                try? requestManualFailover(ofReplica: index)
             }
-            guard ContinuousClock.now < deadline else {
-                throw RedisError.server(message: "replica \(replicas[index].port) not promoted within \(timeout): \(last)")
-            }
-            RetryPolicy.sleep(.milliseconds(50))
+            return info
         }
         try waitUntilStable(timeout: max(deadline - ContinuousClock.now, .milliseconds(1)))
     }
