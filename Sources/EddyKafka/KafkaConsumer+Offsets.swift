@@ -12,7 +12,10 @@ extension KafkaConsumer {
     ///
     /// A synchronous commit that the coordinator rejects with
     /// `REBALANCE_IN_PROGRESS` (e.g. from `onRevoke` while other members are
-    /// still syncing) is retried for up to ``commitRebalanceRetryMs``.
+    /// still syncing) is retried for up to ``commitRebalanceRetryMs``. A
+    /// synchronous commit gives up after ``commitTimeoutMs`` (librdkafka's
+    /// own synchronous commit waits forever for a coordinator that is gone,
+    /// which would hang a shutdown).
     ///
     /// - Parameters:
     ///   - offsets: positions to commit (must be >= 0).
@@ -33,14 +36,38 @@ extension KafkaConsumer {
             try KafkaError.check(err, "async commit of \(offsets.count) offset(s) failed")
         } else {
             let deadline = ContinuousClock.now.advanced(by: .milliseconds(commitRebalanceRetryMs))
-            var err = rd_kafka_commit(handle.pointer, list.pointer, 0)
+            var (err, partitionError) = commitWaiting(list, timeoutMs: Self.commitTimeoutMs)
             while err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS && ContinuousClock.now < deadline {
                 sleepMilliseconds(50)
-                err = rd_kafka_commit(handle.pointer, list.pointer, 0)
+                (err, partitionError) = commitWaiting(list, timeoutMs: Self.commitTimeoutMs)
             }
             try KafkaError.check(err, "commit of \(offsets.count) offset(s) failed")
-            if let error = list.firstError("commit failed for") { throw error }
+            if let partitionError { throw partitionError }
         }
+    }
+
+    /// How long a synchronous commit waits for the coordinator's answer.
+    public static let commitTimeoutMs: Int32 = 10_000
+
+    /// A synchronous commit that waits at most `timeoutMs`: the commit's
+    /// result comes back on a queue of its own. Returns the error and the
+    /// first per-partition error.
+    private func commitWaiting(_ list: borrowing NativePartitionList, timeoutMs: Int32)
+        -> (rd_kafka_resp_err_t, KafkaError?) {
+        guard let q = rd_kafka_queue_new(handle.pointer) else { return (RD_KAFKA_RESP_ERR__FAIL, nil) }
+        defer { rd_kafka_queue_destroy(q) }
+        let err = rd_kafka_commit_queue(handle.pointer, list.pointer, q, nil, nil)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { return (err, nil) }
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(timeoutMs)))
+        while ContinuousClock.now < deadline {
+            let left = Int32(max(1, (deadline - ContinuousClock.now) / .milliseconds(1)))
+            guard let event = rd_kafka_queue_poll(q, left) else { continue }
+            defer { rd_kafka_event_destroy(event) }
+            guard rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT else { continue }
+            let partitionError = NativePartitionList.firstError(rd_kafka_event_topic_partition_list(event), "commit failed for")
+            return (rd_kafka_event_error(event), partitionError)
+        }
+        return (RD_KAFKA_RESP_ERR__TIMED_OUT, nil)
     }
 
     /// The group's committed offsets for `partitions`;

@@ -151,7 +151,7 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
 
     /// Latency bounds (seconds) for the worker's histograms.
     static let secondsBounds: [Double] = [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+        0.0005, 0.001, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
     ]
     /// Entities-per-flush bounds.
     static let sizeBounds: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
@@ -159,7 +159,7 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
     public func emit(into buffer: inout [UInt8]) {
         let c = source.counters
         PrometheusText.help(&buffer, "eddy_worker_flush_duration_seconds",
-                            "Time to write one flush to Redis, including retries and the offset commit.", type: "histogram")
+                            "Time to write one flush to Redis, including retries.", type: "histogram")
         Self.export(c.flushLatency, &buffer, name: "eddy_worker_flush_duration_seconds", scale: 1e-6, bounds: Self.secondsBounds)
         PrometheusText.help(&buffer, "eddy_worker_batch_duration_seconds",
                             "Time the shard spent applying one message batch (state loads included).", type: "histogram")
@@ -172,6 +172,14 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
         PrometheusText.help(&buffer, "eddy_worker_kafka_freshness_seconds",
                             "Kafka message timestamp to Redis write acknowledged, per event.", type: "histogram")
         Self.export(c.freshness, &buffer, name: "eddy_worker_kafka_freshness_seconds", scale: 1e-6, bounds: Self.secondsBounds)
+        PrometheusText.help(&buffer, "eddy_worker_kafka_consume_delay_seconds",
+                            "Kafka message timestamp to handed to the shard, per event: the part of the Kafka freshness spent before the worker's pipeline (producer batching, broker, fetch).",
+                            type: "histogram")
+        Self.export(c.consumeDelay, &buffer, name: "eddy_worker_kafka_consume_delay_seconds", scale: 1e-6, bounds: Self.secondsBounds)
+        PrometheusText.help(&buffer, "eddy_worker_pipeline_latency_seconds",
+                            "Handed to the worker's shard to Redis write acknowledged, per event: the worker's own part of the Kafka freshness.",
+                            type: "histogram")
+        Self.export(c.pipelineLatency, &buffer, name: "eddy_worker_pipeline_latency_seconds", scale: 1e-6, bounds: Self.secondsBounds)
         PrometheusText.help(&buffer, "eddy_worker_event_time_freshness_seconds",
                             "Event time of a written entity's newest event (key time K) to Redis write acknowledged, per written entity.",
                             type: "histogram")

@@ -35,6 +35,9 @@ final class DeadLetterSink: Sendable {
         }
     }
 
+    /// Whether some dead letter sent so far is not yet delivered (or failed).
+    var hasUndelivered: Bool { (producer?.inFlightCount ?? 0) > 0 }
+
     /// Waits until every dead letter sent so far is delivered (or failed),
     /// so that committing offsets never skips an undelivered one.
     func awaitDelivery(timeoutMs: Int32) -> Bool {

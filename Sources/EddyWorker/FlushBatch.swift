@@ -5,6 +5,9 @@ final class FlushBatch {
         var keyStart: Int
         var keyLength: Int
         var offset: Int64
+        /// The fence's partition name, `topic:partition`, in `bytes`.
+        var partitionStart: Int
+        var partitionLength: Int
         /// Whether this write re-arms the key's expiry (`TTLPolicy`).
         var rearmTTL: Bool
         /// Hash field/value pairs (ranges in `bytes`), after the fence args.
@@ -13,8 +16,6 @@ final class FlushBatch {
     }
 
     var entities: [Entity] = []
-    /// Per entity: the fence's partition name, `topic:partition`.
-    var partitionNames: [String] = []
     /// (start, length) ranges of field names and values in `bytes`.
     var fieldRanges: [(Int, Int)] = []
     var bytes: [UInt8] = []
@@ -22,6 +23,9 @@ final class FlushBatch {
     var commits: [(PartitionID, Int64)] = []
     /// Kafka timestamps of the events this flush makes durable (freshness).
     var eventTimestamps: [Int64] = []
+    /// When the batches of those events were handed to the shard, and how
+    /// many events of each (pipeline latency).
+    var handOvers: [(at: ContinuousClock.Instant, events: Int)] = []
     var barrierID = 0
     /// Partitions a barrier revokes: the writer stops re-committing them.
     var revoked: [PartitionID] = []
@@ -45,16 +49,15 @@ final class FlushBatch {
             bytes.reserveCapacity(1 << 20)
             entities = []
             entities.reserveCapacity(4096)
-            partitionNames = []
             fieldRanges = []
             eventTimestamps = []
         }
         entities.removeAll(keepingCapacity: true)
-        partitionNames.removeAll(keepingCapacity: true)
         fieldRanges.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
         commits.removeAll(keepingCapacity: true)
         eventTimestamps.removeAll(keepingCapacity: true)
+        handOvers.removeAll(keepingCapacity: true)
         barrierID = 0
         revoked.removeAll(keepingCapacity: true)
         seq = 0

@@ -99,10 +99,23 @@ final class IngestStage {
     /// Hands the current batch to the shard if it holds anything.
     func pushCurrent() {
         guard let index = current, batches[index].count > 0 || batches[index].control != .none else { return }
+        recordConsumeDelay(batches[index])
+        batches[index].handedOverAt = .now
         let ok = output.tryPush(index)
         precondition(ok, "the shard ring holds every batch of the pool")
         current = nil
     }
+
+    /// Kafka timestamp -> now for each message of `batch` (one clock read
+    /// and one atomic add per bucket used per batch).
+    func recordConsumeDelay(_ batch: MessageBatch) {
+        guard batch.count > 0 else { return }
+        let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
+        counters.consumeDelay.record(
+            micros: (0..<batch.count).lazy.map { batch.records[$0].timestampMs }.filter { $0 > 0 }.map { Int(wallMs - $0) * 1000 },
+            scratch: &histogramScratch)
+    }
+    var histogramScratch: [Int] = []
 
     /// librdkafka 2.0 fetching from a wrong offset (see `KafkaConsumer.poll`):
     /// counted and logged; the consumer already repaired it.

@@ -37,6 +37,8 @@ final class MessageBatch {
     let recordCapacity: Int
     private(set) var count = 0
     var control = BatchControl.none
+    /// When ingest handed the batch to the shard (pipeline latency).
+    var handedOverAt = ContinuousClock.now
 
     init(recordCapacity: Int, byteCapacity: Int) {
         self.recordCapacity = recordCapacity

@@ -52,6 +52,9 @@ final class ShardStage {
     /// Last offset seen per partition since the last flush, and in total.
     var seen: [PartitionID: Int64] = [:]
     var pendingTimestamps: [Int64] = []
+    var pendingHandOvers: [(at: ContinuousClock.Instant, events: Int)] = []
+    /// `topic:partition` per partition, the fence argument of each write.
+    var partitionNameBytes: [PartitionID: [UInt8]] = [:]
     var lastFlush = ContinuousClock.now
     let flushInterval: Duration
     /// Renders the stored hash fields of dirty keys (shared with backfills).
@@ -85,11 +88,13 @@ final class ShardStage {
 
     /// The stage loop: until stopped and drained.
     ///
-    /// Flushes are adaptive: when every flush batch is with the writer
-    /// (Redis is the bottleneck), the shard keeps applying events and the
-    /// dirty set grows, so the next flush coalesces more updates per key;
-    /// and while catching up on a backlog they are spaced out
-    /// (`updateFlushInterval`).
+    /// Flushes are adaptive (group commit): when the writer is idle and no
+    /// more events are waiting, dirty keys go out at once; while it is
+    /// busy they wait for it, at most the flush interval, so the busier
+    /// Redis is, the more updates per key each flush coalesces. When every
+    /// flush batch is with the writer the shard keeps applying events and
+    /// the dirty set grows. While catching up on a backlog flushes are
+    /// spaced out (`updateFlushInterval`).
     func run(_ stop: StopToken) {
         while true {
             let interval = updateFlushInterval()
@@ -97,6 +102,8 @@ final class ShardStage {
             var untilFlush = due ? interval - (ContinuousClock.now - lastFlush) : interval
             // Catching up, look again soon: once caught up, flush at once.
             if catchingUp { untilFlush = min(untilFlush, .milliseconds(20)) }
+            // Dirty keys and a busy writer: look again soon, it may be done.
+            if due, config.flushWhenIdle, !catchingUp { untilFlush = min(untilFlush, .milliseconds(1)) }
             if let index = input.popBlocking(timeout: max(untilFlush, .microseconds(200))) {
                 let batch = batches[index]
                 process(batch)
@@ -104,7 +111,8 @@ final class ShardStage {
                 _ = freeBatches.pushBlocking(index, timeout: nil)
             }
             if !dirty.isEmpty || !seen.isEmpty {
-                if dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= interval {
+                let writerIdle = config.flushWhenIdle && !catchingUp && input.isEmpty && freeFlushes.count == flushes.count
+                if writerIdle || dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= interval {
                     if let free = freeFlushes.tryPop() { flush(into: free, barrier: 0) }
                 }
             } else {
@@ -194,6 +202,7 @@ final class ShardStage {
                 }
             }
         }
+        if applied > 0 { pendingHandOvers.append((batch.handedOverAt, applied)) }
         counters.consumed.wrappingIncrement(by: batch.count, ordering: .relaxed)
         counters.batches.wrappingIncrement(ordering: .relaxed)
         counters.applied.wrappingIncrement(by: applied, ordering: .relaxed)
@@ -367,6 +376,15 @@ final class ShardStage {
         "\(config.topology.source.topics[Int(pid.topicIndex)]):\(pid.partition)"
     }
 
+    /// `partitionName` as bytes, made once per partition.
+    @inline(__always)
+    func partitionNameBytes(_ pid: PartitionID) -> [UInt8] {
+        if let name = partitionNameBytes[pid] { return name }
+        let name = Array(partitionName(pid).utf8)
+        partitionNameBytes[pid] = name
+        return name
+    }
+
     func connection() throws -> RedisClient {
         if let redis { return redis }
         let c = try RedisClient(redisURL)
@@ -403,20 +421,22 @@ final class ShardStage {
                 fb.fieldRanges.append(fb.store(value))
             }
             let pid = appliedPartition[Int(slot)]
+            let partitionRange = fb.store(partitionNameBytes(pid))
             let armedAt = ttlArmedAt[Int(slot)]
             let rearm = ttl.shouldRearm(lastMs: armedAt < 0 ? nil : armedAt, nowMs: nowMs)
             if rearm { ttlArmedAt[Int(slot)] = nowMs }
             fb.entities.append(FlushBatch.Entity(
                 keyStart: keyRange.0, keyLength: prefix.count + store.keyBytes(slot).count,
-                offset: appliedOffset[Int(slot)], rearmTTL: rearm, fieldsStart: fieldsStart,
-                fieldCount: fb.fieldRanges.count - fieldsStart))
-            fb.partitionNames.append(partitionName(pid))
+                offset: appliedOffset[Int(slot)], partitionStart: partitionRange.0, partitionLength: partitionRange.1,
+                rearmTTL: rearm, fieldsStart: fieldsStart, fieldCount: fb.fieldRanges.count - fieldsStart))
         }
         dirty.removeAll(keepingCapacity: true)
         for (pid, offset) in seen { fb.commits.append((pid, offset + 1)) }
         seen.removeAll(keepingCapacity: true)
         swap(&fb.eventTimestamps, &pendingTimestamps)
         pendingTimestamps.removeAll(keepingCapacity: true)
+        swap(&fb.handOvers, &pendingHandOvers)
+        pendingHandOvers.removeAll(keepingCapacity: true)
         lastFlush = ContinuousClock.now
         _ = flushOut.pushBlocking(index, timeout: nil)
         evictIdle()

@@ -104,6 +104,7 @@ public final class StreamWorker: @unchecked Sendable {
             committer: OffsetCommitter(consumer: consumer, counters: counters, logger: logger),
             deadLetters: deadLetters, barrierDone: barrierDone, writtenFlush: writtenFlush)
         writerStage.fenced = config.fencedWrites
+        writerStage.commitInterval = config.commitInterval
         writerStage.observer = config.writtenStateObserver
 
         logger.info("consuming \(t.source.topics.joined(separator: ", ")) from \(config.brokers) as group \(t.source.group); writing \(t.features.count) features of topology \(t.name) to \(redisURL) under prefix \"\(t.sink.keyPrefix)\"; dead letters to \(t.deadLetter.enabled ? t.deadLetter.topic : "nowhere (disabled)")")

@@ -14,9 +14,19 @@ public struct WorkerConfig: Sendable {
     public var batchesInFlight = 8
     /// Flushes in flight between the shard and the Redis writer.
     public var flushesInFlight = 2
+    /// The least time between two offset commits (barriers and shutdown
+    /// commit at once). Commits follow the writes they cover; a restart
+    /// re-reads at most this much more, and the fences skip it.
+    public var commitInterval: Duration = .milliseconds(100)
     /// How the worker gets its partitions: as a consumer-group member
     /// (the default), or a fixed set read without group management.
     public var assignment: PartitionAssignment = .group
+    /// Group commit: when the Redis writer is idle and no events are
+    /// waiting, flush dirty keys at once instead of at the end of the
+    /// topology's `flush_interval` (which still bounds the wait while the
+    /// writer is busy). Fresher features at a modest rate; under load the
+    /// writer is never idle and flushes coalesce as before.
+    public var flushWhenIdle = true
     /// Flush early when this many keys are dirty.
     public var maxDirtyKeys = 500_000
     /// Catching up: once the assigned partitions are this many messages

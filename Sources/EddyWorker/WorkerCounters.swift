@@ -35,6 +35,13 @@ public final class WorkerCounters: Sendable {
     public let invalidByReason: [ManagedAtomic<Int>] = RejectReason.allCases.map { _ in ManagedAtomic(0) }
     /// Kafka timestamp -> Redis write acknowledged, per event.
     public let freshness = LatencyHistogram()
+    /// Kafka timestamp -> handed to the shard, per event: the part of
+    /// `freshness` spent before Eddy's pipeline (producer batching, the
+    /// broker, fetching), to tell a slow upstream from a slow worker.
+    public let consumeDelay = LatencyHistogram()
+    /// Handed to the shard -> Redis write acknowledged, per event: the
+    /// worker's own part of `freshness` (the shard's flush wait and the write).
+    public let pipelineLatency = LatencyHistogram()
     /// Loading missing keys from Redis, per batch that needed it.
     public let loadLatency = LatencyHistogram()
     /// Time the shard spent applying a batch (loads included), per batch.

@@ -30,7 +30,7 @@ extension WriterStage {
     static func addEntity(_ i: Int, of fb: FlushBatch, bytes: UnsafeRawBufferPointer, to call: inout RedisScriptCall) {
         let e = fb.entities[i]
         call.keys.add(UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)]))
-        call.arguments.add(fb.partitionNames[i])
+        call.arguments.add(UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
         call.arguments.add(e.offset)
         call.arguments.add(e.rearmTTL ? rearm : keep)
         call.arguments.add(e.fieldCount / 2)

@@ -39,6 +39,13 @@ final class WriterStage {
     var lastRecommit = ContinuousClock.now
     /// Reused bucket counts for batched histogram updates.
     var histogramScratch: [Int] = []
+    /// Offsets written to Redis but not yet committed (`commitPending`),
+    /// since when, and when the last commit went out.
+    var pendingCommits: [PartitionID: Int64] = [:]
+    var pendingSince = ContinuousClock.now
+    var lastCommit = ContinuousClock.now
+    /// `WorkerConfig.commitInterval`.
+    var commitInterval: Duration = .milliseconds(100)
 
     init(flushes: Pool<FlushBatch>, input: SPSCRing<Int>, free: SPSCRing<Int>, counters: WorkerCounters,
          logger: Logger, redisURL: RedisTarget, ttlMs: Int64, topics: [String], committer: OffsetCommitter,
@@ -65,8 +72,10 @@ final class WriterStage {
                 fb.reset()
                 _ = free.pushBlocking(index, timeout: nil)
             } else if stop.isStopRequested {
+                commitPending(force: true)
                 return
             } else {
+                commitPending(force: false)
                 recommitAfterErrors()
             }
         }
@@ -76,24 +85,45 @@ final class WriterStage {
         let started = ContinuousClock.now
         if !fb.entities.isEmpty { writeEntities(fb) }
         writtenFlush.store(fb.seq)
-        // Dead letters of events this flush covers must be delivered too.
-        while !deadLetters.awaitDelivery(timeoutMs: 1000) {
-            logger.warning("dead-letter delivery is slow; holding the offset commit")
-        }
-        if !fb.commits.isEmpty {
-            let offsets = fb.commits.map { TopicPartitionOffset(topic: topics[Int($0.0.topicIndex)], partition: $0.0.partition, offset: $0.1) }
-            committer.commit(offsets, synchronous: fb.barrierID != 0)
-            for (pid, offset) in fb.commits { latest[pid] = offset }
-        }
-        for pid in fb.revoked { latest[pid] = nil }
+        // Freshness ends at Redis's acknowledgement; the commit is bookkeeping.
         let now = ContinuousClock.now
         let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
         counters.flushLatency.record(micros: Int((now - started) / .microseconds(1)))
         counters.freshness.record(micros: fb.eventTimestamps.lazy.filter { $0 > 0 }.map { Int(wallMs - $0) * 1000 },
                                   scratch: &histogramScratch)
+        for h in fb.handOvers { counters.pipelineLatency.record(micros: Int((now - h.at) / .microseconds(1)), count: h.events) }
         if !fb.entities.isEmpty { observeWritten(fb, wallMs: wallMs) }
+        // Offsets only grow from flush to flush: the newest per partition wins.
+        if pendingCommits.isEmpty && !fb.commits.isEmpty { pendingSince = now }
+        for (pid, offset) in fb.commits { pendingCommits[pid] = offset }
+        commitPending(force: fb.barrierID != 0)
+        for pid in fb.revoked { latest[pid] = nil }
         counters.flushes.wrappingIncrement(ordering: .relaxed)
         if fb.barrierID != 0 { barrierDone.signal(fb.barrierID) }
+    }
+
+    /// Commits the offsets of everything written so far, at most every
+    /// `commitInterval` (each commit is a write to Kafka's offsets topic;
+    /// the fences make the events a restart re-reads harmless), and only
+    /// once the dead letters of the events they cover are delivered. While
+    /// dead letters are in flight the commit waits, without holding up the
+    /// next writes, for up to a second; then the writer waits for them.
+    /// `force` (barriers, shutdown): now, synchronously.
+    func commitPending(force: Bool) {
+        guard !pendingCommits.isEmpty else { return }
+        if !force {
+            let now = ContinuousClock.now
+            guard now - lastCommit >= commitInterval else { return }
+            if deadLetters.hasUndelivered && now - pendingSince < .seconds(1) { return }
+        }
+        while !deadLetters.awaitDelivery(timeoutMs: 1000) {
+            logger.warning("dead-letter delivery is slow; holding the offset commit")
+        }
+        let offsets = pendingCommits.map { TopicPartitionOffset(topic: topics[Int($0.key.topicIndex)], partition: $0.key.partition, offset: $0.value) }
+        committer.commit(offsets, synchronous: force)
+        for (pid, offset) in pendingCommits { latest[pid] = offset }
+        pendingCommits.removeAll(keepingCapacity: true)
+        lastCommit = ContinuousClock.now
     }
 
     /// An async commit that fails is reported only later, to the ingest
@@ -213,7 +243,8 @@ final class WriterStage {
                 try redis.append(building: { b in
                     b.add("HSET")
                     b.add(key)
-                    b.addJoined(EntityLayout.offsetFieldPrefix, fb.partitionNames[i])
+                    b.addJoined(EntityLayout.offsetFieldPrefix,
+                                UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
                     b.add(e.offset)
                     for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
                         let (start, length) = fb.fieldRanges[f]

@@ -31,6 +31,9 @@ struct SteadyPhase {
         /// Kafka timestamp -> Redis ack of the phase's events, from the
         /// child's histogram (bucket upper bounds, seconds).
         var freshness: PrometheusHistogram
+        /// Kafka timestamp -> handed to the worker's shard: the part of
+        /// `freshness` before the worker's pipeline.
+        var consumeDelay: PrometheusHistogram
         /// VmRSS samples of the measured seconds, the first fifth left out.
         var rss: [Int]
     }
@@ -65,6 +68,7 @@ struct SteadyPhase {
         while child.assignedAt == nil, child.isRunning, monotonicSeconds() < deadline { usleep(50_000) }
         guard child.isRunning, child.assignedAt != nil else { throw CLIError("steady phase: the worker got no partitions") }
         var before: PrometheusHistogram?
+        var delayBefore: PrometheusHistogram?
 
         let producer = try KafkaProducer(config: ["bootstrap.servers": brokers, "compression.type": "lz4", "linger.ms": lingerMs])
         var gen = ClickstreamGenerator(seed: 77, users: users)
@@ -77,7 +81,9 @@ struct SteadyPhase {
         // Warm-up: the first seconds at the rate are not measured.
         while monotonicSeconds() - start < Double(seconds + warmUpSeconds) {
             if before == nil, monotonicSeconds() - start >= Double(warmUpSeconds) {
-                before = try PrometheusHistogram(scrape(port: port), name: "eddy_worker_kafka_freshness_seconds")
+                let text = try scrape(port: port)
+                before = try PrometheusHistogram(text, name: "eddy_worker_kafka_freshness_seconds")
+                delayBefore = try PrometheusHistogram(text, name: "eddy_worker_kafka_consume_delay_seconds")
                 nextSample = monotonicSeconds()
             }
             let due = Int((monotonicSeconds() - start) * Double(rate))
@@ -100,10 +106,13 @@ struct SteadyPhase {
         _ = try? producer.flush(timeoutMs: 10_000)
         sleep(1)
         printError("steady phase: produced \(sent) events in \(warmUpSeconds) + \(seconds) s; the worker consumed \(child.consumed) of them")
-        let after = try PrometheusHistogram(scrape(port: port), name: "eddy_worker_kafka_freshness_seconds")
+        let text = try scrape(port: port)
+        let after = try PrometheusHistogram(text, name: "eddy_worker_kafka_freshness_seconds")
+        let delayAfter = try PrometheusHistogram(text, name: "eddy_worker_kafka_consume_delay_seconds")
         // State keeps growing for a while (last_n lists fill, window tiles
         // open): memory flatness is judged after the first fifth.
-        return Result(freshness: after.subtracting(before!), rss: Array(rss.dropFirst(rss.count / 5)))
+        return Result(freshness: after.subtracting(before!), consumeDelay: delayAfter.subtracting(delayBefore!),
+                      rss: Array(rss.dropFirst(rss.count / 5)))
     }
 
     func scrape(port: Int) throws -> String {

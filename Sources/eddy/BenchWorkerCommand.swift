@@ -121,6 +121,8 @@ struct WorkerBench: ParsableCommand {
         let p50 = f.quantile(0.5).map { $0 * 1000 } ?? -1
         let p99 = f.quantile(0.99).map { $0 * 1000 } ?? -1
         let within10 = f.share(atMost: 0.01)
+        let d50 = steady.consumeDelay.quantile(0.5).map { $0 * 1000 } ?? -1
+        let d99 = steady.consumeDelay.quantile(0.99).map { $0 * 1000 } ?? -1
         let observed = Int(f.total)
         let rssMin = steady.rss.min() ?? 0, rssMax = steady.rss.max() ?? 0
         let growth = rssMin > 0 ? Double(rssMax - rssMin) / Double(rssMin) : 0
@@ -128,7 +130,7 @@ struct WorkerBench: ParsableCommand {
             print("""
                 {"bench":"worker","events":\(events),"raw_consume_per_s":\(Int(rawRate)),"worker_per_s":\(Int(workerRate)),\
                 "ratio":\(String(format: "%.3f", workerRate / rawRate)),"entities_written":\(written),\
-                "steady_rate":\(rate),"steady_seconds":\(steadySeconds),"freshness_p50_ms":\(p50),"freshness_p99_ms":\(p99),\
+                "steady_rate":\(rate),"steady_seconds":\(steadySeconds),"freshness_p50_ms":\(p50),"freshness_p99_ms":\(p99),"consume_delay_p50_ms":\(d50),"consume_delay_p99_ms":\(d99),\
                 "freshness_events":\(observed),"freshness_within_10ms":\(String(format: "%.3f", within10)),"rss_min":\(rssMin),"rss_max":\(rssMax),"rss_growth":\(String(format: "%.3f", growth))\
                 \(fenceComparison.map { ",\"unfenced_per_s\":\(Int($0.unfenced)),\"fenced_again_per_s\":\(Int($0.fenced)),\"fence_ratio\":\(String(format: "%.3f", $0.fenced / $0.unfenced))" } ?? "")\(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
                 """)
@@ -137,6 +139,7 @@ struct WorkerBench: ParsableCommand {
             print("  baseline: bare consume loop \(Int(rawRate)) events/s")
             print("  eddy worker end to end       \(Int(workerRate)) events/s = \(String(format: "%.0f%%", 100 * workerRate / rawRate)) of the baseline (target >= 50% and >= 500k/s); \(written) entity writes")
             print("  freshness at \(rate) events/s for \(steadySeconds) s, worker in its own process (Kafka timestamp -> Redis ack, \(observed) events): p50 \(String(format: "%.1f", p50)) ms, p99 \(String(format: "%.1f", p99)) ms, \(String(format: "%.1f%%", within10 * 100)) within 10 ms (target p99 <= 10 ms; quantiles interpolated in the histogram's buckets)")
+            print("    of which before the worker's pipeline (Kafka timestamp -> handed to the shard: producer linger, broker, fetch): p50 \(String(format: "%.1f", d50)) ms, p99 \(String(format: "%.1f", d99)) ms")
             print("  worker resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
             if let f = fenceComparison {
                 print("  fenced writes \(Int(f.fenced)) events/s vs at-least-once writes \(Int(f.unfenced)) events/s = \(String(format: "%.0f%%", 100 * f.fenced / f.unfenced)) (target >= 80%)")

@@ -23,6 +23,8 @@ struct DevProduceCommand: ParsableCommand {
     @Option(help: "Events per second (0: as fast as possible).") var rate: Double = 0
     @Option(help: "Topic (default: the topology's first).") var topic: String?
     @Option(help: "Compression codec.") var compression = "lz4"
+    @Option(help: "How long the producer waits to fill a batch (librdkafka linger.ms); lower it to measure freshness.")
+    var lingerMs = 10
 
     func validate() throws {
         if (input == nil) == (generate == nil) { throw ValidationError("give exactly one of --input FILE or --generate N") }
@@ -36,7 +38,7 @@ struct DevProduceCommand: ParsableCommand {
         let producer: KafkaProducer
         do {
             producer = try KafkaProducer(config: [
-                "bootstrap.servers": servers, "compression.type": compression, "linger.ms": "10",
+                "bootstrap.servers": servers, "compression.type": compression, "linger.ms": "\(lingerMs)",
                 "batch.num.messages": "10000", "queue.buffering.max.messages": "1000000",
             ])
         } catch {

@@ -52,6 +52,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("catch-up-flush-ms"), help: "Flush interval in ms while catching up (see --catch-up-backlog).")
     var catchUpFlushMs = Int(WorkerConfig.defaultCatchUpFlushInterval / .milliseconds(1))
 
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp(
+        "Flush dirty keys as soon as the Redis writer is idle and no events wait (group commit).",
+        discussion: "With --no-flush-when-idle the shard always waits the topology's flush_interval, coalescing more writes per key at the cost of freshness."))
+    var flushWhenIdle = true
+
     func validate() throws {
         if let http, EddyHTTPServer.parseListen(http) == nil { throw ValidationError("--http '\(http)' is not HOST:PORT") }
         if let assign, Self.assignment(assign) == nil {
@@ -76,6 +81,7 @@ struct RunCommand: ParsableCommand {
         if let assign, let assignment = Self.assignment(assign) { config.assignment = assignment }
         config.catchUpBacklog = catchUpBacklog
         config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
+        config.flushWhenIdle = flushWhenIdle
         let monitor = http == nil ? nil : FeatureMonitor(topology: t)
         config.writtenStateObserver = monitor
         let worker = StreamWorker(config: config, logger: logger)
@@ -93,9 +99,33 @@ struct RunCommand: ParsableCommand {
             }
         }
         logger.info("stopping: flushing and committing")
-        worker.stop()
+        // A stop normally takes well under a second. If Kafka went away,
+        // leaving the group waits out the session timeout (45 s by default);
+        // if Redis did, the last flush cannot finish. Give up after
+        // `stopTimeout` (inside Kubernetes' default 30 s grace period), or
+        // at a second signal.
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            worker.stop()
+            stopped.signal()
+        }
+        let deadline = DispatchTime.now() + .seconds(Self.stopTimeoutSeconds)
+        while stopped.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            let again = signals.wait(timeout: .milliseconds(0))
+            if again || DispatchTime.now() >= deadline {
+                logger.error("""
+                    stopping did not finish (\(again ? "second signal" : "timed out"); is Kafka or Redis unreachable?): \
+                    exiting without leaving the group. Every acknowledged write is in Redis; a restart re-reads \
+                    from the last committed offsets and the fences skip what Redis already has.
+                    """)
+                Glibc.exit(1)
+            }
+        }
         metricsServer?.stop()
     }
+
+    /// How long a stop may take before the process exits anyway (status 1).
+    static let stopTimeoutSeconds = 25
 
     /// `--assign`: `all` or a list like `0-7,12`; nil for anything else.
     static func assignment(_ text: String) -> PartitionAssignment? {

@@ -24,8 +24,22 @@ import Testing
         let events = dir.appendingPathComponent("events.jsonl").path
         try Harness.run(["dev", "generate", "--count", "100000", "--users", "5000", "--seed", "3", "--out", events], in: dir)
         try produce(events, kafka: kafka, dir: dir)
-        let worker = try startWorker(kafka: kafka, redis: redis, group: "g-equal", dir: dir, name: "worker")
+        let port = try #require(FreePort.find())
+        let worker = try Background(["run", "clickstream", "--brokers", kafka.brokers, "--redis", redis.url.description,
+                                     "--group", "g-equal", "--stats-interval", "1", "--http", "127.0.0.1:\(port)"],
+                                    in: dir, name: "worker")
         #expect(try kafka.waitUntilCommitted(group: "g-equal", timeout: 120), "worker log:\n\(worker.log)")
+        // Every event is in the latency histograms: consumed -> handed to the
+        // shard, then applied -> written (the pipeline's part), and Kafka
+        // timestamp -> written.
+        let m = try scrapeMetrics(port: port)
+        let consumed = m["eddy_worker_events_consumed_total{topic=\"clickstream\"}"] ?? -1
+        let applied = m["eddy_worker_events_applied_total{topic=\"clickstream\"}"] ?? -1
+        #expect(consumed == 100_000 && applied > 90_000)
+        #expect(m["eddy_worker_kafka_consume_delay_seconds_count"] == consumed)
+        #expect(m["eddy_worker_pipeline_latency_seconds_count"] == applied)
+        #expect(m["eddy_worker_kafka_freshness_seconds_count"] == applied)
+        #expect((m["eddy_worker_pipeline_latency_seconds_sum"] ?? -1) > 0)
         worker.signal(SIGTERM)
         #expect(worker.wait(seconds: 5) == 0, "SIGTERM: exit 0 within 5 s\n\(worker.log)")
         let (keys, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir)
