@@ -155,7 +155,7 @@ final class ShardStage {
             return
         }
         var deferred: [Int] = []
-        var missing: [[UInt8]: (PartitionID)] = [:]
+        var missing = MissingKeys()
         var applied = 0, late = 0, invalid = 0, duplicates = 0
         // Metrics per topic, only for topologies with several topics.
         let perTopic = config.topology.source.topics.count > 1
@@ -186,9 +186,9 @@ final class ShardStage {
             // Hold the events of keys not in memory until their state
             // arrives: one pipelined round trip for the whole batch.
             let loadStart = ContinuousClock.now
-            load(missing)
+            if !finishEarlyLoads(&missing) { load(missing.partitions) }
             counters.loadLatency.record(micros: Int((ContinuousClock.now - loadStart) / .microseconds(1)))
-            var none: [[UInt8]: PartitionID] = [:]
+            var none = MissingKeys()
             for i in deferred {
                 let r = batch.records[i]
                 let outcome = step(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition), missing: &none)
@@ -237,7 +237,7 @@ final class ShardStage {
     }
 
     @inline(__always)
-    func step(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, missing: inout [[UInt8]: PartitionID]) -> Step {
+    func step(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, missing: inout MissingKeys) -> Step {
         let value = batch.value(r)
         if let reason = decoder.decode(value, messageKey: batch.key(r), messageTimestamp: r.timestampMs) {
             let reasonIndex = RejectReason.allCases.firstIndex(of: reason)!
@@ -251,7 +251,7 @@ final class ShardStage {
         let slot = engine.slot(for: decoder, create: false)
         if slot < 0 {
             let key = Array(decoder.key)
-            if missing[key] == nil { missing[key] = pid }
+            if missing.partitions[key] == nil { requestEarly(key, pid, &missing) }
             return .deferred
         }
         if slot >= 0, Int(slot) < appliedOffset.count, appliedPartition[Int(slot)] == pid,
@@ -292,6 +292,85 @@ final class ShardStage {
     }
 
     // MARK: Loading
+
+    /// Keys of one batch that are not in memory, in the order first seen,
+    /// with the partition of their first event. On a single Redis server
+    /// their state is requested while the batch is still being applied
+    /// (`requestEarly`), so Redis answers while the shard works.
+    struct MissingKeys {
+        var partitions: [[UInt8]: PartitionID] = [:]
+        var order: [[UInt8]] = []
+        /// Requests appended but not yet written to the socket.
+        var unsent = 0
+        /// nil: load at the end of the batch (`load`); set to nil on failure.
+        var connection: RedisConnection?
+        var connectionChosen = false
+    }
+
+    /// The single server's connection for early loads; nil on a cluster
+    /// (its routed pipeline loads at the end of the batch) or when Redis
+    /// cannot be reached now (`load` retries).
+    func earlyLoadConnection() -> RedisConnection? {
+        guard case .single(let c)? = try? connection(), c.isConnected else { return nil }
+        return c
+    }
+
+    /// Appends `HMGET` for a newly missing key, written to the socket 64
+    /// requests at a time.
+    @inline(__always)
+    func requestEarly(_ key: [UInt8], _ pid: PartitionID, _ missing: inout MissingKeys) {
+        missing.partitions[key] = pid
+        missing.order.append(key)
+        if !missing.connectionChosen {
+            missing.connectionChosen = true
+            missing.connection = earlyLoadConnection()
+        }
+        guard let c = missing.connection else { return }
+        do {
+            try c.append(building: { b in
+                b.add("HMGET")
+                b.add(prefix + key)
+                b.add(EntityLayout.stateField)
+                b.add(EntityLayout.fingerprintField)
+                b.add(offsetField(pid))
+            })
+            missing.unsent += 1
+            if missing.unsent >= 64 {
+                try c.send()
+                missing.unsent = 0
+            }
+        } catch {
+            abandonEarlyLoads(&missing)
+        }
+    }
+
+    /// Reads the early requests' replies and installs the keys. False when
+    /// there were none or any failed: then `load` does it all again (the
+    /// connection, whose replies are out of step, is dropped).
+    func finishEarlyLoads(_ missing: inout MissingKeys) -> Bool {
+        guard let c = missing.connection, !missing.order.isEmpty else { return false }
+        do {
+            var replies: [RedisReply] = []
+            replies.reserveCapacity(missing.order.count)
+            for _ in missing.order { replies.append(try c.readReply()) }
+            if let retry = replies.lazy.compactMap(\.errorMessage).first(where: WriterStage.isRetryable) {
+                throw RedisError.server(message: retry)
+            }
+            for (key, reply) in zip(missing.order, replies) { install(key, pid: missing.partitions[key]!, reply: reply) }
+            counters.keysLoaded.wrappingIncrement(by: missing.order.count, ordering: .relaxed)
+            return true
+        } catch {
+            abandonEarlyLoads(&missing)
+            return false
+        }
+    }
+
+    func abandonEarlyLoads(_ missing: inout MissingKeys) {
+        counters.redisErrors.wrappingIncrement(ordering: .relaxed)
+        missing.connection = nil
+        redis?.close()
+        redis = nil
+    }
 
     /// Loads keys' state from Redis (`HMGET key _state _fp _o:<topic>:<p>`),
     /// retrying until Redis answers; absent keys start empty.

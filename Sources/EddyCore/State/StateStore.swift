@@ -278,9 +278,12 @@ public final class StateStore {
             return (offset, cls)
         }
         let bytes = Self.classSize(cls)
-        if arenaUsed + bytes > arenaCapacity, freeBytes * 4 > arenaUsed {
-            // Blobs grow a class at a time and leave smaller blocks behind;
-            // pack the live ones instead of growing when a quarter is free.
+        if freeBytes * 4 > arenaUsed, arenaUsed >= Self.compactionFloor {
+            // Blobs change class as they grow and shrink and leave blocks
+            // behind that only their own class reuses: pack the live ones
+            // once a quarter is free, not only when the arena is full, so
+            // the memory in use stays within a third above the live state
+            // (instead of creeping up to the arena's doubled capacity).
             compact(extra: bytes)
         }
         if arenaUsed + bytes > arenaCapacity {
@@ -299,6 +302,9 @@ public final class StateStore {
         freeBlocks[Int(cls)].append(offset)
         freeBytes += Self.classSize(cls)
     }
+
+    /// Below this many arena bytes in use, freed blocks are not worth a compaction.
+    static let compactionFloor = 1 << 20
 
     /// Copies every live blob, tightly packed, into a new arena.
     private func compact(extra: Int) {
