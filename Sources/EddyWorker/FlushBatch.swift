@@ -38,13 +38,15 @@ final class FlushBatch {
         entities.reserveCapacity(4096)
     }
 
-    /// Above this many bytes of capacity, a batch that used less than an
-    /// eighth of it gives the memory back (a catch-up flush of every key
-    /// grows a batch to tens of MB; steady flushes need a fraction).
-    static let retainedBytes = 8 << 20
+    /// Above this many bytes of capacity, a batch that used less than a
+    /// quarter of it gives the memory back: a catch-up flush of every key
+    /// grows a batch to tens of MB, a lag spike of a second to a few MB,
+    /// and steady flushes need a fraction of that. Kept, such high-water
+    /// marks made the worker's memory creep up over a long run.
+    static let retainedBytes = 2 << 20
 
     func reset() {
-        if bytes.capacity > Self.retainedBytes && bytes.count < bytes.capacity / 8 {
+        if bytes.capacity > Self.retainedBytes && bytes.count < bytes.capacity / 4 {
             bytes = []
             bytes.reserveCapacity(1 << 20)
             entities = []

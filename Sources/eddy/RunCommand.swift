@@ -1,4 +1,5 @@
 import ArgumentParser
+import CEddySupport
 import Dispatch
 import EddyCore
 import EddyServer
@@ -71,6 +72,8 @@ struct RunCommand: ParsableCommand {
         logToStandardError(level: level)
         let logger = Logger(label: "eddy.run")
         let signals = TerminationSignals()  // before any thread starts
+        // Flat memory over days: keep librdkafka's large buffers out of the heap.
+        _ = eddy_fix_mmap_threshold(128 * 1024)
         var t = try loadTopology(topology)
         if let group { t.source.group = group }
         let env = ProcessInfo.processInfo.environment

@@ -107,6 +107,30 @@ import Testing
         #expect(dlq.contains { $0.value.count > 200_000 && $0.headers["eddy.reason"] == "key_too_long" })
     }
 
+    /// SIGTERM with the broker gone: librdkafka would wait out the 45 s
+    /// session timeout to leave the group (and a synchronous commit forever);
+    /// the worker gives up after 25 s with status 1 and a message instead.
+    @Test func sigtermWithKafkaGoneStillExits() throws {
+        let dir = try Harness.tempDir()
+        let redis = try RedisServerProcess()
+        let kafka = try KafkaFixture()
+        let events = dir.appendingPathComponent("events.jsonl").path
+        try Harness.run(["dev", "generate", "--count", "5000", "--users", "500", "--seed", "9", "--out", events], in: dir)
+        try produce(events, kafka: kafka, dir: dir)
+        let worker = try startWorker(kafka: kafka, redis: redis, group: "g-gone", dir: dir, name: "worker")
+        #expect(try kafka.waitUntilCommitted(group: "g-gone", timeout: 120), "worker log:\n\(worker.log)")
+        try kafka.cluster.setBrokerDown(1)
+        usleep(500_000)
+        worker.signal(SIGTERM)
+        let status = worker.wait(seconds: 40)
+        #expect(status != nil, "still running 40 s after SIGTERM\n\(worker.log)")
+        if status == 1 { #expect(worker.log.contains("stopping did not finish (timed out")) }
+        #expect(status == 0 || status == 1)
+        // What was written before stays: every key is in Redis, equal to replay.
+        let (keys, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir)
+        #expect(keys == 500 && mismatches.isEmpty, "\(mismatches.prefix(3))")
+    }
+
     @Test func sigtermMidStreamThenRestartIsExact() throws {
         let dir = try Harness.tempDir()
         let redis = try RedisServerProcess()

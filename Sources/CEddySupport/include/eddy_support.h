@@ -6,4 +6,12 @@
 /// loops prefetch the next events' index entries and state ahead of use.
 static inline void eddy_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
+/// Fixes glibc's mmap threshold at `bytes`. glibc raises the threshold
+/// each time a large mmapped block is freed (up to 32 MiB), after which
+/// librdkafka's fetch and decompression buffers come from the heap and
+/// fragment it: a long-running worker's memory crept up by tens of MB.
+/// Fixing the threshold keeps large buffers mmapped and returned on free.
+/// Returns 1 on success (0 elsewhere than glibc).
+int eddy_fix_mmap_threshold(int bytes);
+
 #endif

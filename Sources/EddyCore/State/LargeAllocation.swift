@@ -27,6 +27,14 @@ enum LargeAllocation {
         return n
     }
 
+    /// Gives the pages wholly inside `from..<to` (byte offsets in `p`) back
+    /// to the kernel; they read as zeros when touched again.
+    static func release(_ p: UnsafeMutableRawPointer, from: Int, to: Int) {
+        let start = (from + 4095) / 4096 * 4096
+        let end = to / 4096 * 4096
+        if end > start { _ = madvise(p + start, end - start, 4 /* MADV_DONTNEED */) }
+    }
+
     static func roundUp(_ bytes: Int) -> Int {
         let page = bytes >= hugePage ? hugePage : 4096
         return (max(bytes, 1) + page - 1) / page * page

@@ -278,11 +278,11 @@ public final class StateStore {
             return (offset, cls)
         }
         let bytes = Self.classSize(cls)
-        if freeBytes * 4 > arenaUsed, arenaUsed >= Self.compactionFloor {
+        if freeBytes * 8 > arenaUsed, arenaUsed >= Self.compactionFloor {
             // Blobs change class as they grow and shrink and leave blocks
             // behind that only their own class reuses: pack the live ones
-            // once a quarter is free, not only when the arena is full, so
-            // the memory in use stays within a third above the live state
+            // once an eighth is free, not only when the arena is full, so
+            // the memory in use stays within a seventh above the live state
             // (instead of creeping up to the arena's doubled capacity).
             compact(extra: bytes)
         }
@@ -306,26 +306,28 @@ public final class StateStore {
     /// Below this many arena bytes in use, freed blocks are not worth a compaction.
     static let compactionFloor = 1 << 20
 
-    /// Copies every live blob, tightly packed, into a new arena.
+    /// Packs every live blob towards the arena's start, in place and in
+    /// address order (each moves down, never over one not yet moved), then
+    /// gives the pages past the packed end back to the kernel. In place, so
+    /// a compaction never holds two arenas at once.
     private func compact(extra: Int) {
-        var live = 0
+        var order: [UInt64] = []  // offset << 32 | slot
+        order.reserveCapacity(count)
         for s in 0..<slotLimit where blobLength[s] > 0 {
-            live += Self.classSize(Self.sizeClass(for: Int(blobLength[s])))
+            order.append(UInt64(blockOffset[s]) << 32 | UInt64(s))
         }
-        var cap = 64 * 1024
-        while cap < (live + extra) + (live + extra) / 4 { cap *= 2 }
-        let fresh = LargeAllocation.allocate(cap)
+        order.sort()
         var used = 0
-        for s in 0..<slotLimit where blobLength[s] > 0 {
+        for entry in order {
+            let s = Int(entry & 0xFFFF_FFFF)
             let cls = Self.sizeClass(for: Int(blobLength[s]))
-            memcpy(fresh + used, arena + Int(blockOffset[s]) * 16, Int(blobLength[s]))
+            let from = Int(blockOffset[s]) * 16
+            if from != used { memmove(arena + used, arena + from, Int(blobLength[s])) }
             blockOffset[s] = UInt32(used / 16)
             blockClass[s] = cls
             used += Self.classSize(cls)
         }
-        LargeAllocation.free(arena, arenaCapacity)
-        arena = fresh
-        arenaCapacity = cap
+        LargeAllocation.release(arena, from: used, to: arenaUsed)
         arenaUsed = used
         freeBytes = 0
         for c in freeBlocks.indices { freeBlocks[c].removeAll() }
