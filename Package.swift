@@ -103,6 +103,6 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology"]),
+        .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology", "EddyServer"]),
     ]
 )

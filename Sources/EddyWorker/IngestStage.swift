@@ -111,9 +111,8 @@ final class IngestStage {
     func recordConsumeDelay(_ batch: MessageBatch) {
         guard batch.count > 0 else { return }
         let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
-        counters.consumeDelay.record(
-            micros: (0..<batch.count).lazy.map { batch.records[$0].timestampMs }.filter { $0 > 0 }.map { Int(wallMs - $0) * 1000 },
-            scratch: &histogramScratch)
+        counters.consumeDelay.record(agesOf: (0..<batch.count).lazy.map { batch.records[$0].timestampMs }, nowMs: wallMs,
+                                     scratch: &histogramScratch)
     }
     var histogramScratch: [Int] = []
 

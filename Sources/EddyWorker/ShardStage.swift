@@ -186,7 +186,7 @@ final class ShardStage {
             // Hold the events of keys not in memory until their state
             // arrives: one pipelined round trip for the whole batch.
             let loadStart = ContinuousClock.now
-            if !finishEarlyLoads(&missing) { load(missing.partitions) }
+            if !finishEarlyLoads(&missing) { load(missing) }
             counters.loadLatency.record(micros: Int((ContinuousClock.now - loadStart) / .microseconds(1)))
             var none = MissingKeys()
             for i in deferred {
@@ -327,13 +327,7 @@ final class ShardStage {
         }
         guard let c = missing.connection else { return }
         do {
-            try c.append(building: { b in
-                b.add("HMGET")
-                b.add(prefix + key)
-                b.add(EntityLayout.stateField)
-                b.add(EntityLayout.fingerprintField)
-                b.add(offsetField(pid))
-            })
+            try c.append(building: { loadRequest(key, pid, into: &$0) })
             missing.unsent += 1
             if missing.unsent >= 64 {
                 try c.send()
@@ -353,11 +347,7 @@ final class ShardStage {
             var replies: [RedisReply] = []
             replies.reserveCapacity(missing.order.count)
             for _ in missing.order { replies.append(try c.readReply()) }
-            if let retry = replies.lazy.compactMap(\.errorMessage).first(where: WriterStage.isRetryable) {
-                throw RedisError.server(message: retry)
-            }
-            for (key, reply) in zip(missing.order, replies) { install(key, pid: missing.partitions[key]!, reply: reply) }
-            counters.keysLoaded.wrappingIncrement(by: missing.order.count, ordering: .relaxed)
+            try installLoaded(missing, replies: replies)
             return true
         } catch {
             abandonEarlyLoads(&missing)
@@ -372,32 +362,41 @@ final class ShardStage {
         redis = nil
     }
 
-    /// Loads keys' state from Redis (`HMGET key _state _fp _o:<topic>:<p>`),
-    /// retrying until Redis answers; absent keys start empty.
-    func load(_ missing: [[UInt8]: PartitionID]) {
-        let keys = Array(missing.keys)
+    /// `HMGET key _state _fp _o:<topic>:<p>`: a key's state, its
+    /// fingerprint and its fence for the partition of its first event.
+    @inline(__always)
+    func loadRequest(_ key: [UInt8], _ pid: PartitionID, into b: inout RedisCommandBuilder) {
+        b.add("HMGET")
+        b.add(prefix + key)
+        b.add(EntityLayout.stateField)
+        b.add(EntityLayout.fingerprintField)
+        b.add(offsetField(pid))
+    }
+
+    /// Installs the replies to `loadRequest` for `missing.order`, in order.
+    func installLoaded(_ missing: MissingKeys, replies: [RedisReply]) throws {
+        // "Not now" (e.g. LOADING after a restart) is no answer: taking it
+        // for an absent key would restart the key empty.
+        if let retry = replies.lazy.compactMap(\.errorMessage).first(where: WriterStage.isRetryable) {
+            throw RedisError.server(message: retry)
+        }
+        for (key, reply) in zip(missing.order, replies) { install(key, pid: missing.partitions[key]!, reply: reply) }
+        counters.keysLoaded.wrappingIncrement(by: missing.order.count, ordering: .relaxed)
+    }
+
+    /// Loads the missing keys' state from Redis in one pipeline, retrying
+    /// until Redis answers; absent keys start empty.
+    func load(_ missing: MissingKeys) {
+        let keys = missing.order
         var attempt = 0
         while true {
             do {
                 let redis = try connection()
                 // Routed per key's slot on a cluster.
                 let replies = try redis.pipeline(count: keys.count) { i, b in
-                    let key = keys[i]
-                    b.add("HMGET")
-                    b.add(prefix + key)
-                    b.add(EntityLayout.stateField)
-                    b.add(EntityLayout.fingerprintField)
-                    b.add(offsetField(missing[key]!))
+                    loadRequest(keys[i], missing.partitions[keys[i]]!, into: &b)
                 }
-                // "Not now" (e.g. LOADING after a restart) is no answer:
-                // taking it for an absent key would restart the key empty.
-                if let retry = replies.lazy.compactMap(\.errorMessage).first(where: WriterStage.isRetryable) {
-                    throw RedisError.server(message: retry)
-                }
-                for (key, reply) in zip(keys, replies) {
-                    install(key, pid: missing[key]!, reply: reply)
-                }
-                counters.keysLoaded.wrappingIncrement(by: keys.count, ordering: .relaxed)
+                try installLoaded(missing, replies: replies)
                 return
             } catch {
                 counters.redisErrors.wrappingIncrement(ordering: .relaxed)

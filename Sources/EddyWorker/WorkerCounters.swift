@@ -133,6 +133,12 @@ public final class LatencyHistogram: Sendable {
         sumMicros.wrappingIncrement(by: sum, ordering: .relaxed)
     }
 
+    /// Records the age at `nowMs` of each epoch-ms timestamp (Kafka
+    /// timestamps; those <= 0, i.e. missing, are left out), batched as above.
+    public func record(agesOf timestampsMs: some Sequence<Int64>, nowMs: Int64, scratch: inout [Int]) {
+        record(micros: timestampsMs.lazy.filter { $0 > 0 }.map { Int(nowMs - $0) * 1000 }, scratch: &scratch)
+    }
+
     /// Records `count` observations of `micros`.
     public func record(micros: Int, count: Int = 1) {
         buckets[Self.bucket(max(micros, 0))].wrappingIncrement(by: count, ordering: .relaxed)

@@ -89,8 +89,7 @@ final class WriterStage {
         let now = ContinuousClock.now
         let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
         counters.flushLatency.record(micros: Int((now - started) / .microseconds(1)))
-        counters.freshness.record(micros: fb.eventTimestamps.lazy.filter { $0 > 0 }.map { Int(wallMs - $0) * 1000 },
-                                  scratch: &histogramScratch)
+        counters.freshness.record(agesOf: fb.eventTimestamps, nowMs: wallMs, scratch: &histogramScratch)
         for h in fb.handOvers { counters.pipelineLatency.record(micros: Int((now - h.at) / .microseconds(1)), count: h.events) }
         if !fb.entities.isEmpty { observeWritten(fb, wallMs: wallMs) }
         // Offsets only grow from flush to flush: the newest per partition wins.

@@ -2,6 +2,7 @@ import EddyCore
 import EddyKafka
 import EddyRedis
 import EddyReplay
+import EddyServer
 import EddyTopology
 import Foundation
 
@@ -116,7 +117,7 @@ struct SteadyPhase {
     }
 
     func scrape(port: Int) throws -> String {
-        try httpGet(host: "127.0.0.1", port: port, path: "/metrics")
+        try HTTPGet.body(host: "127.0.0.1", port: port, path: "/metrics", connectAttempts: 50)
     }
 }
 
@@ -167,37 +168,4 @@ struct PrometheusHistogram {
         }
         return nil
     }
-}
-
-/// A plain HTTP GET on loopback (one request per connection); the body. Retries while the server starts.
-func httpGet(host: String, port: Int, path: String) throws -> String {
-    for attempt in 0..<50 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw CLIError("socket: \(errno)") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr(host)
-        addr.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else {
-            if attempt < 49 { usleep(100_000) }
-            continue
-        }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else { continue }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            response.append(contentsOf: chunk[0..<n])
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw CLIError("bad HTTP reply from \(host):\(port)\(path)") }
-        return String(text[split.upperBound...])
-    }
-    throw CLIError("cannot connect to \(host):\(port)")
 }

@@ -1,6 +1,7 @@
 import EddyCore
 import EddyKafka
 import EddyRedis
+import EddyServer
 import EddyTopology
 import Foundation
 import Testing
@@ -205,32 +206,11 @@ func compareRedisWithReplay(events: String, target: RedisTarget, dir: URL, prefi
 }
 
 /// The samples of a Prometheus text scrape of `http://127.0.0.1:port/metrics`,
-/// by series (`name` or `name{labels}`), over a plain socket.
+/// by series (`name` or `name{labels}`).
 func scrapeMetrics(port: Int) throws -> [String: Double] {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EIO) }
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    let request = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    var response: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { break }
-        response += chunk[0..<n]
-    }
+    let text = try HTTPGet.body(host: "127.0.0.1", port: port, path: "/metrics")
     var samples: [String: Double] = [:]
-    for line in String(decoding: response, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
         guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
         samples[String(line[..<space])] = value
     }

@@ -284,7 +284,7 @@ public final class StateStore {
             // once an eighth is free, not only when the arena is full, so
             // the memory in use stays within a seventh above the live state
             // (instead of creeping up to the arena's doubled capacity).
-            compact(extra: bytes)
+            compact()
         }
         if arenaUsed + bytes > arenaCapacity {
             var cap = arenaCapacity * 2
@@ -310,7 +310,7 @@ public final class StateStore {
     /// address order (each moves down, never over one not yet moved), then
     /// gives the pages past the packed end back to the kernel. In place, so
     /// a compaction never holds two arenas at once.
-    private func compact(extra: Int) {
+    private func compact() {
         var order: [UInt64] = []  // offset << 32 | slot
         order.reserveCapacity(count)
         for s in 0..<slotLimit where blobLength[s] > 0 {

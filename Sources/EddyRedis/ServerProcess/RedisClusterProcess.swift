@@ -324,4 +324,3 @@ public final class RedisClusterProcess: Sendable {
         try c.command(repeat each arguments).checked()
     }
 }
-
