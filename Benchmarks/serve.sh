@@ -3,6 +3,7 @@
 # against redis-benchmark on the same Redis in the same run (the baseline).
 #
 #   Benchmarks/serve.sh            # USERS=20000 EVENTS=200000 RATE=10000 DURATION=10
+#   SERVE_ARGS="--event-loops 1" Benchmarks/serve.sh   # extra `eddy serve` options
 #
 # Steps: build release; start redis-server and the mock Kafka broker; fill
 # Redis through the real path (dev produce -> eddy run --http, which also
@@ -10,13 +11,20 @@
 #   1. redis-benchmark -n 100000 -c 16 -P 1: PING, GET, and the FCALL the
 #      server makes (the Redis-side cost of one feature read);
 #   2. wrk -t1 -c16 --latency, saturated: the server's throughput and latency;
-#   3. wrk paced to about RATE requests/s: Debian's wrk has no -R (that is
-#      wrk2), so each connection waits 1 ms between requests (wrk delays are
-#      whole milliseconds) and the connection count is chosen from the
-#      latency of run 2 to land near RATE. Closed loop: the percentiles do
-#      not correct for coordinated omission the way wrk2 does. The server's
-#      CPU time and context switches per request in this run are reported
-#      too (from /proc; they depend less on the machine's load than latency).
+#   3. wrk at RATE: the fewest connections (no pause) whose 2-second trial
+#      reaches RATE requests/s, then the measured run. This is wrk's own
+#      closed loop: a connection sends its next request when the reply is
+#      in, so the rate is connections / latency (the target's measurement);
+#   4. wrk paced to about RATE requests/s with more connections: Debian's
+#      wrk has no -R (that is wrk2), so each connection waits 1 ms between
+#      requests. wrk's timers fire on whole milliseconds, so the paused
+#      connections send in bursts: a harsher, burstier load than run 3.
+#      The connection count is corrected twice from trial runs to land near
+#      RATE.
+# Both 3 and 4 are closed loops: the percentiles do not correct for
+# coordinated omission the way wrk2 does. The server's CPU time and context
+# switches per request in runs 3 and 4 are reported too (from /proc; they
+# depend less on the machine's load than latency).
 # Keys are drawn uniformly from the USERS generated users (about 1 in 10
 # may not exist yet: those are 404s, also a full read).
 # Needs: wrk, redis-server, redis-benchmark (apt-get install -y wrk redis-server redis-tools).
@@ -80,7 +88,7 @@ ENTITIES=$(redis-cli -p "$REDIS_PORT" dbsize)
 echo "Redis holds $ENTITIES keys" >&2
 
 HTTP_PORT=$(free_port)
-"$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning >"$WORK/serve.log" 2>&1 &
+"$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
 until curl -sf "127.0.0.1:$HTTP_PORT/readyz" >/dev/null; do sleep 0.1; done
@@ -109,14 +117,7 @@ echo
 echo "== wrk -t1 -c16 -d${DURATION}s --latency (saturated)"
 wrk -t1 -c16 -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-sat.txt"
 
-# Connections for ~RATE req/s with a 1 ms pause per request (rate = c / (pause + latency)):
-# start from RATE/1000 and correct twice from 3-second trial runs.
 rps_of() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
-CONNS=$(( RATE / 1000 > 0 ? RATE / 1000 : 1 ))
-for _ in 1 2; do
-  DELAY_MS=1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" >"$WORK/wrk-trial.txt"
-  CONNS=$(awk -v c="$CONNS" -v r="$RATE" -v got="$(rps_of "$WORK/wrk-trial.txt")" 'BEGIN { n = int(c * r / got + 0.5); print (n < 1 ? 1 : n) }')
-done
 # The server's CPU time (clock ticks) and context switches, all threads, from /proc:
 # per request, these do not depend on the machine's load the way latency does.
 serve_usage() {
@@ -127,11 +128,37 @@ serve_usage() {
   done
   echo "$ticks $switches"
 }
+
+# 3. The fewest connections that reach RATE without pauses (at most 32).
+CLOSED=1
+while :; do
+  wrk -t1 -c"$CLOSED" -d2s -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" >"$WORK/wrk-trial.txt"
+  awk -v got="$(rps_of "$WORK/wrk-trial.txt")" -v r="$RATE" 'BEGIN { exit !(got >= r) }' && break
+  [ "$CLOSED" -ge 32 ] && break
+  CLOSED=$((CLOSED + 1))
+done
+echo
+echo "== redis-benchmark -c $CLOSED: the same FCALL at the same concurrency (baseline for run 3)"
+redis-benchmark -p "$REDIS_PORT" -n 100000 -c "$CLOSED" -P 1 --csv \
+  FCALL eddy_clickstream_features 1 "$FIRST_KEY" | sed "s/^\"FCALL[^\"]*\"/\"FCALL eddy_clickstream_features c$CLOSED\"/" | tail -1 | tee -a "$WORK/redis.csv"
+echo
+echo "== wrk -t1 -c$CLOSED -d${DURATION}s --latency (the fewest connections reaching $RATE req/s)"
+serve_usage >"$WORK/usage-closed-before"
+wrk -t1 -c"$CLOSED" -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-closed.txt"
+serve_usage >"$WORK/usage-closed-after"
+
+# 4. Connections for ~RATE req/s with a 1 ms pause per request (rate = c / (pause + latency)):
+# start from RATE/1000 and correct twice from 3-second trial runs.
+CONNS=$(( RATE / 1000 > 0 ? RATE / 1000 : 1 ))
+for _ in 1 2; do
+  DELAY_MS=1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" >"$WORK/wrk-trial.txt"
+  CONNS=$(awk -v c="$CONNS" -v r="$RATE" -v got="$(rps_of "$WORK/wrk-trial.txt")" 'BEGIN { n = int(c * r / got + 0.5); print (n < 1 ? 1 : n) }')
+done
 echo
 echo "== wrk -t1 -c$CONNS -d${DURATION}s --latency, 1 ms pause per request (target ~$RATE req/s)"
-serve_usage >"$WORK/usage-before"
+serve_usage >"$WORK/usage-paced-before"
 DELAY_MS=1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-paced.txt"
-serve_usage >"$WORK/usage-after"
+serve_usage >"$WORK/usage-paced-after"
 echo "$(getconf CLK_TCK) $(cat /proc/loadavg | cut -d' ' -f1-3)" >"$WORK/machine"
 
 echo
@@ -152,16 +179,21 @@ def wrk(path):
 for name, r in rows.items():
     print(f"redis-benchmark {name:32s} {float(r[1]):>10,.0f} req/s  p50 {float(r[4]):.3f} ms  p99 {float(r[6]):.3f} ms")
 fcall = rows.get("FCALL eddy_clickstream_features")
-for label, path in [("HTTP GET saturated (c16)", "wrk-sat.txt"), ("HTTP GET paced", "wrk-paced.txt")]:
+fcall_same = next((r for n, r in rows.items() if re.fullmatch(r"FCALL eddy_clickstream_features c\d+", n)), None)
+for label, path in [("HTTP GET saturated (c16)", "wrk-sat.txt"), ("HTTP GET at the rate (fewest connections)", "wrk-closed.txt"),
+                    ("HTTP GET paced (1 ms pauses, bursty)", "wrk-paced.txt")]:
     rps, pct, non2xx = wrk(f"{work}/{path}")
     line = f"{label:48s} {rps:>10,.0f} req/s  p50 {pct['50']:.3f} ms  p99 {pct['99']:.3f} ms  ({non2xx} 404s)"
     print(line)
     if fcall:
-        print(f"  ratio to redis-benchmark FCALL: throughput {rps / float(fcall[1]):.2f}x, p99 {pct['99'] / float(fcall[6]):.2f}x")
-t0, s0 = map(int, open(f"{work}/usage-before").read().split())
-t1, s1 = map(int, open(f"{work}/usage-after").read().split())
+        print(f"  ratio to redis-benchmark FCALL c16: throughput {rps / float(fcall[1]):.2f}x, p99 {pct['99'] / float(fcall[6]):.2f}x")
+    if fcall_same and path == "wrk-closed.txt":
+        print(f"  ratio to redis-benchmark FCALL at the same concurrency: p50 {pct['50'] / float(fcall_same[4]):.2f}x, p99 {pct['99'] / float(fcall_same[6]):.2f}x")
 hz, *load = open(f"{work}/machine").read().split()
-n = int(re.search(r"(\d+) requests in", open(f"{work}/wrk-paced.txt").read()).group(1))
-print(f"eddy serve per paced request: {(t1 - t0) / int(hz) / n * 1e6:.0f} us CPU, {(s1 - s0) / n:.2f} context switches"
-      f"  (load average {' '.join(load)})")
+for label, run in [("at the rate", "closed"), ("paced", "paced")]:
+    t0, s0 = map(int, open(f"{work}/usage-{run}-before").read().split())
+    t1, s1 = map(int, open(f"{work}/usage-{run}-after").read().split())
+    n = int(re.search(r"(\d+) requests in", open(f"{work}/wrk-{run}.txt").read()).group(1))
+    print(f"eddy serve per request, {label}: {(t1 - t0) / int(hz) / n * 1e6:.0f} us CPU, {(s1 - s0) / n:.2f} context switches")
+print(f"load average {' '.join(load)}")
 EOF

@@ -131,12 +131,33 @@ public final class EddyHTTPServer: Sendable {
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
-        Application(
+        let fastPath = fastPathRoutes()
+        return Application(
             responder: MeteredResponder(inner: makeRouter().buildResponder(), metrics: requestMetrics),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: fastPath.map { [FeatureGetFastPath(routes: $0)] } ?? [])),
             configuration: .init(address: .hostname(options.host, port: options.port),
                                  serverName: nil),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
+    }
+
+    /// The topologies whose single-key GETs are answered in the channel
+    /// pipeline (`FeatureGetFastPath`): those read on the event loops; nil when none is.
+    func fastPathRoutes() -> FastPathRoutes? {
+        var topologies: [String: FastPathRoutes.Topology] = [:]
+        for (name, s) in served {
+            guard let loopReads = s.redis.loopReads, let counters = keyCounters[name] else { continue }
+            topologies[name] = .init(
+                reader: s.reader, loopReads: loopReads, found: counters.found, missing: counters.missing,
+                answered: Metrics.Counter(label: "eddy_serve_event_loop_reads_total", dimensions: [("topology", name)],
+                                          factory: hub.factory))
+        }
+        guard !topologies.isEmpty else { return nil }
+        return FastPathRoutes(
+            topologies: topologies,
+            ok: requestMetrics.metrics(route: FastPathRoutes.route, method: "GET", status: 200),
+            notFound: requestMetrics.metrics(route: FastPathRoutes.route, method: "GET", status: 404))
     }
 
     // MARK: Features

@@ -22,6 +22,13 @@ final class RequestMetrics: @unchecked Sendable {
     init(factory: PrometheusMetricsFactory) { self.factory = factory }
 
     func record(route: String, method: String, status: Int, nanoseconds: Int64) {
+        let metrics = self.metrics(route: route, method: method, status: status)
+        metrics.count.increment()
+        metrics.duration.recordNanoseconds(nanoseconds)
+    }
+
+    /// The counter and timer of one route, method and status (made on first use).
+    func metrics(route: String, method: String, status: Int) -> (count: Metrics.Counter, duration: Metrics.Timer) {
         let key = Key(route: route, method: method, status: status)
         lock.lock()
         let metrics: (Metrics.Counter, Metrics.Timer)
@@ -34,8 +41,7 @@ final class RequestMetrics: @unchecked Sendable {
             cache[key] = metrics
         }
         lock.unlock()
-        metrics.0.increment()
-        metrics.1.recordNanoseconds(nanoseconds)
+        return metrics
     }
 }
 

@@ -48,10 +48,17 @@ struct ServeCommand: ParsableCommand {
         """)
     var eventLoopReads = true
 
+    @Option(help: """
+        Event loop threads (default: one per core). Each handles its connections' requests and owns a \
+        connection to Redis; on a machine Redis and the callers share, fewer loops mean fewer thread wakeups.
+        """)
+    var eventLoops: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
     func validate() throws {
+        if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
         if topology.isEmpty { throw ValidationError("give at least one --topology FILE") }
         if EddyHTTPServer.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' is not HOST:PORT") }
         if lanes < 1 { throw ValidationError("--lanes must be at least 1") }
@@ -62,6 +69,7 @@ struct ServeCommand: ParsableCommand {
         // (no hop to Swift's cooperative pool and back per request; 2 threads
         // rather than 4 on a 2-core box), and Redis lanes resume them there.
         // Nothing in `serve` blocks a concurrency thread.
+        if let eventLoops { NIOSingletons.groupLoopCountSuggestion = eventLoops }
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         logToStandardError(level: level)

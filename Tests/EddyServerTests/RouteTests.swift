@@ -19,12 +19,12 @@ struct RouteTests {
         return (server, t, FeatureClient(connection: connection, topology: t))
     }
 
-    @Test("GET one entity returns exactly the FCALL object; ?at= is epoch ms or RFC 3339")
-    func getOne() async throws {
+    @Test("GET one entity returns exactly the FCALL object; ?at= is epoch ms or RFC 3339", arguments: [false, true])
+    func getOne(eventLoopReads: Bool) async throws {
         let (redis, t, client) = try Self.fixture()
         let at = Self.t0 + 600_000
         let direct = try client.features(keys: ["u3"], at: at)[0]!
-        try await withServer(topologies: [t], redis: redis) { port, _ in
+        try await withServer(topologies: [t], redis: redis, eventLoopReads: eventLoopReads) { port, _ in
             let r = try await get(port, "/v1/features/clickstream/u3?at=\(at)")
             #expect(r.status == 200)
             #expect(r.headers["content-type"] == "application/json")
@@ -44,10 +44,10 @@ struct RouteTests {
         }
     }
 
-    @Test("an unknown key is 404 {key, found:false}; an unknown topology 404 {error}; a bad ?at= 400")
-    func notFoundAndBadRequests() async throws {
+    @Test("an unknown key is 404 {key, found:false}; an unknown topology 404 {error}; a bad ?at= 400", arguments: [false, true])
+    func notFoundAndBadRequests(eventLoopReads: Bool) async throws {
         let (redis, t, _) = try Self.fixture()
-        try await withServer(topologies: [t], redis: redis) { port, _ in
+        try await withServer(topologies: [t], redis: redis, eventLoopReads: eventLoopReads) { port, _ in
             let missing = try await get(port, "/v1/features/clickstream/nobody")
             #expect(missing.status == 404)
             #expect(missing.text == #"{"key":"nobody","found":false}"#)
@@ -144,10 +144,10 @@ struct RouteTests {
         }
     }
 
-    @Test("Redis down: 503 with a message, /readyz 503; Redis back: answers again without a restart")
-    func redisDown() async throws {
+    @Test("Redis down: 503 with a message, /readyz 503; Redis back: answers again without a restart", arguments: [false, true])
+    func redisDown(eventLoopReads: Bool) async throws {
         let (redis, t, _) = try Self.fixture()
-        try await withServer(topologies: [t], redis: redis) { port, _ in
+        try await withServer(topologies: [t], redis: redis, eventLoopReads: eventLoopReads) { port, _ in
             #expect(try await get(port, "/v1/features/clickstream/u1").status == 200)
             #expect(try await get(port, "/readyz").status == 200)
             redis.stop(.kill)
@@ -178,14 +178,14 @@ struct RouteTests {
         }
     }
 
-    @Test("concurrent requests batched on shared connections each get their own answer")
-    func concurrentBatching() async throws {
+    @Test("concurrent requests batched on shared connections each get their own answer", arguments: [false, true])
+    func concurrentBatching(eventLoopReads: Bool) async throws {
         let (redis, t, client) = try Self.fixture()
         let cases = (0..<120).map { i in ("u\(i % 25)", Self.t0 + Int64(i) * 97_000) }
         var expected: [[UInt8]] = []
         for (key, at) in cases { expected.append(try client.jsonLines(keys: [key], at: at)[0]) }
         let want = expected
-        try await withServer(topologies: [t], redis: redis) { port, _ in
+        try await withServer(topologies: [t], redis: redis, eventLoopReads: eventLoopReads) { port, _ in
             let replies = try await withThrowingTaskGroup(of: (Int, HTTPReply).self) { group in
                 for (i, (key, at)) in cases.enumerated() {
                     group.addTask { (i, try await get(port, "/v1/features/clickstream/\(key)?at=\(at)")) }
@@ -205,10 +205,10 @@ struct RouteTests {
         }
     }
 
-    @Test("/metrics parses as Prometheus text and counts exactly the requests sent")
-    func metricsCountRequests() async throws {
+    @Test("/metrics parses as Prometheus text and counts exactly the requests sent", arguments: [false, true])
+    func metricsCountRequests(eventLoopReads: Bool) async throws {
         let (redis, t, _) = try Self.fixture()
-        try await withServer(topologies: [t], redis: redis) { port, _ in
+        try await withServer(topologies: [t], redis: redis, eventLoopReads: eventLoopReads) { port, _ in
             for _ in 0..<7 { _ = try await get(port, "/v1/features/clickstream/u1") }
             for _ in 0..<3 { _ = try await get(port, "/v1/features/clickstream/nobody") }
             for _ in 0..<2 { _ = try await get(port, "/v1/features/clickstream/u1?at=bad") }
@@ -242,6 +242,11 @@ struct RouteTests {
             #expect(m["eddy_serve_keys_total", ["topology": "clickstream", "result": "missing"]] == 4)
             // Keys never become label values.
             #expect(!r.text.contains("nobody"))
+
+            // On the event loops, the reads after the first few (the library
+            // check, each loop's connection) are answered in the pipeline.
+            let onLoops = m["eddy_serve_event_loop_reads_total", ["topology": "clickstream"]]
+            if eventLoopReads { #expect((onLoops ?? 0) >= 5, "\(String(describing: onLoops))") } else { #expect(onLoops == nil) }
 
             let again = parsePrometheus(try await get(port, "/metrics").text)
             #expect(again["eddy_http_requests_total", ["route": "/metrics", "method": "GET", "status": "200"]] == 1)

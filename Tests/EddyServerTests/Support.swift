@@ -81,11 +81,13 @@ let quietLogger: Logger = {
 }()
 
 /// Runs an `EddyHTTPServer` on an ephemeral loopback port for `body`.
+/// `eventLoopReads`: single-key GETs are answered in the channel pipeline
+/// (`FeatureGetFastPath`) once the loops are connected, as `eddy serve` does.
 func withServer(
-    topologies: [Topology], redis: RedisServerProcess, hub: MetricsHub = MetricsHub(),
+    topologies: [Topology], redis: RedisServerProcess, hub: MetricsHub = MetricsHub(), eventLoopReads: Bool = false,
     _ body: (_ port: Int, _ server: EddyHTTPServer) async throws -> Void
 ) async throws {
-    let lanes = RedisLanes(url: redis.url)
+    let lanes = RedisLanes(url: redis.url, readOnEventLoops: eventLoopReads)
     let server = EddyHTTPServer(
         options: .init(host: "127.0.0.1", port: 0), topologies: topologies.map { .init(topology: $0, redis: lanes) },
         hub: hub, readiness: [.redis(lanes)], logger: quietLogger)

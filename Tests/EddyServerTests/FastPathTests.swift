@@ -1,0 +1,130 @@
+import EddyCore
+import EddyRedis
+import EddyServer
+import EddyServing
+import Foundation
+import Testing
+
+/// Single-key reads answered in the channel pipeline (`FeatureGetFastPath`),
+/// mixed with everything the router answers, on one keep-alive connection.
+@Suite("Single-key reads in the channel pipeline", .serialized)
+struct FastPathTests {
+    @Test("pipelined reads, other routes, bad requests and a key Redis fails on: every reply, in order, as the router would answer")
+    func pipelinedInOrder() async throws {
+        let (redis, t, client) = try RouteTests.fixture()
+        let at = RouteTests.t0 + 600_000
+        // A string where the library expects a hash: Redis answers WRONGTYPE,
+        // the loop hands the request to the router, the router answers 500.
+        try RedisConnection(url: redis.url).command("SET", "clickstream:broken", "x").checked()
+        let hub = MetricsHub()
+        try await withServer(topologies: [t], redis: redis, hub: hub, eventLoopReads: true) { port, _ in
+            // The first reads check the library and connect each loop to Redis.
+            for _ in 0..<6 {
+                #expect(try await get(port, "/v1/features/clickstream/u1").status == 200)
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let before = parsePrometheus(try await get(port, "/metrics").text)["eddy_serve_event_loop_reads_total", ["topology": "clickstream"]] ?? 0
+
+            // Reads answered here one after another (later requests wait
+            // in the handler), until one Redis fails on: that one is handed
+            // to the router, and so is everything after it (the router owes
+            // a reply, and replies keep the requests' order).
+            var paths: [String] = []
+            var expected: [(status: Int, body: [UInt8]?)] = []
+            func read(_ key: String) throws {
+                paths.append("/v1/features/clickstream/\(key)?at=\(at)")
+                expected.append((Int(key.dropFirst())! < 20 ? 200 : 404, try client.jsonLines(keys: [key], at: at)[0]))
+            }
+            for i in 0..<10 { try read("u\(i * 3 % 25)") }
+            paths.append("/v1/features/clickstream/broken")
+            expected.append((500, nil))
+            for i in 0..<80 {
+                switch i % 10 {
+                case 0:
+                    paths.append("/healthz")
+                    expected.append((200, nil))
+                case 3:
+                    paths.append("/v1/features/clickstream/broken")
+                    expected.append((500, nil))
+                case 5:
+                    paths.append("/v1/features/payments/u1")
+                    expected.append((404, nil))
+                case 7:
+                    paths.append("/v1/features/clickstream/u1?at=soon")
+                    expected.append((400, nil))
+                default:
+                    try read("u\(i % 25)")
+                }
+            }
+            let replies = try await pipelined(port, paths, closeLast: true)
+            #expect(replies.count == paths.count)
+            for (i, (reply, want)) in zip(replies, expected).enumerated() {
+                #expect(reply.status == want.status, "request \(i) \(paths[i]): \(reply.text)")
+                if let body = want.body { #expect(reply.body == body, "request \(i) \(paths[i])") }
+            }
+            let error = (replies[10].json as? [String: Any])?["error"] as? String
+            #expect(error?.contains("WRONGTYPE") == true, "\(replies[10].text)")
+            #expect(replies[11].text.contains("\"status\":\"ok\""))
+
+            let after = parsePrometheus(try await get(port, "/metrics").text)
+            #expect(after["eddy_serve_event_loop_reads_total", ["topology": "clickstream"]] == before + 10)
+            let route = "/v1/features/{topology}/{key}"
+            #expect(after["eddy_http_requests_total", ["route": route, "method": "GET", "status": "500"]] == 9)
+            #expect(after["eddy_http_requests_total", ["route": route, "method": "GET", "status": "400"]] == 8)
+        }
+    }
+}
+
+/// Sends every request on one keep-alive connection in a single write (the
+/// last with `Connection: close`), then reads the replies until the server
+/// closes the connection.
+func pipelined(_ port: Int, _ paths: [String], closeLast: Bool) async throws -> [HTTPReply] {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try blockingPipeline(port, paths) })
+        }.start()
+    }
+}
+
+private func blockingPipeline(_ port: Int, _ paths: [String]) throws -> [HTTPReply] {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 30, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("connect: \(errno)") }
+    var text = ""
+    for (i, path) in paths.enumerated() {
+        text += "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(i == paths.count - 1 ? "Connection: close\r\n" : "")\r\n"
+    }
+    let request = Array(text.utf8)
+    let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    guard sent == request.count else { throw TestFailure("sent \(sent) of \(request.count) bytes") }
+
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 { throw TestFailure("recv: errno \(errno) after \(received.count) bytes") }
+        if n == 0 { break }
+        received += buffer[0..<n]
+    }
+    // Every reply has a Content-Length.
+    var replies: [HTTPReply] = []
+    var rest = received[...]
+    while !rest.isEmpty {
+        guard let reply = parseResponse(Array(rest)), let length = reply.headers["content-length"].flatMap({ Int($0) }),
+              let headEnd = rest.firstRange(of: Array("\r\n\r\n".utf8))
+        else { throw TestFailure("cannot parse reply \(replies.count + 1) from \(rest.count) bytes") }
+        replies.append(reply)
+        rest = rest[(headEnd.upperBound + length)...]
+    }
+    return replies
+}
