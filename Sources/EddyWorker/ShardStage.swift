@@ -14,6 +14,18 @@ final class ShardStage {
     let config: WorkerConfig
     let engine: FeatureEngine
     let decoder: EventDecoder
+    /// The decoders of the events in flight in `process` (see `lookaheadDepth`),
+    /// unretained: `lookaheadOwners` keeps them.
+    let lookahead: [Unmanaged<EventDecoder>]
+    let lookaheadOwners: [EventDecoder]
+    /// Why each event in flight was rejected by its decoder (nil: valid).
+    var lookaheadRejected: [RejectReason?]
+    /// Events decoded ahead of the one applied. Key lookups miss the cache
+    /// (the state of 100k keys is tens of MB): event i+3's index entry, i+2's
+    /// slot record and i+1's state blob are prefetched while event i is
+    /// applied, as the replay tool does (a quarter of the shard's time was
+    /// the key lookup without it).
+    static let lookaheadDepth = 4
     let batches: Pool<MessageBatch>
     let flushes: Pool<FlushBatch>
     let input: SPSCRing<Int>  // message batches from ingest
@@ -66,8 +78,13 @@ final class ShardStage {
          deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisTarget,
          writtenFlush: ManagedAtomicBox) {
         self.config = config
-        self.engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16)
+        let engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16)
+        self.engine = engine
         self.decoder = engine.decoder
+        let owners = (0..<Self.lookaheadDepth).map { _ in engine.makeDecoder() }
+        self.lookaheadOwners = owners
+        self.lookahead = owners.map { Unmanaged.passUnretained($0) }
+        self.lookaheadRejected = Array(repeating: nil, count: Self.lookaheadDepth)
         self.batches = batches
         self.flushes = flushes
         self.input = input
@@ -164,15 +181,15 @@ final class ShardStage {
         // of one partition rather than per record (a dictionary write).
         var run = (pid: PartitionID(topicIndex: -1, partition: -1), offset: Int64(-1))
         defer { if run.offset >= 0 { seen[run.pid] = run.offset } }
-        for i in 0..<batch.count {
+        /// Applies the event decoded `depth - 1` events ago.
+        @inline(__always)
+        func complete(_ i: Int) {
             let r = batch.records[i]
-            let pid = PartitionID(topicIndex: r.topicIndex, partition: r.partition)
-            if pid != run.pid {
-                if run.offset >= 0 { seen[run.pid] = run.offset }
-                run.pid = pid
+            let k = i % Self.lookaheadDepth
+            let outcome = lookahead[k]._withUnsafeGuaranteedRef {
+                finish(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition),
+                       decoded: $0, rejected: lookaheadRejected[k], missing: &missing)
             }
-            run.offset = r.offset
-            let outcome = step(batch, r, pid, missing: &missing)
             if perTopic { Self.tally(&tally, r.topicIndex, outcome) }
             switch outcome {
             case .applied: applied += 1
@@ -182,6 +199,32 @@ final class ShardStage {
             case .deferred: deferred.append(i)
             }
         }
+        let depth = Self.lookaheadDepth
+        for i in 0..<batch.count {
+            let r = batch.records[i]
+            let pid = PartitionID(topicIndex: r.topicIndex, partition: r.partition)
+            if pid != run.pid {
+                if run.offset >= 0 { seen[run.pid] = run.offset }
+                run.pid = pid
+            }
+            run.offset = r.offset
+            // Decode event i and start loading its index entry; the two
+            // before it get their slot record and state blob started.
+            let k = i % depth
+            let rejected = lookahead[k]._withUnsafeGuaranteedRef {
+                $0.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
+            }
+            lookaheadRejected[k] = rejected
+            if rejected == nil { lookahead[k]._withUnsafeGuaranteedRef { engine.prefetchIndex(for: $0) } }
+            if i >= 1, lookaheadRejected[(i - 1) % depth] == nil {
+                lookahead[(i - 1) % depth]._withUnsafeGuaranteedRef { engine.prefetchSlot(for: $0) }
+            }
+            if i >= 2, lookaheadRejected[(i - 2) % depth] == nil {
+                lookahead[(i - 2) % depth]._withUnsafeGuaranteedRef { engine.prefetchState(for: $0) }
+            }
+            if i >= depth - 1 { complete(i - (depth - 1)) }
+        }
+        for i in max(0, batch.count - (depth - 1))..<batch.count { complete(i) }
         if !deferred.isEmpty {
             // Hold the events of keys not in memory until their state
             // arrives: one pipelined round trip for the whole batch.
@@ -236,10 +279,20 @@ final class ShardStage {
         t[s] += 1
     }
 
+    /// Decodes and applies one event (no lookahead).
     @inline(__always)
     func step(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, missing: inout MissingKeys) -> Step {
+        let rejected = decoder.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
+        return finish(batch, r, pid, decoded: decoder, rejected: rejected, missing: &missing)
+    }
+
+    /// Applies the event `decoder` holds (or dead-letters it, or defers it
+    /// until its key's state is loaded); `rejected` is what decoding it said.
+    @inline(__always)
+    func finish(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, decoded decoder: EventDecoder,
+                rejected: RejectReason?, missing: inout MissingKeys) -> Step {
         let value = batch.value(r)
-        if let reason = decoder.decode(value, messageKey: batch.key(r), messageTimestamp: r.timestampMs) {
+        if let reason = rejected {
             let reasonIndex = RejectReason.allCases.firstIndex(of: reason)!
             counters.invalidByReason[reasonIndex].wrappingIncrement(ordering: .relaxed)
             counters.topicInvalidByReason[WorkerCounters.topicSlot(r.topicIndex) * RejectReason.allCases.count + reasonIndex]

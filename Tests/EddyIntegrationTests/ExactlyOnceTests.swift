@@ -261,7 +261,10 @@ import Testing
         let rig = try Rig(events: 120_000, users: 20_000, seed: 16)
         let producer = rig.startProducing(rate: 8_000)
         let group = "g-zombie"
-        let zombie = try rig.worker("zombie", group: group)
+        // The zombie flushes once a second (always "catching up"), so it is
+        // sure to hold unwritten updates when it is frozen; with flushes as
+        // soon as Redis is idle it often had none, and nothing to fence.
+        let zombie = try rig.worker("zombie", group: group, extra: ["--catch-up-backlog", "1", "--catch-up-flush-ms", "1000"])
         #expect(try rig.waitForCommitted(group: group, atLeast: 20_000, timeout: 120), "\(zombie.log.suffix(3000))")
         zombie.signal(SIGSTOP)
         let successor = try rig.worker("successor", group: group)
