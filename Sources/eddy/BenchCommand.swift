@@ -42,7 +42,7 @@ struct ReplayBench: ParsableCommand {
         // Baseline 2: Foundation JSONSerialization on a sample.
         let sample = min(events, 100_000)
         var sampleLines: [Data] = []
-        try forEachLine(data) { line in
+        forEachLine(data) { line in
             if sampleLines.count < sample { sampleLines.append(Data(line)) }
         }
         let fStart = monotonicSeconds()
@@ -60,7 +60,7 @@ struct ReplayBench: ParsableCommand {
             var out = JSONWriter(capacity: 1 << 20)
             let start = monotonicSeconds()
             let cpuStart = threadCPUSeconds()
-            try forEachLine(data) { line in
+            forEachLine(data) { line in
                 session.consume(line, into: &out)
             }
             let sink = try OutputFile(path: "/dev/null")
@@ -102,7 +102,7 @@ struct ReplayBench: ParsableCommand {
     func timeLines(_ data: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) throws -> Double {
         let start = monotonicSeconds()
         var n = 0
-        try forEachLine(data) { body($0); n += 1 }
+        forEachLine(data) { body($0); n += 1 }
         return Double(n) / (monotonicSeconds() - start)
     }
 }

@@ -87,19 +87,8 @@ func pipelined(_ port: Int, _ paths: [String], closeLast: Bool) async throws -> 
 }
 
 private func blockingPipeline(_ port: Int, _ paths: [String]) throws -> [HTTPReply] {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+    let fd = try connectLoopback(port)
     defer { close(fd) }
-    var timeout = timeval(tv_sec: 30, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestFailure("connect: \(errno)") }
     var text = ""
     for (i, path) in paths.enumerated() {
         text += "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(i == paths.count - 1 ? "Connection: close\r\n" : "")\r\n"

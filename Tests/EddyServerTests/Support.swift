@@ -184,11 +184,10 @@ func post(_ port: Int, _ path: String, _ body: String) async throws -> HTTPReply
     try await http("POST", port, path, body: Array(body.utf8))
 }
 
-func blockingHTTP(_ method: String, _ port: Int, _ path: String, body: [UInt8]?, chunked: Bool,
-                  headers: [String: String]) throws -> HTTPReply {
+/// A blocking TCP socket connected to `port` on loopback (reads time out after 30 s).
+func connectLoopback(_ port: Int) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-    defer { close(fd) }
     var timeout = timeval(tv_sec: 30, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var address = sockaddr_in()
@@ -198,7 +197,17 @@ func blockingHTTP(_ method: String, _ port: Int, _ path: String, body: [UInt8]?,
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard connected == 0 else { throw TestFailure("connect: \(errno)") }
+    guard connected == 0 else {
+        close(fd)
+        throw TestFailure("connect: \(errno)")
+    }
+    return fd
+}
+
+func blockingHTTP(_ method: String, _ port: Int, _ path: String, body: [UInt8]?, chunked: Bool,
+                  headers: [String: String]) throws -> HTTPReply {
+    let fd = try connectLoopback(port)
+    defer { close(fd) }
 
     var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     for (k, v) in headers { head += "\(k): \(v)\r\n" }
