@@ -25,7 +25,7 @@ swift build -c release --product eddy 2>&1 | grep -E "error|warning: unre|Compil
 EDDY=.build/release/eddy
 
 echo "==> starting redis-server on port $REDIS_PORT"
-redis-server --port "$REDIS_PORT" --save '' --appendonly no --daemonize yes --dir "$WORK" --logfile "$WORK/redis.log"
+redis-server --port "$REDIS_PORT" --save '' --appendonly no --hash-max-listpack-value 1024 --daemonize yes --dir "$WORK" --logfile "$WORK/redis.log"
 export EDDY_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
 echo "==> starting a local mock Kafka cluster (eddy dev broker)"
