@@ -34,22 +34,10 @@ SECONDS_AT_RATE=${SECONDS_AT_RATE:-30}
 WARM_SECONDS=${WARM_SECONDS:-8}
 LINGER_MS=${LINGER_MS:-5}
 USERS=${USERS:-100000}
-WORK=$(mktemp -d /tmp/eddy-freshness.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 1
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-if [ -z "${EDDY:-}" ]; then
-  swift build -c release --product eddy >&2
-  EDDY=$(swift build -c release --show-bin-path)/eddy
-fi
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
+bench_setup freshness
 
 # The clickstream topology, on TOPIC.
 TOPIC=${TOPIC:-clickstream}

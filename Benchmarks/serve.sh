@@ -35,26 +35,14 @@ USERS=${USERS:-20000}
 EVENTS=${EVENTS:-200000}
 RATE=${RATE:-10000}
 DURATION=${DURATION:-10}
-WORK=$(mktemp -d /tmp/eddy-serve-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 1
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 for tool in wrk redis-server redis-benchmark redis-cli; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk redis-server redis-tools)" >&2; exit 2; }
 done
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-if [ -z "${EDDY:-}" ]; then
-  swift build -c release --product eddy >&2
-  EDDY=$(swift build -c release --show-bin-path)/eddy
-fi
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
+bench_setup serve-bench
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" &

@@ -50,9 +50,10 @@ struct TopologyReader: Sendable {
 /// A request made on a NIO event loop (`eddy serve` runs Swift concurrency
 /// on the event loops) is resumed on that loop, with one wakeup per loop
 /// per batch, so its reply is written without another thread hop. On a
-/// single server, a single-key read made on an event loop goes straight to
-/// Redis over that loop's own connection (`LoopReads`) and falls back to a
-/// lane for anything but an object or null.
+/// single server, single-key GETs never get here unless something was
+/// unusual: `FeatureGetFastPath` reads them over the event loop's own
+/// connection (`loopReads`) and hands the router only what it could not
+/// answer, which then goes straight to a lane.
 ///
 /// Library installation is `FeatureClient`'s: on first use per connection
 /// (every master of a cluster), again on a server that answers that the
@@ -69,12 +70,13 @@ public final class RedisLanes: Sendable {
     let lanes: [Lane]
     let next = ManagedAtomic<Int>(0)
     let pingCache = Locked<(at: ContinuousClock.Instant, ok: Bool, detail: String)?>(nil)
-    /// Single-key reads on the requests' event loops (single servers, when enabled).
+    /// A connection per event loop for `FeatureGetFastPath` (single servers, when enabled).
     let loopReads: LoopReads?
 
-    /// `readOnEventLoops`: single-key reads made on an event loop of
-    /// `MultiThreadedEventLoopGroup.singleton` (Hummingbird's) use that
-    /// loop's own connection (single servers only; see `LoopReads`).
+    /// `readOnEventLoops`: each event loop of
+    /// `MultiThreadedEventLoopGroup.singleton` (Hummingbird's) gets its own
+    /// connection, for the single-key GETs the server answers in the channel
+    /// pipeline (single servers only; see `LoopReads`, `FeatureGetFastPath`).
     public init(target: RedisTarget, lanes: Int = 2, options: RedisConnection.Options = RedisLanes.defaultOptions(),
                 cooldown: Duration = .milliseconds(250), readOnEventLoops: Bool = false) {
         self.target = target
@@ -109,11 +111,6 @@ public final class RedisLanes: Sendable {
     func read(_ reader: TopologyReader, keys: [String], at: Int64?) async -> Result<[[UInt8]?], ReadFailure> {
         guard !keys.isEmpty else { return .success([]) }
         let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop
-        if keys.count == 1, let loopReads, let eventLoop, reader.libraryChecked.load(ordering: .relaxed),
-           let reply = loopReads.fcall(reader.library.functionName, key: reader.prefix + keys[0], at: at, on: eventLoop)
-        {
-            do { return .success([try await reply.get()]) } catch {}  // else through a lane
-        }
         let lane = lanes[next.loadThenWrappingIncrement(ordering: .relaxed) % lanes.count]
         return await withCheckedContinuation { continuation in
             lane.submit(.read(Lane.Read(reader: reader, keys: keys, at: at, resumeOn: eventLoop, done: continuation)))

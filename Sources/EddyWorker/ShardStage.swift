@@ -181,6 +181,18 @@ final class ShardStage {
         // of one partition rather than per record (a dictionary write).
         var run = (pid: PartitionID(topicIndex: -1, partition: -1), offset: Int64(-1))
         defer { if run.offset >= 0 { seen[run.pid] = run.offset } }
+        /// Counts what became of event `i` (a deferred one waits for its key's state).
+        @inline(__always)
+        func count(_ outcome: Step, of i: Int) {
+            if perTopic { Self.tally(&tally, batch.records[i].topicIndex, outcome) }
+            switch outcome {
+            case .applied: applied += 1
+            case .late: late += 1
+            case .invalid: invalid += 1
+            case .duplicate: duplicates += 1
+            case .deferred: deferred.append(i)
+            }
+        }
         /// Applies the event decoded `depth - 1` events ago.
         @inline(__always)
         func complete(_ i: Int) {
@@ -190,14 +202,7 @@ final class ShardStage {
                 finish(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition),
                        decoded: $0, rejected: lookaheadRejected[k], missing: &missing)
             }
-            if perTopic { Self.tally(&tally, r.topicIndex, outcome) }
-            switch outcome {
-            case .applied: applied += 1
-            case .late: late += 1
-            case .invalid: invalid += 1
-            case .duplicate: duplicates += 1
-            case .deferred: deferred.append(i)
-            }
+            count(outcome, of: i)
         }
         let depth = Self.lookaheadDepth
         for i in 0..<batch.count {
@@ -232,18 +237,13 @@ final class ShardStage {
             if !finishEarlyLoads(&missing) { load(missing) }
             counters.loadLatency.record(micros: Int((ContinuousClock.now - loadStart) / .microseconds(1)))
             var none = MissingKeys()
-            for i in deferred {
+            let waiting = deferred
+            deferred.removeAll()
+            for i in waiting {
                 let r = batch.records[i]
-                let outcome = step(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition), missing: &none)
-                if perTopic { Self.tally(&tally, r.topicIndex, outcome) }
-                switch outcome {
-                case .applied: applied += 1
-                case .late: late += 1
-                case .invalid: invalid += 1
-                case .duplicate: duplicates += 1
-                case .deferred: preconditionFailure("a loaded key is in memory")
-                }
+                count(step(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition), missing: &none), of: i)
             }
+            precondition(deferred.isEmpty, "a loaded key is in memory")
         }
         if applied > 0 { pendingHandOvers.append((batch.handedOverAt, applied)) }
         counters.consumed.wrappingIncrement(by: batch.count, ordering: .relaxed)

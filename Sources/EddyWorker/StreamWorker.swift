@@ -31,8 +31,6 @@ public final class StreamWorker: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Checks Redis and Kafka, then starts the three stages. Throws with a
-    /// clear message when either is unreachable.
     /// Entity hashes hold the state blob (a few hundred bytes), so Redis's
     /// default `hash-max-listpack-value` (64) stores them as hashtables:
     /// twice the memory, and about a third more Redis CPU per update at a
@@ -51,6 +49,8 @@ public final class StreamWorker: @unchecked Sendable {
     /// What Deploy/ configures Redis with.
     static let recommendedListpackValue = 1024
 
+    /// Checks Redis and Kafka, then starts the three stages. Throws with a
+    /// clear message when either is unreachable.
     public func start() throws {
         let t = config.topology
         let redisURL: RedisTarget
