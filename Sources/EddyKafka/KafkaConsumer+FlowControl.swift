@@ -74,3 +74,16 @@ extension KafkaConsumer {
         context.nextOffsets[TopicPartition(topic: topics[topicIndex], partition: partition)] = next
     }
 }
+
+extension KafkaConsumer {
+    /// The offset after the last record `poll` delivered from each of
+    /// `partitions`, where one was delivered since it was assigned. Local
+    /// state only: no broker round trip.
+    public func deliveredPositions(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
+        var positions: [TopicPartition: Int64] = [:]
+        for p in partitions {
+            if let next = context.nextOffsets[p], next >= 0 { positions[p] = next }
+        }
+        return positions
+    }
+}

@@ -85,6 +85,7 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
             (MirroredCounter(r, "eddy_worker_redis_retries_total", help: "Redis round trips (writes, state loads) retried after a failure."), { $0.redisRetries.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_kafka_errors_total", help: "Kafka errors reported by the consumer."), { $0.kafkaErrors.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_offset_gaps_total", help: "Holes found in partition offsets and read again (records skipped by librdkafka, or transaction markers and compaction)."), { $0.offsetGaps.load(ordering: .relaxed) }),
+            (MirroredCounter(r, "eddy_worker_catch_up_waves_total", help: "Catch-up waves finished: groups of partitions read to the end of a large backlog, whose keys are written while the next group is read."), { $0.catchUpWaves.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_commits_total", help: "Offset commits."), { $0.commits.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_commit_errors_total", help: "Offset commits that failed."), { $0.commitErrors.load(ordering: .relaxed) }),
         ]

@@ -18,6 +18,14 @@ final class IngestStage {
     let logger: Logger
     let barrierDone: BarrierSignal
     let drainTimeout: Duration
+    /// Catch-up in waves (`CatchUpWaves`): at most this many; below 2, off.
+    let catchUpWaves: Int
+    let catchUpBacklog: Int
+    var waves: CatchUpWaves?
+    /// Partitions paused until their wave (never resumed by backpressure).
+    var held: Set<TopicPartition> = []
+    /// Progress of the current wave, to notice one that stalls.
+    var waveProgress = (positions: [TopicPartition: Int64](), at: ContinuousClock.now)
     var current: Int?
     var paused: [TopicPartition] = []
     var assignment: Set<TopicPartition> = []
@@ -29,7 +37,7 @@ final class IngestStage {
 
     init(consumer: KafkaConsumer, topics: [String], batches: Pool<MessageBatch>, free: SPSCRing<Int>,
          output: SPSCRing<Int>, counters: WorkerCounters, logger: Logger, barrierDone: BarrierSignal,
-         drainTimeout: Duration) {
+         drainTimeout: Duration, catchUpWaves: Int = 0, catchUpBacklog: Int = .max) {
         self.consumer = consumer
         self.topics = topics
         self.batches = batches
@@ -39,6 +47,8 @@ final class IngestStage {
         self.logger = logger
         self.barrierDone = barrierDone
         self.drainTimeout = drainTimeout
+        self.catchUpWaves = catchUpWaves
+        self.catchUpBacklog = catchUpBacklog
     }
 
     struct Filler: KafkaEventSink {
@@ -82,8 +92,9 @@ final class IngestStage {
                 let polled = try consumer.poll(into: &filler, maxMessages: min(1024, batch.recordCapacity - batch.count),
                                                timeoutMs: batch.count == 0 ? 20 : 0)
                 // Nothing queued locally: caught up, whatever the last lag
-                // sample said (watermarks and positions can lag behind).
-                if polled == 0, batch.count == 0 { counters.backlog.store(0, ordering: .relaxed) }
+                // sample said (watermarks and positions can lag behind),
+                // except for the partitions held for a later wave.
+                if polled == 0, batch.count == 0 { counters.backlog.store(Int(waves?.heldBacklog ?? 0), ordering: .relaxed) }
             } catch {
                 counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
                 logger.warning("Kafka poll failed: \(error)")
@@ -91,6 +102,7 @@ final class IngestStage {
             }
             if consumer.offsetGaps != gapsSeen || consumer.offsetRepeats != repeatsSeen { reportGaps() }
             pushCurrent()
+            if waves != nil { advanceWaves() }
             if ContinuousClock.now >= nextLagSample { publishLag() }
         }
         shutdown()
@@ -101,6 +113,7 @@ final class IngestStage {
         guard let index = current, batches[index].count > 0 || batches[index].control != .none else { return }
         recordConsumeDelay(batches[index])
         batches[index].handedOverAt = .now
+        counters.handedToShard.wrappingIncrement(by: batches[index].count, ordering: .relaxed)
         let ok = output.tryPush(index)
         precondition(ok, "the shard ring holds every batch of the pool")
         current = nil
@@ -136,7 +149,8 @@ final class IngestStage {
         nextLagSample = ContinuousClock.now + .milliseconds(100)
         let lags = consumer.localLag(Array(assignment))
         counters.partitionLag.publish(lags)
-        counters.backlog.store(lags.reduce(0) { $0 + Int($1.lag ?? 0) }, ordering: .relaxed)
+        let held = Int(waves?.heldBacklog ?? 0)
+        counters.backlog.store(lags.reduce(held) { $0 + Int($1.lag ?? 0) }, ordering: .relaxed)
     }
 
     func pause() {
@@ -146,11 +160,11 @@ final class IngestStage {
         logger.debug("backpressure: paused \(paused.count) partitions")
     }
 
-    /// Resumes the paused partitions. On failure they are paused again and
-    /// retried on the next turn.
+    /// Resumes the paused partitions (except those held for a later wave).
+    /// On failure they are paused again and retried on the next turn.
     func resume() {
         do {
-            try consumer.resume(paused)
+            try consumer.resume(paused.filter { !held.contains($0) })
             paused = []
         } catch {
             counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
@@ -160,12 +174,125 @@ final class IngestStage {
         }
     }
 
+    // MARK: Catching up in waves
+
+    /// Looks up the backlog of newly assigned partitions and, when it is
+    /// large, holds all but the first wave's. They are paused before the
+    /// lookups so that nothing is fetched only to be purged by a pause.
+    func planWaves(_ partitions: [TopicPartition]) {
+        do { try consumer.pause(partitions) } catch {
+            logger.warning("pausing partitions to plan a catch-up failed: \(error)")
+            return
+        }
+        var plan: CatchUpWaves?
+        do {
+            let committed = try consumer.committed(partitions: partitions, timeoutMs: 5_000)
+            let marks = try consumer.watermarks(partitions, timeoutMs: 5_000)
+            let backlogs = committed.compactMap { c -> CatchUpWaves.Backlog? in
+                guard let m = marks[c.topicPartition] else { return nil }
+                // Nothing committed: the consumer starts at the log start (auto.offset.reset earliest);
+                // were it "latest", the wave just ends at once.
+                return CatchUpWaves.Backlog(partition: c.topicPartition, start: c.offset >= 0 ? c.offset : m.low, end: m.high)
+            }
+            plan = CatchUpWaves.plan(backlogs, waves: catchUpWaves, minimumBacklog: catchUpBacklog)
+        } catch {
+            logger.info("no catch-up in waves: looking up the backlog failed (\(error))")
+        }
+        let hold = Set(plan?.held ?? [])
+        do { try consumer.resume(partitions.filter { !hold.contains($0) }) } catch {
+            logger.warning("resuming partitions after planning a catch-up failed, resuming all: \(error)")
+            return
+        }
+        guard let plan else { return }
+        waves = plan
+        held = hold
+        waveProgress = ([:], .now)
+        publishLag()  // the shard starts coalescing at once
+        logger.info("catching up on \(plan.waves.reduce(0) { $0 + $1.backlog }) messages in \(plan.waves.count) waves of partitions, writing each wave's keys while the next is read; wave 1: \(Self.describe(plan.current))")
+    }
+
+    /// After a poll: when the current wave's partitions are all read up to
+    /// their targets, asks the shard to flush and releases the next wave.
+    func advanceWaves() {
+        guard var plan = waves else { return }
+        let wave = plan.current
+        let positions = consumer.deliveredPositions(wave)
+        if let next = plan.advance(positions: positions) {
+            requestFlush()
+            counters.catchUpWaves.wrappingIncrement(ordering: .relaxed)
+            release(next, plan: plan)
+            if !plan.isFinished { logger.info("catch-up wave \(plan.completed) done; wave \(plan.completed + 1): \(Self.describe(next))") }
+            return
+        }
+        let now = ContinuousClock.now
+        if positions != waveProgress.positions {
+            waveProgress = (positions, now)
+        } else if now - waveProgress.at > Self.waveStallTimeout {
+            logger.warning("catch-up wave \(plan.completed + 1) made no progress for \(Self.waveStallTimeout); reading every partition at once")
+            release(plan.held, plan: nil)
+        }
+    }
+
+    /// A wave whose partitions deliver nothing for this long (Kafka
+    /// unavailable, a target that cannot be reached) ends the waves.
+    static let waveStallTimeout: Duration = .seconds(10)
+
+    /// Resumes `partitions` and makes `plan` (nil: none) the current one.
+    func release(_ partitions: [TopicPartition], plan: CatchUpWaves?) {
+        let resumable = partitions.filter { !paused.contains($0) }  // backpressure resumes the others
+        do { try consumer.resume(resumable) } catch {
+            counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
+            logger.warning("resuming the next catch-up wave failed, retrying: \(error)")
+            Thread.sleep(forTimeInterval: 0.1)
+            return
+        }
+        if let plan, !plan.isFinished {
+            waves = plan
+            held = Set(plan.held)
+        } else {
+            if plan?.isFinished == true { logger.info("caught up in waves") }
+            waves = nil
+            held = []
+        }
+        waveProgress = ([:], .now)
+    }
+
+    /// A revoke takes partitions out of the waves.
+    func dropFromWaves(_ revoked: Set<TopicPartition>) {
+        guard var plan = waves else { return }
+        held.subtract(revoked)
+        let next = plan.remove(revoked)
+        if plan.isFinished {
+            waves = nil
+            held = []
+        } else if !next.isEmpty {
+            release(next, plan: plan)
+        } else {
+            waves = plan
+        }
+    }
+
+    /// Has the shard flush now without waiting for the writer (the keys
+    /// of a finished wave): a control batch after the wave's events.
+    func requestFlush() {
+        pushCurrent()
+        guard let index = free.popBlocking(timeout: drainTimeout) else { return }
+        batches[index].control = .flush
+        let pushed = output.tryPush(index)
+        precondition(pushed, "the shard ring holds every batch of the pool")
+    }
+
+    static func describe(_ partitions: [TopicPartition]) -> String {
+        partitions.map(\.description).sorted().joined(separator: ", ")
+    }
+
     // MARK: Rebalances and shutdown
 
     func assigned(_ partitions: [TopicPartition]) {
         assignment.formUnion(partitions)
         counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         logger.info("assigned \(partitions.count) partitions: \(partitions.map(\.description).sorted().joined(separator: ", "))")
+        if waves == nil, catchUpWaves >= 2, partitions.count >= 2 { planWaves(partitions) }
     }
 
     /// Inside the revoke callback: flush and commit everything applied,
@@ -174,6 +301,7 @@ final class IngestStage {
         assignment.subtract(partitions)
         counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         paused.removeAll { partitions.contains($0) }
+        if waves != nil { dropFromWaves(Set(partitions)) }
         let ids = partitions.compactMap { tp in
             topics.firstIndex(of: tp.topic).map { PartitionID(topicIndex: Int32($0), partition: tp.partition) }
         }

@@ -18,6 +18,9 @@ enum BatchControl: Sendable, Equatable {
     /// Flush everything applied so far, commit it, then forget the keys of
     /// these partitions (a revoke); `nil` keeps all keys.
     case barrier(id: Int, revoked: [PartitionID]?)
+    /// Flush everything applied so far now, without waiting for the writer
+    /// (the end of a catch-up wave).
+    case flush
 }
 
 /// A topic index and partition, packed for cheap hashing.

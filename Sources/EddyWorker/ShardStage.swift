@@ -128,6 +128,8 @@ final class ShardStage {
                 _ = freeBatches.pushBlocking(index, timeout: nil)
             }
             if !dirty.isEmpty || !seen.isEmpty {
+                // Again: the ingest may have found a backlog while the shard waited.
+                let interval = updateFlushInterval()
                 let writerIdle = config.flushWhenIdle && !catchingUp && input.isEmpty && freeFlushes.count == flushes.count
                 if writerIdle || dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= interval {
                     if let free = freeFlushes.tryPop() { flush(into: free, barrier: 0) }
@@ -149,7 +151,11 @@ final class ShardStage {
     /// that. (Leaving at the entry level would flush nearly every key once
     /// more just before the final flush writes them all again.)
     func updateFlushInterval() -> Duration {
-        let backlog = counters.backlog.load(ordering: .relaxed)
+        // Behind Kafka's high watermarks, plus what the ingest has fetched
+        // and the shard not yet applied: a drain's last batches still wait
+        // in the ring when Kafka's lag reads 0.
+        let queued = counters.handedToShard.load(ordering: .relaxed) - counters.consumed.load(ordering: .relaxed)
+        let backlog = counters.backlog.load(ordering: .relaxed) + max(queued, 0)
         if !catchingUp, backlog >= config.catchUpBacklog {
             catchingUp = true
             logger.info("catching up: \(backlog) messages behind; flushing every \(config.catchUpFlushInterval) until below \(config.catchUpBacklog / 100)")
@@ -169,6 +175,10 @@ final class ShardStage {
         if case .barrier(let id, let revoked) = batch.control {
             flush(barrier: id, revoked: revoked ?? [])
             if let revoked { evict(partitions: Set(revoked)) }
+            return
+        }
+        if batch.control == .flush {
+            flush(barrier: 0)
             return
         }
         var deferred: [Int] = []

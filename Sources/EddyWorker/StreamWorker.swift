@@ -111,7 +111,8 @@ public final class StreamWorker: @unchecked Sendable {
         let ingestStage = IngestStage(
             consumer: consumer, topics: t.source.topics, batches: batchPool, free: freeBatches, output: shardRing,
             counters: counters, logger: logger, barrierDone: barrierDone,
-            drainTimeout: .seconds(config.drainTimeoutSeconds))
+            drainTimeout: .seconds(config.drainTimeoutSeconds),
+            catchUpWaves: config.catchUpWaves, catchUpBacklog: config.catchUpBacklog)
         coordinator.ingest = ingestStage
         if case .fixed(let partitions) = config.assignment {
             let assigned = try assignFixed(partitions, of: t.source.topics, consumer: consumer)

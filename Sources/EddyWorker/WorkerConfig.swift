@@ -42,6 +42,12 @@ public struct WorkerConfig: Sendable {
     public var catchUpBacklog = WorkerConfig.defaultCatchUpBacklog
     /// The flush interval while catching up (see `catchUpBacklog`).
     public var catchUpFlushInterval = WorkerConfig.defaultCatchUpFlushInterval
+    /// A backlog of at least `catchUpBacklog` messages found when
+    /// partitions are assigned is read in up to this many waves of
+    /// partitions, each wave's keys written while the next is read
+    /// (`CatchUpWaves`). Below 2: all partitions at once.
+    public var catchUpWaves = WorkerConfig.defaultCatchUpWaves
+    public static let defaultCatchUpWaves = 8
     public static let defaultCatchUpBacklog = 200_000
     public static let defaultCatchUpFlushInterval: Duration = .seconds(3)
     /// Keys kept in memory; beyond it the least recently flushed clean keys

@@ -34,6 +34,8 @@ struct WorkerBench: ParsableCommand {
     var clusterToo = false
     @Flag(name: .customLong("compare-unfenced"), help: "Also drain the events with at-least-once writes (plain HSET, no fence) and with fenced writes again, each into an emptied Redis, and report the ratio (the fences' cost).")
     var compareUnfenced = false
+    @Flag(name: .customLong("compare-waves"), help: "Also drain the events with every partition read at once (--catch-up-waves 1) and in waves again, each into an emptied Redis, and report the ratio.")
+    var compareWaves = false
     @Option(name: .customLong("property"), help: "Extra consumer property k=v (repeatable).") var properties: [String] = []
 
     var fetchProperties: [String: String] {
@@ -96,6 +98,24 @@ struct WorkerBench: ParsableCommand {
             fenceComparison = (rates[0], rates[1])
         }
 
+        // 2c. Catch-up in waves against every partition at once, the same way.
+        var waveComparison: (allAtOnce: Double, waves: Double)?
+        if compareWaves {
+            var rates: [Double] = []
+            for waves in [1, WorkerConfig.defaultCatchUpWaves] {
+                _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
+                var t = topology
+                t.source.group += "-waves\(waves)"
+                var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+                config.batchesInFlight = 8
+                config.catchUpWaves = waves
+                let (rate, written) = try drain(config)
+                printError("drain in \(waves) wave(s): \(Int(rate)) events/s, \(written) entity writes")
+                rates.append(rate)
+            }
+            waveComparison = (rates[0], rates[1])
+        }
+
         worker.stop()
 
         // 4. The same drain into a Redis Cluster (a new group reads it all again).
@@ -132,7 +152,7 @@ struct WorkerBench: ParsableCommand {
                 "ratio":\(String(format: "%.3f", workerRate / rawRate)),"entities_written":\(written),\
                 "steady_rate":\(rate),"steady_seconds":\(steadySeconds),"freshness_p50_ms":\(p50),"freshness_p99_ms":\(p99),"consume_delay_p50_ms":\(d50),"consume_delay_p99_ms":\(d99),\
                 "freshness_events":\(observed),"freshness_within_10ms":\(String(format: "%.3f", within10)),"rss_min":\(rssMin),"rss_max":\(rssMax),"rss_growth":\(String(format: "%.3f", growth))\
-                \(fenceComparison.map { ",\"unfenced_per_s\":\(Int($0.unfenced)),\"fenced_again_per_s\":\(Int($0.fenced)),\"fence_ratio\":\(String(format: "%.3f", $0.fenced / $0.unfenced))" } ?? "")\(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
+                \(waveComparison.map { ",\"all_at_once_per_s\":\(Int($0.allAtOnce)),\"waves_again_per_s\":\(Int($0.waves)),\"waves_ratio\":\(String(format: "%.3f", $0.waves / $0.allAtOnce))" } ?? "")\(fenceComparison.map { ",\"unfenced_per_s\":\(Int($0.unfenced)),\"fenced_again_per_s\":\(Int($0.fenced)),\"fence_ratio\":\(String(format: "%.3f", $0.fenced / $0.unfenced))" } ?? "")\(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
                 """)
         } else {
             print("worker, clickstream, \(events) events preloaded in \(partitions) partitions, \(users) users")
@@ -143,6 +163,9 @@ struct WorkerBench: ParsableCommand {
             print("  worker resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
             if let f = fenceComparison {
                 print("  fenced writes \(Int(f.fenced)) events/s vs at-least-once writes \(Int(f.unfenced)) events/s = \(String(format: "%.0f%%", 100 * f.fenced / f.unfenced)) (target >= 80%)")
+            }
+            if let w = waveComparison {
+                print("  catch-up in \(WorkerConfig.defaultCatchUpWaves) waves of partitions \(Int(w.waves)) events/s vs every partition at once \(Int(w.allAtOnce)) events/s = \(String(format: "%.0f%%", 100 * w.waves / w.allAtOnce))")
             }
             if let clusterRate {
                 print("  eddy worker into a 3-master Redis Cluster \(Int(clusterRate)) events/s = \(String(format: "%.0f%%", 100 * clusterRate / workerRate)) of the single-Redis worker (target >= 70%); \(clusterWritten) entity writes")

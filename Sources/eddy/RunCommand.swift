@@ -53,6 +53,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("catch-up-flush-ms"), help: "Flush interval in ms while catching up (see --catch-up-backlog).")
     var catchUpFlushMs = Int(WorkerConfig.defaultCatchUpFlushInterval / .milliseconds(1))
 
+    @Option(help: ArgumentHelp(
+        "Read a backlog of --catch-up-backlog messages or more found at assignment in up to this many waves of partitions (1: all at once).",
+        discussion: "Each wave's keys are written to Redis while the next wave is read, instead of all keys at the end."))
+    var catchUpWaves = WorkerConfig.defaultCatchUpWaves
+
     @Flag(inversion: .prefixedNo, help: ArgumentHelp(
         "Flush dirty keys as soon as the Redis writer is idle and no events wait (group commit).",
         discussion: "With --no-flush-when-idle the shard always waits the topology's flush_interval, coalescing more writes per key at the cost of freshness."))
@@ -64,6 +69,7 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--assign '\(assign)' is not 'all' or a list of partitions like 0-7,12")
         }
         if catchUpBacklog < 1 { throw ValidationError("--catch-up-backlog must be at least 1") }
+        if catchUpWaves < 1 { throw ValidationError("--catch-up-waves must be at least 1") }
         if catchUpFlushMs < 1 { throw ValidationError("--catch-up-flush-ms must be at least 1") }
     }
 
@@ -84,6 +90,7 @@ struct RunCommand: ParsableCommand {
         if let assign, let assignment = Self.assignment(assign) { config.assignment = assignment }
         config.catchUpBacklog = catchUpBacklog
         config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
+        config.catchUpWaves = catchUpWaves
         config.flushWhenIdle = flushWhenIdle
         let monitor = http == nil ? nil : FeatureMonitor(topology: t)
         config.writtenStateObserver = monitor

@@ -279,6 +279,44 @@ import Testing
         try rig.expectExact()
     }
 
+    /// Catch-up in waves (a backlog read a few partitions at a time,
+    /// `CatchUpWaves`): a worker killed right after its first wave, then a
+    /// successor that plans waves over what is left, and a member joining
+    /// mid-wave (Redis holds the writes back meanwhile, so the revoke
+    /// lands while waves are still held). The state stays exact.
+    @Test func catchUpInWavesKilledAndRebalancedMidWayIsExact() throws {
+        let rig = try Rig(events: 160_000, users: 16_000, seed: 23)
+        #expect(rig.startProducing(rate: 0).wait())
+        let group = "g-waves"
+        let waves = ["--catch-up-backlog", "20000", "--catch-up-waves", "4"]
+        func waitForLog(_ w: Background, _ text: String) -> Bool {
+            let deadline = Date().addingTimeInterval(120)
+            while !w.log.contains(text) && w.isRunning && Date() < deadline { usleep(5_000) }
+            return w.log.contains(text)
+        }
+        let first = try rig.worker("first", group: group, extra: waves)
+        #expect(waitForLog(first, "catch-up wave 1 done"), "\(first.log.suffix(3000))")
+        first.signal(SIGKILL)
+        _ = first.wait()
+        #expect(first.log.contains("in 4 waves of partitions"))
+        #expect(!first.log.contains("caught up in waves"), "killed before its last wave")
+
+        // The successor finds most of the backlog still there.
+        let second = try rig.worker("second", group: group, extra: waves)
+        #expect(waitForLog(second, "catch-up wave 1 done"), "\(second.log.suffix(3000))")
+        let redis = try RedisConnection(url: rig.redis.url)
+        _ = try redis.command("CLIENT", "PAUSE", "6000", "WRITE").checked()
+        let third = try rig.worker("third", group: group, extra: waves)
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(second.log.suffix(3000))\n\(third.log.suffix(3000))")
+        #expect(second.log.contains("revoked"), "the join moved partitions\n\(second.log.suffix(3000))")
+        #expect(!second.log.contains("made no progress"), "\(second.log.suffix(3000))")
+        for w in [second, third] { w.signal(SIGTERM) }
+        #expect(second.wait(seconds: 15) == 0, "\(second.log.suffix(3000))")
+        #expect(third.wait(seconds: 15) == 0, "\(third.log.suffix(3000))")
+        #expect(Rig.counter(third.log, "consumed") > 0, "\(third.log.suffix(3000))")
+        try rig.expectExact()
+    }
+
     @Test func idleKeysAreEvictedAndReloaded() throws {
         let rig = try Rig(events: 50_000, users: 5_000, seed: 17)
         // A steady stream: keys go idle between flushes (a backlog read at

@@ -54,6 +54,35 @@ import Testing
         #expect(ttl > 7 * 86_400_000 - 60_000 && ttl <= 7 * 86_400_000 + 7 * 86_400_000 / 64)
     }
 
+    /// A backlog read in waves of partitions: every wave ends with a flush
+    /// of its keys, and the state equals the replay's.
+    @Test func backlogIsReadInWavesOfPartitions() throws {
+        let dir = try Harness.tempDir()
+        let redis = try RedisServerProcess()
+        let kafka = try KafkaFixture()
+        let events = dir.appendingPathComponent("events.jsonl").path
+        try Harness.run(["dev", "generate", "--count", "60000", "--users", "4000", "--seed", "5", "--out", events], in: dir)
+        try produce(events, kafka: kafka, dir: dir)
+        let port = try #require(FreePort.find())
+        let worker = try Background(["run", "clickstream", "--brokers", kafka.brokers, "--redis", redis.url.description,
+                                     "--group", "g-waves", "--stats-interval", "1", "--http", "127.0.0.1:\(port)",
+                                     "--catch-up-backlog", "10000", "--catch-up-waves", "4"],
+                                    in: dir, name: "worker")
+        #expect(try kafka.waitUntilCommitted(group: "g-waves", timeout: 120), "worker log:\n\(worker.log)")
+        let m = try scrapeMetrics(port: port)
+        #expect(m["eddy_worker_catch_up_waves_total"] == 4, "\(worker.log.suffix(3000))")
+        #expect((m["eddy_worker_flushes_total"] ?? 0) >= 4)
+        // Each user is in one partition, so its key is written about once.
+        let written = m["eddy_worker_entities_written_total"] ?? 0
+        #expect(written >= 4000 && written < 4400, "entity writes: \(written)")
+        #expect(worker.log.contains("in 4 waves of partitions") && worker.log.contains("caught up in waves"))
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 5) == 0, "\(worker.log.suffix(3000))")
+        let (keys, mismatches) = try compareRedisWithReplay(events: events, redis: redis.url, dir: dir)
+        #expect(keys == 4000)
+        #expect(mismatches.isEmpty, "\(mismatches.count) mismatches, first: \(mismatches.prefix(3))")
+    }
+
     @Test func malformedInputIsDeadLetteredAndNothingElseLost() throws {
         let dir = try Harness.tempDir()
         let redis = try RedisServerProcess()
