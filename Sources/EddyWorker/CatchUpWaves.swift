@@ -76,6 +76,14 @@ struct CatchUpWaves {
         for (p, target) in wave.targets {
             guard let position = positions[p], position >= target else { return nil }
         }
+        return finishCurrent()
+    }
+
+    /// Ends the current wave whatever its positions (its partitions stopped
+    /// short of their targets, e.g. at a transaction marker, which is never
+    /// delivered) and returns the partitions to resume.
+    mutating func finishCurrent() -> [TopicPartition] {
+        guard !waves.isEmpty else { return [] }
         waves.removeFirst()
         completed += 1
         return current

@@ -25,7 +25,7 @@ final class IngestStage {
     /// Partitions paused until their wave (never resumed by backpressure).
     var held: Set<TopicPartition> = []
     /// Progress of the current wave, to notice one that stalls.
-    var waveProgress = (positions: [TopicPartition: Int64](), at: ContinuousClock.now)
+    var waveProgress = (positions: [TopicPartition: Int64](), at: ContinuousClock.now, checked: ContinuousClock.now)
     var current: Int?
     var paused: [TopicPartition] = []
     var assignment: Set<TopicPartition> = []
@@ -206,7 +206,7 @@ final class IngestStage {
         guard let plan else { return }
         waves = plan
         held = hold
-        waveProgress = ([:], .now)
+        waveProgress = ([:], .now, .now)
         publishLag()  // the shard starts coalescing at once
         logger.info("catching up on \(plan.waves.reduce(0) { $0 + $1.backlog }) messages in \(plan.waves.count) waves of partitions, writing each wave's keys while the next is read; wave 1: \(Self.describe(plan.current))")
     }
@@ -225,17 +225,25 @@ final class IngestStage {
             return
         }
         let now = ContinuousClock.now
-        if positions != waveProgress.positions {
-            waveProgress = (positions, now)
-        } else if now - waveProgress.at > Self.waveStallTimeout {
-            logger.warning("catch-up wave \(plan.completed + 1) made no progress for \(Self.waveStallTimeout); reading every partition at once")
-            release(plan.held, plan: nil)
+        defer { waveProgress.checked = now }
+        // Progress, or a pause in polling (backpressure, a rebalance): the
+        // wave is not idle.
+        if positions != waveProgress.positions || now - waveProgress.checked > .milliseconds(200) {
+            waveProgress = (positions, now, now)
+        } else if now - waveProgress.at > Self.waveIdleTimeout {
+            // Short of a target that is never delivered (a transaction's
+            // commit marker ends the log), or Kafka is unreachable: move on.
+            logger.info("catch-up wave \(plan.completed + 1): nothing read for \(Self.waveIdleTimeout) short of the high watermark; going on")
+            let next = plan.finishCurrent()
+            requestFlush()
+            counters.catchUpWaves.wrappingIncrement(ordering: .relaxed)
+            release(next, plan: plan)
         }
     }
 
-    /// A wave whose partitions deliver nothing for this long (Kafka
-    /// unavailable, a target that cannot be reached) ends the waves.
-    static let waveStallTimeout: Duration = .seconds(10)
+    /// A wave whose partitions deliver nothing for this long while the
+    /// ingest polls ends.
+    static let waveIdleTimeout: Duration = .seconds(1)
 
     /// Resumes `partitions` and makes `plan` (nil: none) the current one.
     func release(_ partitions: [TopicPartition], plan: CatchUpWaves?) {
@@ -254,7 +262,7 @@ final class IngestStage {
             waves = nil
             held = []
         }
-        waveProgress = ([:], .now)
+        waveProgress = ([:], .now, .now)
     }
 
     /// A revoke takes partitions out of the waves.

@@ -309,11 +309,12 @@ import Testing
         let third = try rig.worker("third", group: group, extra: waves)
         #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(second.log.suffix(3000))\n\(third.log.suffix(3000))")
         #expect(second.log.contains("revoked"), "the join moved partitions\n\(second.log.suffix(3000))")
-        #expect(!second.log.contains("made no progress"), "\(second.log.suffix(3000))")
+        #expect(!second.log.contains("nothing read for"), "held back by Redis is not idle\n\(second.log.suffix(3000))")
         for w in [second, third] { w.signal(SIGTERM) }
         #expect(second.wait(seconds: 15) == 0, "\(second.log.suffix(3000))")
         #expect(third.wait(seconds: 15) == 0, "\(third.log.suffix(3000))")
-        #expect(Rig.counter(third.log, "consumed") > 0, "\(third.log.suffix(3000))")
+        // The third may get only partitions the second had finished.
+        #expect(third.log.contains("assigned"), "\(third.log.suffix(3000))")
         try rig.expectExact()
     }
 

@@ -59,6 +59,16 @@ import Testing
         #expect(plan.isFinished && plan.completed == 2)
     }
 
+    @Test func aWaveCanEndShortOfItsTargets() throws {
+        let planned = CatchUpWaves.plan((0..<4).map { backlog(Int32($0), 0, 100) }, waves: 2, minimumBacklog: 1)
+        var plan = try #require(planned)
+        let held = plan.held
+        #expect(plan.finishCurrent() == held)
+        #expect(plan.completed == 1 && plan.held.isEmpty)
+        #expect(plan.finishCurrent().isEmpty && plan.isFinished)
+        #expect(plan.finishCurrent().isEmpty && plan.completed == 2)
+    }
+
     @Test func aRevokeDropsPartitionsAndReleasesTheNextWaveIfTheCurrentOneIsGone() throws {
         let planned = CatchUpWaves.plan((0..<6).map { backlog(Int32($0), 0, 100) }, waves: 3, minimumBacklog: 1)
         var plan = try #require(planned)
