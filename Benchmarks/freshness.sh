@@ -5,6 +5,7 @@
 #   Benchmarks/freshness.sh                          # mock broker (eddy dev broker), 50k events/s for 30 s
 #   BROKERS=kafka1:9092 TOPIC=eddy-freshness Benchmarks/freshness.sh   # a real cluster
 #   RATE=5000 SECONDS_AT_RATE=60 LINGER_MS=1 Benchmarks/freshness.sh
+#   WORKER_PROPERTIES="fetch.wait.max.ms=1" Benchmarks/freshness.sh   # consumer properties for the worker
 #
 # `eddy bench worker` measures freshness against librdkafka's mock broker
 # only, which answers a fetch that finds no data after fetch.wait.max.ms
@@ -43,6 +44,14 @@ bench_setup freshness
 TOPIC=${TOPIC:-clickstream}
 sed "s/^  topic: clickstream\$/  topic: $TOPIC/" Topologies/clickstream.yaml >"$WORK/clickstream.yaml"
 grep -q "^  topic: $TOPIC\$" "$WORK/clickstream.yaml" || { echo "cannot set the topic in Topologies/clickstream.yaml" >&2; exit 1; }
+# WORKER_PROPERTIES="k=v ...": librdkafka properties for the worker's consumer
+# (the topology's source.properties), e.g. fetch.wait.max.ms=1.
+if [ -n "${WORKER_PROPERTIES:-}" ]; then
+  props="  properties:"
+  for kv in $WORKER_PROPERTIES; do props="$props\n    ${kv%%=*}: \"${kv#*=}\""; done
+  sed -i "s/^  format: json\$/  format: json\n$props/" "$WORK/clickstream.yaml"
+  grep -q "^  properties:" "$WORK/clickstream.yaml" || { echo "cannot set WORKER_PROPERTIES" >&2; exit 1; }
+fi
 
 if [ -z "${REDIS_URL:-}" ]; then
   REDIS_PORT=$(free_port)
