@@ -64,6 +64,15 @@ struct CatchUpWaves {
     /// Partitions of the waves after the current one.
     var held: [TopicPartition] { waves.dropFirst().flatMap { $0.targets.keys } }
 
+    /// A held partition's target and how many messages it was behind when
+    /// planned; nil if it is not held.
+    func heldPartition(_ p: TopicPartition) -> (target: Int64, behind: Int64)? {
+        for wave in waves.dropFirst() {
+            if let target = wave.targets[p] { return (target, wave.sizes[p] ?? 0) }
+        }
+        return nil
+    }
+
     /// Messages still waiting in the held partitions (they are not fetched,
     /// so librdkafka knows no lag for them).
     var heldBacklog: Int64 { waves.dropFirst().reduce(0) { $0 + $1.backlog } }

@@ -147,10 +147,18 @@ final class IngestStage {
     /// broker round trip), every 100 ms.
     func publishLag() {
         nextLagSample = ContinuousClock.now + .milliseconds(100)
-        let lags = consumer.localLag(Array(assignment))
+        var lags = consumer.localLag(Array(assignment))
+        if let plan = waves {
+            // Held partitions are not fetched, so librdkafka knows no lag for them: the planned one.
+            for i in lags.indices where lags[i].lag == nil {
+                if let h = plan.heldPartition(TopicPartition(topic: lags[i].topic, partition: lags[i].partition)) {
+                    lags[i].highWatermark = h.target
+                    lags[i].position = h.target - h.behind
+                }
+            }
+        }
         counters.partitionLag.publish(lags)
-        let held = Int(waves?.heldBacklog ?? 0)
-        counters.backlog.store(lags.reduce(held) { $0 + Int($1.lag ?? 0) }, ordering: .relaxed)
+        counters.backlog.store(lags.reduce(0) { $0 + Int($1.lag ?? 0) }, ordering: .relaxed)
     }
 
     func pause() {

@@ -22,6 +22,11 @@ import Testing
         #expect(Set(plan.waves.flatMap(\.targets.keys)) == Set((0..<8).map { tp(Int32($0)) }))
         #expect(!plan.held.contains(tp(8)) && !plan.current.contains(tp(8)), "a caught-up partition is never held")
         #expect(plan.held.count == 6 && plan.heldBacklog == 2700)
+        for p in plan.held {
+            let h = try #require(plan.heldPartition(p))
+            #expect(h.behind == 800 - 100 * Int64(p.partition) && h.target == 1000 + h.behind)
+        }
+        #expect(plan.current.allSatisfy { plan.heldPartition($0) == nil })
         #expect(plan.waves[0].targets[tp(0)] == 1800 || plan.waves[0].targets[tp(7)] == 1100)
     }
 
