@@ -17,18 +17,36 @@ import Testing
                         "--stats-interval", "1"], in: dir, name: name)
     }
 
-    @Test func workerStateEqualsReplay() throws {
+    /// Generated events produced before a worker with `/metrics` starts;
+    /// returns once the worker has committed all of them.
+    struct Drained {
+        let dir: URL
+        let redis: RedisServerProcess
+        let kafka: KafkaFixture
+        let events: String
+        let port: Int
+        let worker: Background
+    }
+
+    func drain(count: Int, users: Int, seed: Int, group: String, extra: [String] = []) throws -> Drained {
         let dir = try Harness.tempDir()
         let redis = try RedisServerProcess()
         let kafka = try KafkaFixture()
         let events = dir.appendingPathComponent("events.jsonl").path
-        try Harness.run(["dev", "generate", "--count", "100000", "--users", "5000", "--seed", "3", "--out", events], in: dir)
+        try Harness.run(["dev", "generate", "--count", String(count), "--users", String(users), "--seed", String(seed),
+                         "--out", events], in: dir)
         try produce(events, kafka: kafka, dir: dir)
         let port = try #require(FreePort.find())
         let worker = try Background(["run", "clickstream", "--brokers", kafka.brokers, "--redis", redis.url.description,
-                                     "--group", "g-equal", "--stats-interval", "1", "--http", "127.0.0.1:\(port)"],
+                                     "--group", group, "--stats-interval", "1", "--http", "127.0.0.1:\(port)"] + extra,
                                     in: dir, name: "worker")
-        #expect(try kafka.waitUntilCommitted(group: "g-equal", timeout: 120), "worker log:\n\(worker.log)")
+        #expect(try kafka.waitUntilCommitted(group: group, timeout: 120), "worker log:\n\(worker.log)")
+        return Drained(dir: dir, redis: redis, kafka: kafka, events: events, port: port, worker: worker)
+    }
+
+    @Test func workerStateEqualsReplay() throws {
+        let run = try drain(count: 100_000, users: 5000, seed: 3, group: "g-equal")
+        let (dir, redis, events, port, worker) = (run.dir, run.redis, run.events, run.port, run.worker)
         // Every event is in the latency histograms: consumed -> handed to the
         // shard, then applied -> written (the pipeline's part), and Kafka
         // timestamp -> written.
@@ -57,18 +75,9 @@ import Testing
     /// A backlog read in waves of partitions: every wave ends with a flush
     /// of its keys, and the state equals the replay's.
     @Test func backlogIsReadInWavesOfPartitions() throws {
-        let dir = try Harness.tempDir()
-        let redis = try RedisServerProcess()
-        let kafka = try KafkaFixture()
-        let events = dir.appendingPathComponent("events.jsonl").path
-        try Harness.run(["dev", "generate", "--count", "60000", "--users", "4000", "--seed", "5", "--out", events], in: dir)
-        try produce(events, kafka: kafka, dir: dir)
-        let port = try #require(FreePort.find())
-        let worker = try Background(["run", "clickstream", "--brokers", kafka.brokers, "--redis", redis.url.description,
-                                     "--group", "g-waves", "--stats-interval", "1", "--http", "127.0.0.1:\(port)",
-                                     "--catch-up-backlog", "10000", "--catch-up-waves", "4"],
-                                    in: dir, name: "worker")
-        #expect(try kafka.waitUntilCommitted(group: "g-waves", timeout: 120), "worker log:\n\(worker.log)")
+        let run = try drain(count: 60_000, users: 4000, seed: 5, group: "g-waves",
+                            extra: ["--catch-up-backlog", "10000", "--catch-up-waves", "4"])
+        let (dir, redis, events, port, worker) = (run.dir, run.redis, run.events, run.port, run.worker)
         let m = try scrapeMetrics(port: port)
         #expect(m["eddy_worker_catch_up_waves_total"] == 4, "\(worker.log.suffix(3000))")
         #expect((m["eddy_worker_flushes_total"] ?? 0) >= 4)
