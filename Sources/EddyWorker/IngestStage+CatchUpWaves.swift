@@ -34,7 +34,6 @@ extension IngestStage {
         }
         guard let plan else { return }
         waves = plan
-        held = hold
         waveProgress = ([:], .now, .now)
         publishLag()  // the shard starts coalescing at once
         logger.info("catching up on \(plan.waves.reduce(0) { $0 + $1.backlog }) messages in \(plan.waves.count) waves of partitions, writing each wave's keys while the next is read; wave 1: \(Self.describe(plan.current))")
@@ -47,9 +46,7 @@ extension IngestStage {
         let wave = plan.current
         let positions = consumer.deliveredPositions(wave)
         if let next = plan.advance(positions: positions) {
-            requestFlush()
-            counters.catchUpWaves.wrappingIncrement(ordering: .relaxed)
-            release(next, plan: plan)
+            endWave(next: next, plan: plan)
             if !plan.isFinished { logger.info("catch-up wave \(plan.completed) done; wave \(plan.completed + 1): \(Self.describe(next))") }
             return
         }
@@ -63,11 +60,15 @@ extension IngestStage {
             // Short of a target that is never delivered (a transaction's
             // commit marker ends the log), or Kafka is unreachable: move on.
             logger.info("catch-up wave \(plan.completed + 1): nothing read for \(Self.waveIdleTimeout) short of the high watermark; going on")
-            let next = plan.finishCurrent()
-            requestFlush()
-            counters.catchUpWaves.wrappingIncrement(ordering: .relaxed)
-            release(next, plan: plan)
+            endWave(next: plan.finishCurrent(), plan: plan)
         }
+    }
+
+    /// After a wave: its keys are flushed, and the next wave is read.
+    func endWave(next: [TopicPartition], plan: CatchUpWaves) {
+        requestFlush()
+        counters.catchUpWaves.wrappingIncrement(ordering: .relaxed)
+        release(next, plan: plan)
     }
 
     /// A wave whose partitions deliver nothing for this long while the
@@ -85,11 +86,9 @@ extension IngestStage {
         }
         if let plan, !plan.isFinished {
             waves = plan
-            held = Set(plan.held)
         } else {
             if plan?.isFinished == true { logger.info("caught up in waves") }
             waves = nil
-            held = []
         }
         waveProgress = ([:], .now, .now)
     }
@@ -97,11 +96,9 @@ extension IngestStage {
     /// A revoke takes partitions out of the waves.
     func dropFromWaves(_ revoked: Set<TopicPartition>) {
         guard var plan = waves else { return }
-        held.subtract(revoked)
         let next = plan.remove(revoked)
         if plan.isFinished {
             waves = nil
-            held = []
         } else if !next.isEmpty {
             release(next, plan: plan)
         } else {

@@ -23,7 +23,7 @@ final class IngestStage {
     let catchUpBacklog: Int
     var waves: CatchUpWaves?
     /// Partitions paused until their wave (never resumed by backpressure).
-    var held: Set<TopicPartition> = []
+    var held: Set<TopicPartition> { Set(waves?.held ?? []) }
     /// Progress of the current wave, to notice one that stalls.
     var waveProgress = (positions: [TopicPartition: Int64](), at: ContinuousClock.now, checked: ContinuousClock.now)
     var current: Int?
@@ -172,6 +172,7 @@ final class IngestStage {
     /// On failure they are paused again and retried on the next turn.
     func resume() {
         do {
+            let held = self.held
             try consumer.resume(paused.filter { !held.contains($0) })
             paused = []
         } catch {

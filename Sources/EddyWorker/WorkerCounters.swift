@@ -30,12 +30,12 @@ public final class WorkerCounters: Sendable {
     /// `KafkaConsumer.offsetGaps`).
     public let offsetGaps = ManagedAtomic<Int>(0)
     public let commits = ManagedAtomic<Int>(0)
+    public let commitErrors = ManagedAtomic<Int>(0)
     /// Messages the ingest has handed to the shard (less `consumed`: those
     /// waiting in the ring).
     public let handedToShard = ManagedAtomic<Int>(0)
     /// Catch-up waves finished (see `WorkerConfig.catchUpWaves`).
     public let catchUpWaves = ManagedAtomic<Int>(0)
-    public let commitErrors = ManagedAtomic<Int>(0)
     /// Invalid events per `RejectReason`, in `RejectReason.allCases` order.
     public let invalidByReason: [ManagedAtomic<Int>] = RejectReason.allCases.map { _ in ManagedAtomic(0) }
     /// Kafka timestamp -> Redis write acknowledged, per event.

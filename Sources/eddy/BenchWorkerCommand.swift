@@ -81,39 +81,30 @@ struct WorkerBench: ParsableCommand {
         // 2b. Fenced vs at-least-once writes: both drain the whole topic
         // again (new groups) into an emptied Redis, unfenced first, while
         // the topic holds only the preload (before the steady phase).
+        /// Drains the whole topic again (a new group) into an emptied Redis.
+        func drainAgain(_ label: String, group: String, _ configure: (inout WorkerConfig) -> Void) throws -> Double {
+            _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
+            var t = topology
+            t.source.group += group
+            var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+            config.batchesInFlight = 8
+            configure(&config)
+            let (rate, written) = try drain(config)
+            printError("\(label) drain: \(Int(rate)) events/s, \(written) entity writes")
+            return rate
+        }
         var fenceComparison: (unfenced: Double, fenced: Double)?
         if compareUnfenced {
-            var rates: [Double] = []
-            for fenced in [false, true] {
-                _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
-                var t = topology
-                t.source.group += fenced ? "-fenced" : "-unfenced"
-                var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
-                config.batchesInFlight = 8
-                config.fencedWrites = fenced
-                let (rate, written) = try drain(config)
-                printError("\(fenced ? "fenced" : "at-least-once") drain: \(Int(rate)) events/s, \(written) entity writes")
-                rates.append(rate)
-            }
-            fenceComparison = (rates[0], rates[1])
+            fenceComparison = (try drainAgain("at-least-once", group: "-unfenced") { $0.fencedWrites = false },
+                               try drainAgain("fenced", group: "-fenced") { $0.fencedWrites = true })
         }
 
         // 2c. Catch-up in waves against every partition at once, the same way.
         var waveComparison: (allAtOnce: Double, waves: Double)?
         if compareWaves {
-            var rates: [Double] = []
-            for waves in [1, WorkerConfig.defaultCatchUpWaves] {
-                _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
-                var t = topology
-                t.source.group += "-waves\(waves)"
-                var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
-                config.batchesInFlight = 8
-                config.catchUpWaves = waves
-                let (rate, written) = try drain(config)
-                printError("drain in \(waves) wave(s): \(Int(rate)) events/s, \(written) entity writes")
-                rates.append(rate)
-            }
-            waveComparison = (rates[0], rates[1])
+            let waves = WorkerConfig.defaultCatchUpWaves
+            waveComparison = (try drainAgain("all-partitions-at-once", group: "-waves1") { $0.catchUpWaves = 1 },
+                              try drainAgain("\(waves)-wave", group: "-waves\(waves)") { $0.catchUpWaves = waves })
         }
 
         worker.stop()
