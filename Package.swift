@@ -38,15 +38,15 @@ let package = Package(
         // the runtime checks cost 13% of the replay hot path (callgrind).
         // One C inline: a prefetch hint for the memory-bound key lookups.
         .target(name: "CEddySupport"),
-        .target(name: "EddyCore", dependencies: ["CEddySupport"], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        .target(name: "EddyCore", dependencies: ["CEddySupport"], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // YAML topology files -> validated, compiled plans.
         .target(name: "EddyTopology", dependencies: [
             "EddyCore", .product(name: "Yams", package: "Yams"),
         ]),
         // Replay over files (JSON Lines, gzip) or a bounded Kafka range:
         // point-in-time rows, labels, CSV, backfills into Redis, verify.
-        .target(name: "EddyReplay", dependencies: ["EddyCore", "EddyKafka", "EddyPipeline", "EddyRedis", "EddyServing", "CZlib"],
-                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        .target(name: "EddyReplay", dependencies: ["EddyCore", "EddyKafka", "EddyPipeline", "EddyRedis", "EddyStore", "CZlib"],
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // Lock-free SPSC rings, stage threads, parking.
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),
@@ -55,21 +55,21 @@ let package = Package(
         .target(name: "EddyKafka", dependencies: ["CRdKafka"]),
         // hiredis connection with hand pipelining.
         .target(name: "EddyRedis", dependencies: ["CHiredis"],
-                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
 
         // Reads at time T in Redis: the generated Function library, and the
         // client side of `eddy get`.
-        .target(name: "EddyServing", dependencies: ["EddyCore", "EddyRedis"]),
+        .target(name: "EddyStore", dependencies: ["EddyCore", "EddyRedis"]),
         // The stream worker: Kafka -> rings -> operator shard -> Redis.
         .target(name: "EddyWorker", dependencies: [
-            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyServing",
+            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore",
             .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        ], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
 
         // HTTP: feature reads (`eddy serve`), /metrics, /healthz, /readyz
         // (also for `eddy run --http`), feature-value monitoring and drift.
         .target(name: "EddyServer", dependencies: [
-            "EddyCore", "EddyKafka", "EddyRedis", "EddyServing", "EddyWorker",
+            "EddyCore", "EddyKafka", "EddyRedis", "EddyStore", "EddyWorker",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,7 +83,7 @@ let package = Package(
 
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
-            "EddyServing", "EddyWorker", "EddyServer",
+            "EddyStore", "EddyWorker", "EddyServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,9 +98,9 @@ let package = Package(
         .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis"]),
-        .testTarget(name: "EddyServingTests", dependencies: ["EddyServing", "EddyCore", "EddyTopology", "EddyRedis"]),
+        .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis"]),
         .testTarget(name: "EddyServerTests", dependencies: [
-            "EddyServer", "EddyServing", "EddyCore", "EddyTopology", "EddyRedis", "EddyWorker", "EddyKafka",
+            "EddyServer", "EddyStore", "EddyCore", "EddyTopology", "EddyRedis", "EddyWorker", "EddyKafka",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,7 +1,11 @@
 import EddyCore
 import EddyKafka
 import EddyPipeline
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Which part of a topic a Kafka replay reads.
 public struct KafkaRange: Sendable, Equatable {

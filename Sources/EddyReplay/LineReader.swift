@@ -1,5 +1,9 @@
 import CZlib
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Reads a file or standard input in large blocks and hands out its lines
 /// (without the newline) as borrowed byte views, without copying them.

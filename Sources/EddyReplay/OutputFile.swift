@@ -1,6 +1,10 @@
 import CZlib
 import EddyCore
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Buffered output to a file or standard output. Rows are written as JSON
 /// Lines into `writer`; with `csv` set they are converted to CSV rows when

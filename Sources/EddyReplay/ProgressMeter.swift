@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Progress of a long replay on standard error: on a terminal a bar redrawn
 /// in place with events/s, the share of the range done and the time left;

@@ -1,7 +1,11 @@
 import EddyCore
 import EddyRedis
-import EddyServing
+import EddyStore
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Writes a replay's final state into Redis exactly as the stream worker
 /// writes entities (see `EntityLayout`): one fenced script call per key

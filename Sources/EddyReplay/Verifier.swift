@@ -1,6 +1,6 @@
 import EddyCore
 import EddyRedis
-import EddyServing
+import EddyStore
 
 /// Compares entities in Redis with a replay of the same events, both read
 /// at the same time `T`:

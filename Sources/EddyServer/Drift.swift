@@ -1,6 +1,6 @@
 import EddyCore
 import EddyRedis
-import EddyServing
+import EddyStore
 import Foundation
 
 /// # Drift

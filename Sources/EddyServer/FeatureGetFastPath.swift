@@ -1,4 +1,4 @@
-import EddyServing
+import EddyStore
 import Foundation
 import HTTPTypes
 import Metrics

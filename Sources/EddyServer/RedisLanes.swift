@@ -1,7 +1,7 @@
 import Atomics
 import EddyCore
 import EddyRedis
-import EddyServing
+import EddyStore
 import Foundation
 import NIOCore
 import NIOPosix

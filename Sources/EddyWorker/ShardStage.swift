@@ -1,7 +1,7 @@
 import EddyCore
 import EddyPipeline
 import EddyRedis
-import EddyServing
+import EddyStore
 import Foundation
 import Logging
 

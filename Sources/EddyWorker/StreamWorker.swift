@@ -2,7 +2,7 @@ import EddyCore
 import EddyKafka
 import EddyPipeline
 import EddyRedis
-import EddyServing
+import EddyStore
 import Foundation
 import Logging
 

@@ -1,5 +1,5 @@
 import EddyRedis
-import EddyServing
+import EddyStore
 
 /// The writer on a Redis Cluster: a `FencedBatchWrite` call may only carry
 /// keys of one hash slot, so a flush's entities are grouped by slot (up to

@@ -1,8 +1,9 @@
+import Atomics
 import EddyCore
 import EddyKafka
 import EddyPipeline
 import EddyRedis
-import EddyServing
+import EddyStore
 import Foundation
 import Logging
 
@@ -317,8 +318,6 @@ final class BarrierSignal: Sendable {
         return true
     }
 }
-
-import Atomics
 
 final class ManagedAtomicBox: Sendable {
     let atomic = ManagedAtomic<Int>(0)

@@ -2,7 +2,7 @@ import ArgumentParser
 import EddyCore
 import EddyRedis
 import EddyServer
-import EddyServing
+import EddyStore
 import Foundation
 
 /// `eddy drift`: Population Stability Index of each numeric feature's

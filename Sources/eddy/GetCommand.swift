@@ -1,7 +1,7 @@
 import ArgumentParser
 import EddyCore
 import EddyRedis
-import EddyServing
+import EddyStore
 import Foundation
 
 /// `eddy get`: entities' features read at a time T, through the topology's

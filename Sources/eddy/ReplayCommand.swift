@@ -3,7 +3,7 @@ import EddyCore
 import EddyKafka
 import EddyRedis
 import EddyReplay
-import EddyServing
+import EddyStore
 import Foundation
 
 extension EmitMode: ExpressibleByArgument {}

@@ -1,5 +1,9 @@
 import Dispatch
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// SIGTERM and SIGINT as a semaphore. Create it before any thread starts
 /// (Kafka, Redis, stage threads): libdispatch blocks the signals and reads

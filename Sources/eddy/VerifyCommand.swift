@@ -2,7 +2,7 @@ import ArgumentParser
 import EddyCore
 import EddyRedis
 import EddyReplay
-import EddyServing
+import EddyStore
 import Foundation
 
 /// `eddy verify`: the online store against a replay of the same events.

@@ -1,7 +1,7 @@
 import EddyCore
 import EddyKafka
 import EddyRedis
-import EddyServing
+import EddyStore
 import Foundation
 import Testing
 

@@ -1,7 +1,7 @@
 import EddyCore
 import EddyRedis
 import EddyServer
-import EddyServing
+import EddyStore
 import Foundation
 import Testing
 

@@ -1,7 +1,7 @@
 import EddyCore
 import EddyRedis
 @testable import EddyServer
-import EddyServing
+import EddyStore
 import Foundation
 import NIOCore
 import NIOPosix

@@ -1,7 +1,7 @@
 import EddyCore
 import EddyRedis
 import EddyServer
-import EddyServing
+import EddyStore
 import EddyTopology
 import Foundation
 import Hummingbird

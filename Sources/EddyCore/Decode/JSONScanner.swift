@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The trie of `FieldTable` as raw pointers, owned by an `EventDecoder`.
 struct TrieView {
     var nodeEdgeStart: UnsafeMutablePointer<Int32>
@@ -485,5 +491,3 @@ struct JSONScanner {
         }
     }
 }
-
-import Glibc

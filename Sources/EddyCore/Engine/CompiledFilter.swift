@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A literal prepared for comparison against extracted fields.
 struct CompiledLiteral: Sendable {
     enum Kind: UInt8 { case string, number, bool, null }
@@ -94,5 +100,3 @@ indirect enum CompiledFilter: Sendable {
         }
     }
 }
-
-import Glibc

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The `last_n` feature (SEMANTICS.md): the `n` values with the greatest
 /// `(ts, arrival)`, newest first, optionally distinct.

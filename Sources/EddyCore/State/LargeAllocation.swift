@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Page-backed memory for the big, randomly accessed state arrays, asking
 /// the kernel for transparent huge pages: with 4 KiB pages nearly every key

@@ -1,5 +1,9 @@
 import CEddySupport
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Every key's state as one compact byte blob, in one arena, found through
 /// an open-addressing index. About 25 bytes per key of bookkeeping plus the

@@ -1,6 +1,6 @@
 import EddyCore
 import EddyRedis
-@testable import EddyServing
+@testable import EddyStore
 import Testing
 
 /// Numbers, strings and names as the library writes them.

@@ -1,6 +1,6 @@
 import EddyCore
 import EddyRedis
-import EddyServing
+import EddyStore
 import Testing
 
 /// The Function library reads exactly what the engine reads: for every key

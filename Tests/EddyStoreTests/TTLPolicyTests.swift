@@ -1,4 +1,4 @@
-import EddyServing
+import EddyStore
 import Testing
 
 /// When the worker re-arms an entity's expiry.
