@@ -64,6 +64,8 @@ let package = Package(
         .target(name: "EddyWorker", dependencies: [
             "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
 
         // HTTP: feature reads (`eddy serve`), /metrics, /healthz, /readyz
@@ -85,6 +87,10 @@ let package = Package(
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
             "EddyStore", "EddyWorker", "EddyServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Atomics", package: "swift-atomics"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,9 +1,9 @@
 import ArgumentParser
-import Dispatch
 import EddyKafka
 import Foundation
+import UnixSignals
 
-struct DevBrokerCommand: ParsableCommand {
+struct DevBrokerCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     static let configuration = CommandConfiguration(
         commandName: "broker",
         abstract: "Host librdkafka's mock Kafka cluster (for development and tests) until SIGTERM.",
@@ -20,8 +20,9 @@ struct DevBrokerCommand: ParsableCommand {
     @Option(name: .customLong("topology"), help: "Create this topology's topics (repeatable).") var topologies: [String] = []
     @Option(help: "Also write the bootstrap address to this file.") var bootstrapFile: String?
 
-    func run() throws {
-        let signals = TerminationSignals()  // before the cluster's threads start
+    func run() async throws {
+        // Trapped before the cluster's threads start (see `prepareProcess`).
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         var names = topics
         let sources = topologies.isEmpty && topics.isEmpty ? ["clickstream"] : topologies
         for name in sources {
@@ -43,7 +44,7 @@ struct DevBrokerCommand: ParsableCommand {
         print(cluster.bootstrapServers)
         fflush(nil)  // all streams: stdout is a global var Swift 6 will not touch
         printError("mock Kafka at \(cluster.bootstrapServers): topics \(unique.joined(separator: ", ")) with \(partitions) partitions each")
-        signals.wait()
+        for await _ in signals { break }
         cluster.shutdown()
     }
 }

@@ -1,13 +1,15 @@
 import ArgumentParser
+import Atomics
 import CEddySupport
-import Dispatch
 import EddyCore
 import EddyServer
 import EddyWorker
 import Foundation
 import Logging
+import Metrics
+import ServiceLifecycle
 
-struct RunCommand: ParsableCommand {
+struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the stream worker: consume the topology's topic, keep every entity's features fresh in Redis.",
@@ -73,11 +75,10 @@ struct RunCommand: ParsableCommand {
         if catchUpFlushMs < 1 { throw ValidationError("--catch-up-flush-ms must be at least 1") }
     }
 
-    func run() throws {
+    func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         logToStandardError(level: level)
         let logger = Logger(label: "eddy.run")
-        let signals = TerminationSignals()  // before any thread starts
         // Flat memory over days: keep librdkafka's large buffers out of the heap.
         _ = eddy_fix_mmap_threshold(128 * 1024)
         var t = try loadTopology(topology)
@@ -95,43 +96,30 @@ struct RunCommand: ParsableCommand {
         let monitor = http == nil ? nil : FeatureMonitor(topology: t)
         config.writtenStateObserver = monitor
         let worker = StreamWorker(config: config, logger: logger)
-        let metricsServer = try http.map { try WorkerHTTP.start(listen: $0, worker: worker, monitor: monitor, logger: logger) }
-        do { try worker.start() } catch {
-            throw CLIError("eddy run: \(error)")
-        }
-        metricsServer?.markStarted()
 
-        var last = ContinuousClock.now
-        while !signals.wait(timeout: .milliseconds(200)) {
-            if statsInterval > 0, ContinuousClock.now - last >= .seconds(statsInterval) {
-                last = ContinuousClock.now
-                logger.info("\(worker.summary)")
+        let started = ManagedAtomic(false)
+        var services: [any Service] = []
+        if let http {
+            // Stopped after the worker (services stop in reverse order), so
+            // /metrics and /readyz answer while it flushes.
+            let hub = MetricsHub()
+            MetricsSystem.bootstrap(hub.factory)
+            let server = try WorkerHTTP.makeServer(
+                listen: EddyHTTPServer.parseListen(http)!, worker: worker, monitor: monitor, hub: hub,
+                started: { started.load(ordering: .relaxed) }, logger: logger)
+            let app = server.makeApplication { port in
+                logger.info("metrics on http://\(EddyHTTPServer.parseListen(http)!.host):\(port)/metrics, health on /healthz and /readyz")
             }
+            services.append(FailureLabel(app, "eddy run: cannot serve HTTP on \(http)"))
         }
-        logger.info("stopping: flushing and committing")
-        // A stop normally takes well under a second. If Kafka went away,
-        // leaving the group waits out the session timeout (45 s by default);
-        // if Redis did, the last flush cannot finish. Give up after
-        // `stopTimeout` (inside Kubernetes' default 30 s grace period), or
-        // at a second signal.
-        let stopped = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            worker.stop()
-            stopped.signal()
-        }
-        let deadline = DispatchTime.now() + .seconds(Self.stopTimeoutSeconds)
-        while stopped.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
-            let again = signals.wait(timeout: .milliseconds(0))
-            if again || DispatchTime.now() >= deadline {
-                logger.error("""
-                    stopping did not finish (\(again ? "second signal" : "timed out"); is Kafka or Redis unreachable?): \
-                    exiting without leaving the group. Every acknowledged write is in Redis; a restart re-reads \
-                    from the last committed offsets and the fences skip what Redis already has.
-                    """)
-                Glibc.exit(1)
-            }
-        }
-        metricsServer?.stop()
+        services.append(FailureLabel(
+            StreamWorkerService(
+                worker: worker, statsInterval: statsInterval > 0 ? .seconds(statsInterval) : nil,
+                stopTimeout: .seconds(Self.stopTimeoutSeconds),
+                onStarted: { started.store(true, ordering: .relaxed) }),
+            "eddy run"))
+        try await ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 
     /// How long a stop may take before the process exits anyway (status 1).

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import EddyCore
 import EddyRedis
 import EddyServer
@@ -9,10 +8,11 @@ import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 /// `eddy serve`: features over HTTP, read from Redis at a time T through
 /// each topology's Function library; plus /metrics, /healthz and /readyz.
-struct ServeCommand: ParsableCommand {
+struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve features over HTTP (reads from Redis at a time T), with /metrics, /healthz and /readyz.",
@@ -64,13 +64,17 @@ struct ServeCommand: ParsableCommand {
         if lanes < 1 { throw ValidationError("--lanes must be at least 1") }
     }
 
-    func run() throws {
-        // Request handlers then run on the event loop that read the request
-        // (no hop to Swift's cooperative pool and back per request; 2 threads
-        // rather than 4 on a 2-core box), and Redis lanes resume them there.
-        // Nothing in `serve` blocks a concurrency thread.
+    /// Request handlers then run on the event loop that read the request
+    /// (no hop to Swift's cooperative pool and back per request; 2 threads
+    /// rather than 4 on a 2-core box), and Redis lanes resume them there.
+    /// Nothing in `serve` blocks a concurrency thread.
+    func prepareProcess() {
+        blockTerminationSignals()
         if let eventLoops { NIOSingletons.groupLoopCountSuggestion = eventLoops }
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
+
+    func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         logToStandardError(level: level)
         let logger = Logger(label: "eddy.serve")
@@ -97,32 +101,16 @@ struct ServeCommand: ParsableCommand {
             readiness: pools.keys.sorted().map { HealthCheck.redis(pools[$0]!, name: "redis \(pools[$0]!.target)") },
             logger: logger)
         for (_, pool) in pools.sorted(by: { $0.key < $1.key }) {
-            try runBlocking {
-                let (ok, detail) = await pool.ping()
-                if !ok { logger.warning("Redis at \(pool.target) does not answer yet (\(detail)); reads return 503 until it does") }
-            }
+            let (ok, detail) = await pool.ping()
+            if !ok { logger.warning("Redis at \(pool.target) does not answer yet (\(detail)); reads return 503 until it does") }
         }
         logger.info("serving \(served.map(\.topology.name).joined(separator: ", ")) on http://\(host):\(port)")
         let app = server.makeApplication()
-        try runBlocking { try await app.runService() }
+        do {
+            try await ServiceGroup(configuration: .init(
+                services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        } catch {
+            throw CLIError("eddy serve: \(error)")
+        }
     }
-}
-
-/// Runs async work from a synchronous command and waits for it.
-func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
-    let done = DispatchSemaphore(value: 0)
-    let failure = FailureBox()
-    Task {
-        do { try await body() } catch { failure.set(error) }
-        done.signal()
-    }
-    done.wait()
-    if let error = failure.get() { throw CLIError("\(error)") }
-}
-
-final class FailureBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var error: (any Error)?
-    func set(_ e: any Error) { lock.lock(); error = e; lock.unlock() }
-    func get() -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
 }

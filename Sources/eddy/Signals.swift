@@ -1,37 +1,30 @@
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// SIGTERM and SIGINT as a semaphore. Create it before any thread starts
-/// (Kafka, Redis, stage threads): libdispatch blocks the signals and reads
-/// them itself, and threads inherit the signal mask of their creator, so a
-/// thread created earlier could receive and drop the signal.
-final class TerminationSignals: @unchecked Sendable {
-    let semaphore = DispatchSemaphore(value: 0)
-    private var sources: [DispatchSourceSignal] = []
+/// A command that stops gracefully on SIGTERM and SIGINT, through
+/// ServiceLifecycle (`run`, `serve`, `dev broker`). `Eddy.main` calls
+/// `prepareProcess()` on the main thread, before any other thread starts.
+protocol StopsOnTerminationSignals {
+    func prepareProcess()
+}
 
-    init() {
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { [semaphore] in semaphore.signal() }
-            s.resume()
-            sources.append(s)
-        }
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-    }
+extension StopsOnTerminationSignals {
+    func prepareProcess() { blockTerminationSignals() }
+}
 
-    /// Waits up to `timeout`; true when a signal arrived.
-    func wait(timeout: DispatchTimeInterval) -> Bool {
-        semaphore.wait(timeout: .now() + timeout) == .success
-    }
-
-    func wait() { semaphore.wait() }
+/// Blocks SIGTERM and SIGINT in the calling thread. Call it before any other
+/// thread starts (Kafka, Redis, NIO, stage threads, Swift's pool): threads
+/// inherit their creator's signal mask, so then no thread takes the signal
+/// itself (the disposition is SIG_IGN once it is trapped, and it would be
+/// dropped). The signal stays pending for the process, where libdispatch's
+/// signalfd, under ServiceLifecycle's `UnixSignalsSequence`, reads it.
+func blockTerminationSignals() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGTERM)
+    sigaddset(&set, SIGINT)
+    pthread_sigmask(SIG_BLOCK, &set, nil)
 }

@@ -2,6 +2,7 @@ import Logging
 import EddyCore
 import EddyTopology
 import Foundation
+import ServiceLifecycle
 
 /// Writes a line to standard error.
 func printError(_ s: String) {
@@ -30,6 +31,20 @@ func loadTopology(_ nameOrPath: String) throws -> Topology {
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
+}
+
+/// A service whose failure reads as `label: error` (the group rethrows the
+/// first service's error, and that is what the user sees).
+struct FailureLabel: Service {
+    let service: any Service
+    let label: String
+    init(_ service: any Service, _ label: String) {
+        self.service = service
+        self.label = label
+    }
+    func run() async throws {
+        do { try await service.run() } catch { throw CLIError("\(label): \(error)") }
+    }
 }
 
 /// Monotonic seconds, for rates in summaries (never in the core).

@@ -169,6 +169,28 @@ import Testing
         #expect(keys == 500 && mismatches.isEmpty, "\(mismatches.prefix(3))")
     }
 
+    /// A second SIGTERM while the stop hangs (here on the departed broker)
+    /// exits at once with status 1 and says why.
+    @Test func secondSignalDuringAStuckStopExitsAtOnce() throws {
+        let dir = try Harness.tempDir()
+        let redis = try RedisServerProcess()
+        let kafka = try KafkaFixture()
+        let events = dir.appendingPathComponent("events.jsonl").path
+        try Harness.run(["dev", "generate", "--count", "2000", "--users", "200", "--seed", "3", "--out", events], in: dir)
+        try produce(events, kafka: kafka, dir: dir)
+        let worker = try startWorker(kafka: kafka, redis: redis, group: "g-twice", dir: dir, name: "worker")
+        #expect(try kafka.waitUntilCommitted(group: "g-twice", timeout: 120), "worker log:\n\(worker.log)")
+        try kafka.cluster.setBrokerDown(1)
+        usleep(500_000)
+        worker.signal(SIGTERM)
+        usleep(2_000_000)
+        try #require(worker.wait(seconds: 0) == nil, "the stop was expected to hang on the departed broker\n\(worker.log)")
+        worker.signal(SIGTERM)
+        let status = worker.wait(seconds: 5)
+        #expect(status == 1, "a second SIGTERM: exit 1 at once\n\(worker.log)")
+        #expect(worker.log.contains("stopping did not finish (second signal"), "\(worker.log)")
+    }
+
     @Test func sigtermMidStreamThenRestartIsExact() throws {
         let dir = try Harness.tempDir()
         let redis = try RedisServerProcess()

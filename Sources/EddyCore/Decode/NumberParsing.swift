@@ -1,4 +1,9 @@
-import Foundation  // strtod only, on the rare slow path.
+// strtod only, on the rare slow path.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Powers of ten that are exact in a Double (Clinger's fast path).
 private let exactPowersOfTen: [Double] = (0...22).map { pow(10.0, Double($0)) }
