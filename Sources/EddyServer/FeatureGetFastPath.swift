@@ -114,6 +114,10 @@ final class FeatureGetFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var quiesceHeld = false
     /// A `Connection: close` read was answered: the rest is dropped.
     private var closing = false
+    /// An error from the HTTP decoder (a malformed request) that arrived
+    /// while reads before it were in flight or held: passed on (and so
+    /// answered with a 400 and a close) only once they are answered.
+    private var heldError: (any Error)?
     private var date = (second: 0, value: "")
 
     init(routes: FastPathRoutes) {
@@ -178,6 +182,8 @@ final class FeatureGetFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         if current.ended {
             context.fireChannelRead(wrapInboundOut(.end(nil)))
             drainHeld(context: context)
+        } else {
+            passHeldErrorWhenIdle(context: context)
         }
         // Outside a read cycle: the router's async channel takes what it was given at read-complete.
         context.fireChannelReadComplete()
@@ -243,6 +249,27 @@ final class FeatureGetFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             readHeld = false
             context.read()
         }
+        passHeldErrorWhenIdle(context: context)
+    }
+
+    /// A malformed request closes the connection with a 400 (Hummingbird's
+    /// answer), but every request before it is answered first, in order.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let current = inFlight, !current.ended {
+            inFlight = nil  // the bad request is this one: it gets the 400
+            held.removeAll()
+        }
+        if inFlight != nil || !held.isEmpty {
+            if heldError == nil { heldError = error }
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func passHeldErrorWhenIdle(context: ChannelHandlerContext) {
+        guard let error = heldError, inFlight == nil, held.isEmpty, !closing else { return }
+        heldError = nil
+        context.fireErrorCaught(error)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -269,6 +296,7 @@ final class FeatureGetFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         inFlight = nil
         held.removeAll()
+        heldError = nil
         context.fireChannelInactive()
     }
 

@@ -73,26 +73,54 @@ struct FastPathTests {
             #expect(after["eddy_http_requests_total", ["route": route, "method": "GET", "status": "400"]] == 8)
         }
     }
+
+    @Test("pipelined reads, then a malformed request in the same write: every read answered in order, then the 400")
+    func readsBeforeAMalformedRequestAreAnswered() async throws {
+        let (redis, t, client) = try RouteTests.fixture()
+        let at = RouteTests.t0 + 600_000
+        try await withServer(topologies: [t], redis: redis, hub: MetricsHub(), eventLoopReads: true) { port, _ in
+            for _ in 0..<6 {  // checks the library, connects each loop
+                #expect(try await get(port, "/v1/features/clickstream/u1").status == 200)
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            for (keys, tail) in [(["u1", "u2", "nokey"], ["/healthz"]), (["u3", "nokey", "u4"], [])] {
+                let paths = keys.map { "/v1/features/clickstream/\($0)?at=\(at)" } + tail
+                let replies = try await pipelined(port, paths, closeLast: false, then: "GARBAGE\r\n\r\n")
+                #expect(replies.count == paths.count + 1, "\(replies.map(\.status))")
+                for (i, key) in keys.enumerated() where i < replies.count {
+                    #expect(replies[i].status == (key == "nokey" ? 404 : 200), "request \(i)")
+                    if key != "nokey" { #expect(replies[i].body == (try client.jsonLines(keys: [key], at: at)[0])) }
+                }
+                if replies.count == paths.count + 1 {
+                    if !tail.isEmpty { #expect(replies[keys.count].status == 200) }
+                    #expect(replies.last?.status == 400)
+                }
+            }
+        }
+    }
 }
 
 /// Sends every request on one keep-alive connection in a single write (the
-/// last with `Connection: close`), then reads the replies until the server
-/// closes the connection.
-func pipelined(_ port: Int, _ paths: [String], closeLast: Bool) async throws -> [HTTPReply] {
+/// last with `Connection: close`, unless `then` follows: raw bytes sent in
+/// the same write), then reads the replies until the server closes the
+/// connection.
+func pipelined(_ port: Int, _ paths: [String], closeLast: Bool, then raw: String = "") async throws -> [HTTPReply] {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
-            continuation.resume(with: Result { try blockingPipeline(port, paths) })
+            continuation.resume(with: Result { try blockingPipeline(port, paths, then: raw) })
         }.start()
     }
 }
 
-private func blockingPipeline(_ port: Int, _ paths: [String]) throws -> [HTTPReply] {
+private func blockingPipeline(_ port: Int, _ paths: [String], then raw: String) throws -> [HTTPReply] {
     let fd = try connectLoopback(port)
     defer { close(fd) }
     var text = ""
     for (i, path) in paths.enumerated() {
-        text += "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(i == paths.count - 1 ? "Connection: close\r\n" : "")\r\n"
+        let close = i == paths.count - 1 && raw.isEmpty
+        text += "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(close ? "Connection: close\r\n" : "")\r\n"
     }
+    text += raw
     let request = Array(text.utf8)
     let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     guard sent == request.count else { throw TestFailure("sent \(sent) of \(request.count) bytes") }
