@@ -9,7 +9,7 @@
 #
 # `eddy bench worker` measures freshness against librdkafka's mock broker
 # only, which answers a fetch that finds no data after fetch.wait.max.ms
-# instead of when data arrives (see README, "What limits the worker"). Point
+# instead of when data arrives (see Benchmarks/README.md, "What limits the worker"). Point
 # this script at a real cluster to see the worker without that. It starts
 # redis-server (or uses REDIS_URL), `eddy run clickstream --http`, then
 # `eddy dev produce --rate RATE`, and prints the quantiles of, over the
