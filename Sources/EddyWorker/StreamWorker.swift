@@ -34,7 +34,7 @@ public final class StreamWorker: @unchecked Sendable {
     /// Entity hashes hold the state blob (a few hundred bytes), so Redis's
     /// default `hash-max-listpack-value` (64) stores them as hashtables:
     /// twice the memory, and about a third more Redis CPU per update at a
-    /// steady rate (README, sizing). Advice when the setting is below what
+    /// steady rate (Deploy/README.md, sizing). Advice when the setting is below what
     /// Deploy/ ships; nil when it is not, or when `CONFIG` is not allowed
     /// (managed Redis often renames it).
     static func listpackAdvice(_ reply: RedisReply) -> String? {

@@ -47,7 +47,7 @@ struct WorkerBench: ParsableCommand {
     func run() throws {
         logToStandardError(level: .warning)
         // Entity hashes hold values over 64 bytes (the state blob); a larger
-        // listpack limit keeps them compact and cheaper to write (README, sizing).
+        // listpack limit keeps them compact and cheaper to write (Deploy/README.md, sizing).
         let redis = try RedisServerProcess(options: ["hash-max-listpack-value": "1024"])
         let cluster = try MockCluster(brokers: 1, topics: [
             ("clickstream", partitions), ("clickstream.dlq", partitions),

@@ -32,7 +32,7 @@ struct CompiledFeature {
     }
 }
 
-/// Byte layout of the sections of a state blob (documented in README).
+/// Byte layout of the sections of a state blob (documented in docs/ARCHITECTURE.md).
 ///
 /// Blob: `u16 keyLength, key, i64 K`, then one section per feature in
 /// topology order:
