@@ -1,31 +1,30 @@
 import EddyCore
 import EddyRedis
 import EddyStore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
-/// Writes a replay's final state into Redis exactly as the stream worker
-/// writes entities (see `EntityLayout`): one fenced script call per key
-/// with `_state`, `_fp`, `_K`, the point columns and the fence
-/// `_o:<topic>:<partition>` = the offset of the key's last applied event.
+/// Writes a replay's final state into Redis through the stream worker's
+/// write path (`EntityWriter`, see `EntityLayout`): per key `_state`, `_fp`,
+/// `_K`, the point columns and the fence `_o:<topic>:<partition>` = the
+/// offset of the key's last applied event, with the same fenced batch
+/// script and expiry rule (`TTLPolicy`: a key's first write by a writer
+/// re-arms its expiry).
 ///
 /// The fences make a backfill safe to re-run and to run beside a worker:
 /// a write lands only when its offset is newer than the one stored for that
 /// partition, and the stored state is always the pure function of the
 /// key's events up to the stored offset.
 ///
-/// On a Redis Cluster (`redis+cluster://`) each key's call goes to its
-/// slot's master, every master's pipeline in flight at once.
+/// On a Redis Cluster (`redis+cluster://`) keys are grouped by slot and
+/// each call goes to its slot's master, every master's pipeline in flight
+/// at once. A failed batch is sent again (up to `retry`'s attempts).
 public final class RedisBackfill {
     public struct Counts: Sendable, Equatable {
         /// Keys written.
         public var written = 0
         /// Keys Redis already held at a newer (or the same) offset.
         public var fenced = 0
-        /// Keys whose write failed in Redis.
+        /// Keys whose write failed in Redis (with the other keys of their
+        /// call: `EntityWriter.Counts.failed`).
         public var failed = 0
         /// The first failure message.
         public var firstError: String?
@@ -35,9 +34,14 @@ public final class RedisBackfill {
     public let url: RedisTarget
     public let topology: Topology
     public let prefix: [UInt8]
-    let script = RedisScript(FencedWrite.source)
-    let ttl: String
-    var connection: RedisClient?
+    let writer: EntityWriter
+    /// Attempts per batch before the backfill fails, with the store's waits
+    /// between them (100, 200, 400, 800 ms).
+    public static let retry: RetryPolicy = {
+        var p = EntityWriter.untilWritten
+        p.maxAttempts = 5
+        return p
+    }()
     /// Keys per pipelined batch.
     public var batchSize = 1000
 
@@ -51,18 +55,14 @@ public final class RedisBackfill {
         self.url = target
         self.topology = topology
         self.prefix = Array((prefix ?? topology.sink.keyPrefix).utf8)
-        self.ttl = String(topology.sink.ttlMs)
+        self.writer = EntityWriter(
+            target: target, ttl: TTLPolicy(ttlMs: topology.sink.ttlMs),
+            options: .init(connectTimeout: .seconds(5), commandTimeout: .seconds(60), clientName: "eddy-backfill"),
+            retry: Self.retry)
     }
 
     func connect() throws(ReplayError) -> RedisClient {
-        if let connection { return connection }
-        do {
-            let c = try RedisClient(url, options: .init(connectTimeout: .seconds(5), commandTimeout: .seconds(60),
-                                                                 clientName: "eddy-backfill"))
-            try c.scriptLoad(script)
-            connection = c
-            return c
-        } catch {
+        do { return try writer.connection() } catch {
             throw .redis("cannot reach Redis at \(url): \(error)")
         }
     }
@@ -85,58 +85,33 @@ public final class RedisBackfill {
         let engine = session.engine
         let store = engine.store
         var counts = Counts()
-        var batch: [Int32] = []
-        batch.reserveCapacity(batchSize)
+        let batch = EntityBatch()
         var done = 0
         var fields = EntityFields(engine: engine)
+        let fences = partitionNames.map { Array($0.utf8) }
+        // Each key is written once: its first write by this writer.
+        let rearm = writer.ttl.shouldRearm(lastMs: nil, nowMs: 0)
 
         func flush() throws(ReplayError) {
             guard !batch.isEmpty else { return }
-            var attempt = 0
-            while true {
-                do {
-                    let c = try connect()
-                    let replies = try c.evalshaPipeline(script, count: batch.count) { i, call in
-                        let slot = batch[i]
-                        let (source, offset) = session.lastApplied(slot)!
-                        call.keys.addJoined(prefix, store.keyBytes(slot))
-                        call.arguments.add(partitionNames[Int(source)])
-                        call.arguments.add(offset)
-                        call.arguments.add(ttl)
-                        // The same fields the worker stores (EntityFields).
-                        fields.forEach(slot: slot) { name, value in
-                            call.arguments.add(name)
-                            call.arguments.add(value)
-                        }
-                    }
-                    for reply in replies {
-                        if let message = reply.errorMessage {
-                            counts.failed += 1
-                            if counts.firstError == nil { counts.firstError = message }
-                        } else if reply.integer == 1 {
-                            counts.written += 1
-                        } else {
-                            counts.fenced += 1
-                        }
-                    }
-                    break
-                } catch {
-                    // Fenced writes make a resend harmless.
-                    connection?.close()
-                    connection = nil
-                    attempt += 1
-                    if attempt >= 5 { throw .redis("writing to Redis at \(url) failed: \(error)") }
-                    usleep(useconds_t(100_000 * attempt))
-                }
+            do {
+                let written = try writer.write(batch)
+                counts.written += written.written
+                counts.fenced += written.fenced
+                counts.failed += written.failed
+                if counts.firstError == nil { counts.firstError = written.firstError }
+            } catch {
+                throw .redis("writing to Redis at \(url) failed: \(error)")
             }
             done += batch.count
-            batch.removeAll(keepingCapacity: true)
+            batch.reset()
             progress?(done)
         }
 
         for s in 0..<Int32(store.slotLimit) where store.isLive(s) {
-            guard engine.keyTime(s) != nil, session.lastApplied(s) != nil else { continue }
-            batch.append(s)
+            guard engine.keyTime(s) != nil, let (source, offset) = session.lastApplied(s) else { continue }
+            batch.append(slot: s, prefix: prefix, fields: &fields, partition: fences[Int(source)], offset: offset,
+                         rearmTTL: rearm)
             if batch.count >= batchSize { try flush() }
         }
         try flush()
@@ -144,7 +119,6 @@ public final class RedisBackfill {
     }
 
     public func close() {
-        connection?.close()
-        connection = nil
+        writer.close()
     }
 }

@@ -8,9 +8,9 @@ import EddyStore
 /// - the serving read path (`FeatureClient`: `FCALL` of the Function
 ///   library, which folds the stored `_state` at `T`) against the replay's
 ///   features at `T`, column by column, `key_time` included; and
-/// - the stored hash fields that do not come from `_state` (`_K` and the
-///   point columns, read by `HGETALL` users) against the replay's values
-///   at the key time;
+/// - the stored hash fields that do not come from `_state` (`_fp`, `_K`
+///   and the point columns, read by `HGETALL` users) against the replay's
+///   values at the key time, read with the worker's `EntityLoader`;
 /// - for Kafka replays, the fence `_o:<topic>:<partition>` against the
 ///   offset of the key's last applied event. A key whose fence is beyond
 ///   the replay (a worker wrote newer events since) is counted as newer,
@@ -95,15 +95,18 @@ public final class Verifier {
         }
         let client = FeatureClient(client: self.client, topology: topology)
         let stored = storedColumnNames()
+        // `_fp` comes with every load; the rest are the loader's further fields.
+        let loader = EntityLoader(client: self.client, prefix: Array(prefix.utf8), withFence: partitionNames != nil,
+                                  fields: Array(stored.dropFirst()))
         var start = 0
         while start < slots.count {
             let chunk = Array(slots[start..<min(start + 512, slots.count)])
             start += chunk.count
             let keys = chunk.map { String(decoding: store.keyBytes($0), as: UTF8.self) }
             let served = try read(client, keys)
-            let fields = try storedFields(chunk, names: stored)
+            let entities = try storedEntities(chunk, loader: loader)
             for (i, slot) in chunk.enumerated() {
-                check(slot, key: keys[i], served: served[i], fields: fields[i], stored: stored, into: &report)
+                check(slot, key: keys[i], served: served[i], entity: entities[i], stored: stored, into: &report)
             }
         }
         if scan {
@@ -130,6 +133,7 @@ public final class Verifier {
         }
     }
 
+    /// `_fp` first, then `_K` and the point columns.
     func storedColumnNames() -> [String] {
         var names = [EntityLayout.fingerprintField, EntityLayout.keyTimeField]
         for f in topology.features {
@@ -140,23 +144,21 @@ public final class Verifier {
         return names
     }
 
-    /// `HMGET` of `_K`, the point columns and (Kafka) the key's fence.
-    func storedFields(_ slots: [Int32], names: [String]) throws -> [[RedisReply]] {
+    /// The stored entities of `slots`: `_fp`, (Kafka) the key's fence, then
+    /// `_K` and the point columns (`loader.fields`).
+    func storedEntities(_ slots: [Int32], loader: EntityLoader) throws -> [StoredEntity] {
         let store = session.engine.store
-        return try client.pipeline(count: slots.count) { i, b in
+        return try loader.load(count: slots.count) { i, b in
             let slot = slots[i]
-            b.add("HMGET")
-            b.addJoined(prefix, store.keyBytes(slot))
-            for n in names { b.add(n) }
-            if let partitionNames, let (source, _) = session.lastApplied(slot) {
-                b.add(EntityLayout.offsetFieldPrefix + partitionNames[Int(source)])
-            }
-        }.map { $0.array ?? [] }
+            // A key without an applied event has no fence to compare.
+            let fence = partitionNames.flatMap { names in session.lastApplied(slot).map { names[Int($0.0)] } } ?? ""
+            loader.request(store.keyBytes(slot), fence: fence, into: &b)
+        }
     }
 
     // MARK: Comparing
 
-    func check(_ slot: Int32, key: String, served: Result<[UInt8]?, ServingError>, fields: [RedisReply],
+    func check(_ slot: Int32, key: String, served: Result<[UInt8]?, ServingError>, entity: StoredEntity,
                stored: [String], into report: inout Report) {
         let engine = session.engine
         report.checked += 1
@@ -165,7 +167,7 @@ public final class Verifier {
         // The fence first: Redis may simply be ahead of the replay.
         if let partitionNames, let (source, offset) = session.lastApplied(slot) {
             let name = EntityLayout.offsetFieldPrefix + partitionNames[Int(source)]
-            let redisOffset = fields.count > stored.count ? fields[stored.count].string.flatMap { Int64($0) } : nil
+            let redisOffset = entity.fence
             if let redisOffset, redisOffset > offset {
                 report.newer += 1
                 return
@@ -207,7 +209,7 @@ public final class Verifier {
         }
         for (i, name) in stored.enumerated() {
             let want = values[name] ?? []
-            let have = i < fields.count ? fields[i].bytes : nil
+            let have = i == 0 ? entity.fingerprint : entity.fields[i - 1]
             guard let have else {
                 diffs.append(Mismatch(key: key, column: name, redis: "(absent)", replay: String(decoding: want, as: UTF8.self)))
                 continue

@@ -1,6 +1,6 @@
 import Atomics
 import EddyCore
-import EddyWorker
+import EddyStore
 import Foundation
 
 /// A running distribution of the values the worker writes, per monitored
@@ -65,11 +65,7 @@ public final class FeatureMonitor: WrittenStateObserver, @unchecked Sendable {
 
     /// Counts the monitored columns of one state blob, read at its key time.
     public func observe(blob: UnsafeRawBufferPointer) {
-        guard !columns.isEmpty, let base = blob.baseAddress, blob.count >= 2 else { return }
-        let kOffset = 2 + Int(blob.loadUnaligned(as: UInt16.self))
-        guard blob.count >= kOffset + 8 else { return }
-        let k = blob.loadUnaligned(fromByteOffset: kOffset, as: Int64.self)
-        guard k != Int64.min else { return }
+        guard !columns.isEmpty, let base = blob.baseAddress, let k = StoredEntity.keyTime(ofState: blob) else { return }
         writer.reset()
         starts.removeAll(keepingCapacity: true)
         let index = columnIndex

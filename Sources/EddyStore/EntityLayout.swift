@@ -48,37 +48,24 @@ public enum EntityLayout {
     }
 }
 
-/// The fenced write: applies only when the written offset is newer than the
-/// stored one for that partition, so replays after a crash skip what Redis
-/// already has, and a worker that lost its partition cannot overwrite the
-/// newer state written by the worker that took it over.
-///
-/// KEYS[1] = entity key; ARGV = partition, offset, ttl ms (0 = none), then
-/// field/value pairs. Returns 1 when written, 0 when fenced off.
-public enum FencedWrite {
-    public static let source = """
-        local f = '_o:' .. ARGV[1]
-        local cur = redis.call('HGET', KEYS[1], f)
-        if cur and tonumber(cur) >= tonumber(ARGV[2]) then return 0 end
-        redis.call('HSET', KEYS[1], f, ARGV[2], unpack(ARGV, 4))
-        local ttl = tonumber(ARGV[3])
-        if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-        return 1
-        """
-}
-
-/// The fenced write for several entities in one call, which amortizes the
-/// script call overhead (the worker's bottleneck in Redis). Same rule per
-/// entity as `FencedWrite`. Its keys must hash to one slot on a Redis
-/// Cluster; on a single Redis any keys go together.
+/// The one write script: the fenced write of several entities in one call
+/// (`EntityWriter` sends it for the worker and for backfills). Per entity, it
+/// applies only when the written offset is newer than the one stored for
+/// that partition, so replays after a crash skip what Redis already has, a
+/// backfill can run again or beside a worker, and a worker that lost its
+/// partition cannot overwrite the newer state written by the worker that
+/// took it over. Several entities per call amortize the script call
+/// overhead (the worker's bottleneck in Redis). Its keys must hash to one
+/// slot on a Redis Cluster; on a single Redis any keys go together.
 ///
 /// KEYS = entity keys; ARGV = expiry ms (`PEXPIRE` argument), then per
 /// entity: partition, offset, `1` to re-arm the expiry (`0` to leave it),
 /// field count, field/value pairs. Returns how many entities were written
-/// (the others were fenced off).
+/// (the others were fenced off). A fenced-off entity's expiry is left as
+/// it is.
 ///
 /// Re-arming is per entity because it is a third of a write's cost inside
-/// Redis: the worker re-arms a key's expiry on its first write and then at
+/// Redis: a writer re-arms a key's expiry on its first write and then at
 /// most every `TTLPolicy.rearmInterval` (see `TTLPolicy`).
 public enum FencedBatchWrite {
     public static let source = """
@@ -105,11 +92,12 @@ public enum FencedBatchWrite {
     public static let entitiesPerCall = 32
 }
 
-/// When the worker re-arms an entity's expiry (the topology's `ttl`).
+/// When a write re-arms an entity's expiry (the topology's `ttl`): the one
+/// expiry rule of the worker and backfills (`EntityWriter`).
 ///
 /// `PEXPIRE` on every write would cost a third of the write in Redis, so a
-/// key's expiry is re-armed on its first write by a worker (its expiry in
-/// Redis is unknown then) and afterwards only when the last re-arm is at
+/// key's expiry is re-armed on its first write by a writer (its expiry in
+/// Redis is unknown then; a backfill writes each key once) and afterwards only when the last re-arm is at
 /// least `rearmInterval` (ttl/64) old, to `ttl + rearmInterval`. An entity
 /// therefore lives at least `ttl` after its last write, and at most
 /// `ttl + ttl/64` (7 days and 2.6 hours for `ttl: 7d`).

@@ -35,8 +35,8 @@ final class ShardStage {
     let deadLetters: DeadLetterSink
     let counters: WorkerCounters
     let logger: Logger
-    let redisURL: RedisTarget
-    var redis: RedisClient?
+    /// Loads the keys not in memory from Redis.
+    let loader: EntityLoader
     let prefix: [UInt8]
     let fingerprint: [UInt8]
 
@@ -94,8 +94,8 @@ final class ShardStage {
         self.deadLetters = deadLetters
         self.counters = counters
         self.logger = logger
-        self.redisURL = redisURL
         self.prefix = Array(config.topology.sink.keyPrefix.utf8)
+        self.loader = EntityLoader(target: redisURL, prefix: prefix)
         self.entityFields = EntityFields(engine: engine)
         self.fingerprint = entityFields.fingerprint
         self.flushInterval = .milliseconds(config.topology.sink.flushIntervalMs)
@@ -370,23 +370,17 @@ final class ShardStage {
         var connectionChosen = false
     }
 
-    /// The single server's connection for early loads; nil on a cluster
-    /// (its routed pipeline loads at the end of the batch) or when Redis
-    /// cannot be reached now (`load` retries).
-    func earlyLoadConnection() -> RedisConnection? {
-        guard case .single(let c)? = try? connection(), c.isConnected else { return nil }
-        return c
-    }
-
-    /// Appends `HMGET` for a newly missing key, written to the socket 64
-    /// requests at a time.
+    /// Appends the load request (`EntityLoader`) of a newly missing key,
+    /// written to the socket 64 requests at a time. Only on a single server:
+    /// a cluster's routed pipeline loads at the end of the batch, as it does
+    /// when Redis cannot be reached now (`load` retries).
     @inline(__always)
     func requestEarly(_ key: [UInt8], _ pid: PartitionID, _ missing: inout MissingKeys) {
         missing.partitions[key] = pid
         missing.order.append(key)
         if !missing.connectionChosen {
             missing.connectionChosen = true
-            missing.connection = earlyLoadConnection()
+            missing.connection = loader.singleConnection()
         }
         guard let c = missing.connection else { return }
         do {
@@ -410,7 +404,7 @@ final class ShardStage {
             var replies: [RedisReply] = []
             replies.reserveCapacity(missing.order.count)
             for _ in missing.order { replies.append(try c.readReply()) }
-            try installLoaded(missing, replies: replies)
+            installLoaded(missing, try loader.entities(from: replies))
             return true
         } catch {
             abandonEarlyLoads(&missing)
@@ -421,73 +415,53 @@ final class ShardStage {
     func abandonEarlyLoads(_ missing: inout MissingKeys) {
         counters.redisErrors.wrappingIncrement(ordering: .relaxed)
         missing.connection = nil
-        redis?.close()
-        redis = nil
+        loader.dropConnection()
     }
 
-    /// `HMGET key _state _fp _o:<topic>:<p>`: a key's state, its
-    /// fingerprint and its fence for the partition of its first event.
+    /// The load request of a key: its state, its fingerprint and its fence
+    /// for the partition of its first event.
     @inline(__always)
     func loadRequest(_ key: [UInt8], _ pid: PartitionID, into b: inout RedisCommandBuilder) {
-        b.add("HMGET")
-        b.add(prefix + key)
-        b.add(EntityLayout.stateField)
-        b.add(EntityLayout.fingerprintField)
-        b.add(offsetField(pid))
+        loader.request(key, fence: partitionNameBytes(pid), into: &b)
     }
 
-    /// Installs the replies to `loadRequest` for `missing.order`, in order.
-    func installLoaded(_ missing: MissingKeys, replies: [RedisReply]) throws {
-        // "Not now" (e.g. LOADING after a restart) is no answer: taking it
-        // for an absent key would restart the key empty.
-        if let retry = replies.lazy.compactMap(\.errorMessage).first(where: WriterStage.isRetryable) {
-            throw RedisError.server(message: retry)
-        }
-        for (key, reply) in zip(missing.order, replies) { install(key, pid: missing.partitions[key]!, reply: reply) }
+    /// Installs the loaded entities of `missing.order`, in order.
+    func installLoaded(_ missing: MissingKeys, _ entities: [StoredEntity]) {
+        for (key, entity) in zip(missing.order, entities) { install(key, pid: missing.partitions[key]!, entity) }
         counters.keysLoaded.wrappingIncrement(by: missing.order.count, ordering: .relaxed)
     }
 
-    /// Loads the missing keys' state from Redis in one pipeline, retrying
-    /// until Redis answers; absent keys start empty.
+    /// Loads the missing keys' state from Redis in one pipeline (routed per
+    /// key's slot on a cluster), retrying until Redis answers; absent keys
+    /// start empty.
     func load(_ missing: MissingKeys) {
         let keys = missing.order
-        var attempt = 0
-        while true {
-            do {
-                let redis = try connection()
-                // Routed per key's slot on a cluster.
-                let replies = try redis.pipeline(count: keys.count) { i, b in
-                    loadRequest(keys[i], missing.partitions[keys[i]]!, into: &b)
-                }
-                try installLoaded(missing, replies: replies)
-                return
-            } catch {
+        let entities: [StoredEntity]
+        do {
+            entities = try loader.load(count: keys.count, onRetry: { error, attempt, wait in
                 counters.redisErrors.wrappingIncrement(ordering: .relaxed)
                 counters.redisRetries.wrappingIncrement(ordering: .relaxed)
-                redis = nil
-                attempt += 1
-                let delay = min(50 * (1 << min(attempt, 5)), 2000)
-                logger.warning("loading \(keys.count) keys from Redis failed, retrying in \(delay) ms: \(error)")
-                Thread.sleep(forTimeInterval: Double(delay) / 1000)
+                logger.warning("loading \(keys.count) keys from Redis failed, retrying in \(Int(wait / .milliseconds(1))) ms: \(error)")
+            }) { i, b in
+                loadRequest(keys[i], missing.partitions[keys[i]]!, into: &b)
             }
+        } catch {
+            preconditionFailure("the shard's loads retry until Redis answers: \(error)")
         }
+        installLoaded(missing, entities)
     }
 
-    func install(_ key: [UInt8], pid: PartitionID, reply: RedisReply) {
-        let fields = reply.array ?? []
-        let state = fields.count > 0 ? fields[0].bytes : nil
-        let fp = fields.count > 1 ? fields[1].bytes : nil
-        let offset = fields.count > 2 ? fields[2].string.flatMap { Int64($0) } : nil
+    func install(_ key: [UInt8], pid: PartitionID, _ entity: StoredEntity) {
         let slot = key.withUnsafeBytes { k in engine.insertEmpty(k, hash: hashKey(k)) }
         track(slot)
         appliedPartition[Int(slot)] = pid
-        appliedOffset[Int(slot)] = offset ?? -1
+        appliedOffset[Int(slot)] = entity.fence ?? -1
         isDirty[Int(slot)] = false
         used[Int(slot)] = true
         lastFlushOf[Int(slot)] = 0
         ttlArmedAt[Int(slot)] = -1
-        guard let state else { return }
-        if fp != fingerprint || !stateMatches(state, key: key) {
+        guard let state = entity.state else { return }
+        if !entity.isCompatible(fingerprint: fingerprint, key: key) {
             counters.stateIncompatible.wrappingIncrement(ordering: .relaxed)
             if !stateIncompatibleLogged {
                 stateIncompatibleLogged = true
@@ -502,17 +476,6 @@ final class ShardStage {
         state.withUnsafeBytes { engine.store.replace(slot, with: $0) }
     }
 
-    /// A blob must start with this key's header.
-    func stateMatches(_ state: [UInt8], key: [UInt8]) -> Bool {
-        guard state.count >= 2 + key.count + 8 else { return false }
-        let length = Int(state[0]) | Int(state[1]) << 8
-        return length == key.count && Array(state[2..<(2 + key.count)]) == key
-    }
-
-    func offsetField(_ pid: PartitionID) -> String {
-        EntityLayout.offsetFieldPrefix + partitionName(pid)
-    }
-
     func partitionName(_ pid: PartitionID) -> String {
         "\(config.topology.source.topics[Int(pid.topicIndex)]):\(pid.partition)"
     }
@@ -524,13 +487,6 @@ final class ShardStage {
         let name = Array(partitionName(pid).utf8)
         partitionNameBytes[pid] = name
         return name
-    }
-
-    func connection() throws -> RedisClient {
-        if let redis { return redis }
-        let c = try RedisClient(redisURL)
-        redis = c
-        return c
     }
 
     // MARK: Flushing
@@ -554,22 +510,12 @@ final class ShardStage {
         for slot in dirty {
             isDirty[Int(slot)] = false
             guard store.isLive(slot), engine.keyTime(slot) != nil else { continue }
-            let keyRange = fb.store(prefix)
-            _ = fb.store(store.keyBytes(slot))
-            let fieldsStart = fb.fieldRanges.count
-            entityFields.forEach(slot: slot) { name, value in
-                fb.fieldRanges.append(fb.store(name))
-                fb.fieldRanges.append(fb.store(value))
-            }
-            let pid = appliedPartition[Int(slot)]
-            let partitionRange = fb.store(partitionNameBytes(pid))
             let armedAt = ttlArmedAt[Int(slot)]
             let rearm = ttl.shouldRearm(lastMs: armedAt < 0 ? nil : armedAt, nowMs: nowMs)
             if rearm { ttlArmedAt[Int(slot)] = nowMs }
-            fb.entities.append(FlushBatch.Entity(
-                keyStart: keyRange.0, keyLength: prefix.count + store.keyBytes(slot).count,
-                offset: appliedOffset[Int(slot)], partitionStart: partitionRange.0, partitionLength: partitionRange.1,
-                rearmTTL: rearm, fieldsStart: fieldsStart, fieldCount: fb.fieldRanges.count - fieldsStart))
+            fb.writes.append(slot: slot, prefix: prefix, fields: &entityFields,
+                             partition: partitionNameBytes(appliedPartition[Int(slot)]),
+                             offset: appliedOffset[Int(slot)], rearmTTL: rearm)
         }
         dirty.removeAll(keepingCapacity: true)
         for (pid, offset) in seen { fb.commits.append((pid, offset + 1)) }

@@ -7,30 +7,30 @@ import EddyStore
 import Foundation
 import Logging
 
-/// The Redis writer: one pipelined, fenced script call per dirty entity;
-/// then, only once Redis acknowledged them, the offsets they cover are
-/// committed to Kafka.
+/// The Redis writer: a flush's dirty entities go out through the store's
+/// `EntityWriter` (pipelined fenced batch writes, retried until Redis takes
+/// them); then, only once Redis acknowledged them, the offsets they cover
+/// are committed to Kafka.
 final class WriterStage {
     let flushes: Pool<FlushBatch>
     let input: SPSCRing<Int>
     let free: SPSCRing<Int>
     let counters: WorkerCounters
     let logger: Logger
-    let redisURL: RedisTarget
-    let ttl: TTLPolicy
+    /// Writes the flushes' entities.
+    let store: EntityWriter
     let topics: [String]
     /// `WorkerConfig.fencedWrites`.
-    var fenced = true
+    var fenced: Bool {
+        get { store.fenced }
+        set { store.fenced = newValue }
+    }
     let committer: OffsetCommitter
     let deadLetters: DeadLetterSink
     /// The last barrier whose writes and commit are done.
     let barrierDone: BarrierSignal
     /// The `seq` of the last flush whose entities Redis acknowledged.
     let writtenFlush: ManagedAtomicBox
-    let script = RedisScript(FencedBatchWrite.source)
-    var redis: RedisClient?
-    /// How a flush's entities group into calls on a Redis Cluster (reused).
-    var clusterPlan = ClusterWritePlan()
     /// Metrics hook (`WorkerConfig.writtenStateObserver`).
     var observer: (any WrittenStateObserver)?
     /// Latest committed-or-attempted offset per owned partition, and the
@@ -56,8 +56,7 @@ final class WriterStage {
         self.free = free
         self.counters = counters
         self.logger = logger
-        self.redisURL = redisURL
-        self.ttl = TTLPolicy(ttlMs: ttlMs)
+        self.store = EntityWriter(target: redisURL, ttl: TTLPolicy(ttlMs: ttlMs))
         self.topics = topics
         self.committer = committer
         self.deadLetters = deadLetters
@@ -84,7 +83,7 @@ final class WriterStage {
 
     func write(_ fb: FlushBatch, stop: StopToken) {
         let started = ContinuousClock.now
-        if !fb.entities.isEmpty { writeEntities(fb) }
+        if !fb.writes.isEmpty { writeEntities(fb) }
         writtenFlush.store(fb.seq)
         // Freshness ends at Redis's acknowledgement; the commit is bookkeeping.
         let now = ContinuousClock.now
@@ -92,7 +91,7 @@ final class WriterStage {
         counters.flushLatency.record(micros: Int((now - started) / .microseconds(1)))
         counters.freshness.record(agesOf: fb.eventTimestamps, nowMs: wallMs, scratch: &histogramScratch)
         for h in fb.handOvers { counters.pipelineLatency.record(micros: Int((now - h.at) / .microseconds(1)), count: h.events) }
-        if !fb.entities.isEmpty { observeWritten(fb, wallMs: wallMs) }
+        if !fb.writes.isEmpty { observeWritten(fb, wallMs: wallMs) }
         // Offsets only grow from flush to flush: the newest per partition wins.
         if pendingCommits.isEmpty && !fb.commits.isEmpty { pendingSince = now }
         for (pid, offset) in fb.commits { pendingCommits[pid] = offset }
@@ -140,138 +139,38 @@ final class WriterStage {
         committer.commit(offsets, synchronous: false)
     }
 
-    /// Error replies that say "not now" (Redis loading, out of memory, a
-    /// failover, ...): the write did not happen and must be retried, never
-    /// skipped, or the commit that follows would lose its events.
-    static func isRetryable(_ message: String) -> Bool {
-        if RedisError.server(message: message).isTransient { return true }
-        switch RedisError.server(message: message).serverErrorCode {
-        case "OOM", "READONLY", "NOREPLICAS", "NOSCRIPT", "MISCONF": return true
-        default: return false
-        }
-    }
-
     /// Metrics of the entities just written: flush size, event-time
     /// freshness (now - K per entity), and the observer hook.
     func observeWritten(_ fb: FlushBatch, wallMs: Int64) {
-        counters.flushBatchSize.record(micros: fb.entities.count)
-        fb.bytes.withUnsafeBytes { bytes in
-            // Field pairs start with `_state`, <blob> (ShardStage.flush).
-            let state = { (i: Int) -> UnsafeRawBufferPointer in
-                let (start, length) = fb.fieldRanges[fb.entities[i].fieldsStart + 1]
-                return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
-            }
-            for i in fb.entities.indices {
-                let blob = state(i)
-                guard blob.count >= 2 else { continue }
-                let kOffset = 2 + Int(blob.loadUnaligned(as: UInt16.self))
-                guard blob.count >= kOffset + 8 else { continue }
-                let k = blob.loadUnaligned(fromByteOffset: kOffset, as: Int64.self)
+        counters.flushBatchSize.record(micros: fb.writes.count)
+        fb.writes.withStates { state in
+            for i in 0..<fb.writes.count {
+                guard let k = StoredEntity.keyTime(ofState: state(i)) else { continue }
                 if k > 0 && k <= wallMs { counters.eventFreshness.record(micros: Int(wallMs - k) * 1000) }
             }
-            observer?.written(count: fb.entities.count, state: state)
+            observer?.written(count: fb.writes.count, state: state)
         }
     }
 
-    /// Writes every entity, retrying the whole batch until Redis takes it:
-    /// fenced writes make a retry harmless.
+    /// Writes every entity; the store retries until Redis takes them (the
+    /// fences make a retry harmless).
     func writeEntities(_ fb: FlushBatch) {
-        var attempt = 0
-        while true {
-            do {
-                let per = FencedBatchWrite.entitiesPerCall
-                let replies: [RedisReply]
-                let clustered: Bool
-                switch try connection() {
-                case .single(let redis) where !fenced:
-                    try writeUnfenced(fb, to: redis)
-                    return
-                case .single(let redis):
-                    clustered = false
-                    let calls = (fb.entities.count + per - 1) / per
-                    replies = try fb.bytes.withUnsafeBytes { bytes in
-                        try redis.evalshaPipeline(script, count: calls) { c, call in
-                            call.arguments.add(ttl.expiryMs)
-                            for i in (c * per)..<min((c + 1) * per, fb.entities.count) {
-                                Self.addEntity(i, of: fb, bytes: bytes, to: &call)
-                            }
-                        }
-                    }
-                case .cluster(let cluster):
-                    clustered = true
-                    replies = try writeClustered(fb, to: cluster)
-                }
-                var written = 0, fenced = 0
-                if let retry = replies.lazy.compactMap(\.errorMessage).first(where: Self.isRetryable) {
-                    throw RedisError.server(message: retry)
-                }
-                for (c, reply) in replies.enumerated() {
-                    let inCall = clustered ? clusterPlan.entities(ofCall: c).count : min((c + 1) * per, fb.entities.count) - c * per
-                    if let message = reply.errorMessage {
-                        logger.error("a fenced write failed in Redis: \(message)")
-                        counters.redisErrors.wrappingIncrement(ordering: .relaxed)
-                    } else {
-                        let n = Int(reply.integer ?? 0)
-                        written += n
-                        fenced += inCall - n
-                    }
-                }
-                counters.entitiesWritten.wrappingIncrement(by: written, ordering: .relaxed)
-                counters.writesFenced.wrappingIncrement(by: fenced, ordering: .relaxed)
-                return
-            } catch {
+        let counts: EntityWriter.Counts
+        do {
+            counts = try store.write(fb.writes) { error, attempt, wait in
                 counters.redisErrors.wrappingIncrement(ordering: .relaxed)
                 counters.redisRetries.wrappingIncrement(ordering: .relaxed)
-                redis?.close()
-                redis = nil
-                attempt += 1
-                let delay = min(50 * (1 << min(attempt, 5)), 2000)
-                logger.warning("writing \(fb.entities.count) entities to Redis failed (attempt \(attempt)), retrying in \(delay) ms: \(error)")
-                Thread.sleep(forTimeInterval: Double(delay) / 1000)
+                logger.warning("writing \(fb.writes.count) entities to Redis failed (attempt \(attempt)), retrying in \(Int(wait / .milliseconds(1))) ms: \(error)")
             }
+        } catch {
+            preconditionFailure("the worker's writes retry until Redis takes them: \(error)")
         }
-    }
-
-    /// The at-least-once baseline (`WorkerConfig.fencedWrites` false): the
-    /// same fields and offset, written unconditionally.
-    func writeUnfenced(_ fb: FlushBatch, to redis: RedisConnection) throws {
-        var replies = fb.entities.count
-        try fb.bytes.withUnsafeBytes { bytes in
-            for i in fb.entities.indices {
-                let e = fb.entities[i]
-                let key = UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)])
-                try redis.append(building: { b in
-                    b.add("HSET")
-                    b.add(key)
-                    b.addJoined(EntityLayout.offsetFieldPrefix,
-                                UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
-                    b.add(e.offset)
-                    for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
-                        let (start, length) = fb.fieldRanges[f]
-                        b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
-                    }
-                })
-                if e.rearmTTL {
-                    try redis.append("PEXPIRE", key, ttl.expiryMs)
-                    replies += 1
-                }
-            }
+        if let message = counts.firstError {
+            logger.error("\(counts.failedCalls) write call(s) failed in Redis: \(message)")
+            counters.redisErrors.wrappingIncrement(by: counts.failedCalls, ordering: .relaxed)
         }
-        let summary = try redis.drain(count: replies)
-        if let message = summary.firstError {
-            if Self.isRetryable(message) { throw RedisError.server(message: message) }
-            logger.error("a write failed in Redis: \(message)")
-            counters.redisErrors.wrappingIncrement(ordering: .relaxed)
-        }
-        counters.entitiesWritten.wrappingIncrement(by: fb.entities.count, ordering: .relaxed)
-    }
-
-    func connection() throws -> RedisClient {
-        if let redis { return redis }
-        let c = try RedisClient(redisURL)
-        try c.scriptLoad(script)
-        redis = c
-        return c
+        counters.entitiesWritten.wrappingIncrement(by: counts.written, ordering: .relaxed)
+        counters.writesFenced.wrappingIncrement(by: counts.fenced, ordering: .relaxed)
     }
 }
 

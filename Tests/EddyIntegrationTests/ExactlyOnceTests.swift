@@ -217,10 +217,11 @@ import Testing
     @Test func fencedWriteKeepsTheNewerState() throws {
         let redis = try RedisServerProcess()
         let conn = try RedisConnection(url: redis.url)
-        let script = RedisScript(FencedWrite.source)
+        // The one write script, one entity per call, no expiry.
+        let script = RedisScript(FencedBatchWrite.source)
         func write(_ partition: String, _ offset: Int, _ state: String) throws -> Int64? {
             try conn.evalsha(script, keys: ["clickstream:u1"],
-                             arguments: [partition, String(offset), "0", "_state", state]).integer
+                             arguments: ["0", partition, String(offset), "0", "1", "_state", state]).integer
         }
         #expect(try write("clickstream:3", 100, "new") == 1)
         #expect(try write("clickstream:3", 50, "stale") == 0)

@@ -1,0 +1,108 @@
+/// Entities to write, packed for `EntityWriter`: each entity's Redis key,
+/// its fence (partition name and offset), whether the write re-arms its
+/// expiry, and its hash fields, as ranges of one byte buffer that keeps its
+/// capacity from batch to batch (no allocation per entity once warm).
+///
+/// Owned by one thread at a time.
+public final class EntityBatch {
+    public struct Entity {
+        public var keyStart: Int
+        public var keyLength: Int
+        /// The fence's offset: that of the last event applied to the entity.
+        public var offset: Int64
+        /// The fence's partition name, `topic:partition`, in `bytes`.
+        public var partitionStart: Int
+        public var partitionLength: Int
+        /// Whether this write re-arms the key's expiry (`TTLPolicy`).
+        public var rearmTTL: Bool
+        /// Hash field/value pairs (ranges in `fieldRanges`), `_state` first.
+        public var fieldsStart: Int
+        public var fieldCount: Int
+    }
+
+    public private(set) var entities: [Entity] = []
+    /// (start, length) ranges of field names and values in `bytes`.
+    public private(set) var fieldRanges: [(Int, Int)] = []
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {
+        bytes.reserveCapacity(1 << 20)
+        entities.reserveCapacity(4096)
+    }
+
+    public var count: Int { entities.count }
+    public var isEmpty: Bool { entities.isEmpty }
+
+    /// Above this many bytes of capacity, a batch that used less than a
+    /// quarter of it gives the memory back: a catch-up flush of every key
+    /// grows a batch to tens of MB, a lag spike of a second to a few MB,
+    /// and steady flushes need a fraction of that. Kept, such high-water
+    /// marks made the worker's memory creep up over a long run.
+    static let retainedBytes = 2 << 20
+
+    /// Empties the batch, keeping its capacity unless it was far too big
+    /// (`retainedBytes`). Returns whether it gave memory back.
+    @discardableResult
+    public func reset() -> Bool {
+        let shrink = bytes.capacity > Self.retainedBytes && bytes.count < bytes.capacity / 4
+        if shrink {
+            bytes = []
+            bytes.reserveCapacity(1 << 20)
+            entities = []
+            entities.reserveCapacity(4096)
+            fieldRanges = []
+        }
+        entities.removeAll(keepingCapacity: true)
+        fieldRanges.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+        return shrink
+    }
+
+    /// Appends the live key in `slot` of `fields`' engine, which must have a
+    /// key time: Redis key `prefix` + key, the fence `partition`/`offset`,
+    /// and the stored fields (`EntityFields`, `_state` first).
+    @inline(__always)
+    public func append(slot: Int32, prefix: [UInt8], fields: inout EntityFields, partition: [UInt8], offset: Int64,
+                       rearmTTL: Bool) {
+        let key = fields.engine.store.keyBytes(slot)
+        let keyStart = store(prefix).0
+        _ = store(key)
+        let fieldsStart = fieldRanges.count
+        fields.forEach(slot: slot) { name, value in
+            fieldRanges.append(store(name))
+            fieldRanges.append(store(value))
+        }
+        let partitionRange = store(partition)
+        entities.append(Entity(
+            keyStart: keyStart, keyLength: prefix.count + key.count, offset: offset,
+            partitionStart: partitionRange.0, partitionLength: partitionRange.1,
+            rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
+    }
+
+    /// Calls `body` with a function giving the state blob (`_state`) of
+    /// entity `i`, valid only during the call.
+    public func withStates<R>(_ body: ((Int) -> UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { bytes in
+            try body { i in
+                // Field pairs start with `_state`, <blob> (`EntityFields`).
+                let (start, length) = fieldRanges[entities[i].fieldsStart + 1]
+                return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
+            }
+        }
+    }
+
+    /// Appends bytes and returns their range.
+    @inline(__always)
+    func store(_ b: UnsafeRawBufferPointer) -> (Int, Int) {
+        let start = bytes.count
+        bytes.append(contentsOf: b)
+        return (start, b.count)
+    }
+
+    @inline(__always)
+    func store(_ b: [UInt8]) -> (Int, Int) {
+        let start = bytes.count
+        bytes.append(contentsOf: b)
+        return (start, b.count)
+    }
+}
