@@ -60,16 +60,29 @@ let package = Package(
         // Reads at time T in Redis: the generated Function library, and the
         // client side of `eddy get`.
         .target(name: "EddyStore", dependencies: ["EddyCore", "EddyRedis"]),
+        // Prometheus text, latency histograms, the worker's counters and
+        // their collectors (what `/metrics` shows).
+        .target(name: "EddyMetrics", dependencies: [
+            "EddyCore",
+            .product(name: "Atomics", package: "swift-atomics"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        // Feature-value monitoring: distributions of what is written, drift (PSI).
+        .target(name: "EddyMonitor", dependencies: [
+            "EddyCore", "EddyRedis", "EddyStore",
+            .product(name: "Atomics", package: "swift-atomics"),
+        ]),
         // The stream worker: Kafka -> rings -> operator shard -> Redis.
         .target(name: "EddyWorker", dependencies: [
-            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore",
+            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore", "EddyMetrics",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
 
         // HTTP: feature reads (`eddy serve`), /metrics, /healthz, /readyz
-        // (also for `eddy run --http`), feature-value monitoring and drift.
+        // (also for `eddy run --http`). Never imports the worker or Kafka.
         .target(name: "EddyServer", dependencies: [
-            "EddyCore", "EddyKafka", "EddyRedis", "EddyStore", "EddyWorker",
+            "EddyCore", "EddyRedis", "EddyStore", "EddyMetrics", "EddyMonitor",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,7 +96,7 @@ let package = Package(
 
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
-            "EddyStore", "EddyWorker", "EddyServer",
+            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -100,7 +113,8 @@ let package = Package(
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis"]),
         .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis"]),
         .testTarget(name: "EddyServerTests", dependencies: [
-            "EddyServer", "EddyStore", "EddyCore", "EddyTopology", "EddyRedis", "EddyWorker", "EddyKafka",
+            "EddyServer", "EddyMetrics", "EddyMonitor", "EddyStore", "EddyCore", "EddyTopology", "EddyRedis",
+            "EddyWorker", "EddyKafka",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

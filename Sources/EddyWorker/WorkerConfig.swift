@@ -1,4 +1,5 @@
 import EddyCore
+import EddyStore
 
 /// Everything `eddy run` needs beyond the topology.
 public struct WorkerConfig: Sendable {
@@ -102,14 +103,6 @@ public struct WorkerConfig: Sendable {
         }
         return p
     }
-}
-
-/// Watches what the worker writes, for metrics. Called on the writer thread,
-/// once per flush, after the flush's writes are acknowledged; keep it quick.
-public protocol WrittenStateObserver: Sendable {
-    /// `count` entities were written; `state(i)` is the i-th one's state blob
-    /// (`EntityLayout`'s `_state`), valid only during this call.
-    func written(count: Int, state: (Int) -> UnsafeRawBufferPointer)
 }
 
 /// How a worker gets its partitions.

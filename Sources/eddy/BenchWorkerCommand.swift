@@ -1,6 +1,7 @@
 import ArgumentParser
 import EddyCore
 import EddyKafka
+import EddyMetrics
 import EddyRedis
 import EddyReplay
 import EddyWorker

@@ -2,6 +2,7 @@ import ArgumentParser
 import CEddySupport
 import Dispatch
 import EddyCore
+import EddyMonitor
 import EddyServer
 import EddyWorker
 import Foundation

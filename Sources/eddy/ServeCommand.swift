@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import EddyCore
+import EddyMetrics
 import EddyRedis
 import EddyServer
 import Foundation

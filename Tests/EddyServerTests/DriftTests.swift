@@ -1,4 +1,5 @@
 import EddyCore
+import EddyMonitor
 import EddyRedis
 import EddyServer
 import EddyStore

@@ -1,4 +1,6 @@
 import EddyCore
+import EddyMetrics
+import EddyMonitor
 import EddyRedis
 import EddyServer
 import EddyStore

@@ -1,5 +1,7 @@
 import EddyCore
 import EddyKafka
+import EddyMetrics
+import EddyMonitor
 import EddyRedis
 import EddyServer
 import EddyWorker

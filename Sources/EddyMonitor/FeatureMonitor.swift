@@ -1,6 +1,6 @@
 import Atomics
 import EddyCore
-import EddyWorker
+import EddyStore
 import Foundation
 
 /// A running distribution of the values the worker writes, per monitored
