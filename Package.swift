@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
-        // librdkafka consumer, producer and mock cluster host.
+        // librdkafka consumer and producer.
         .target(name: "EddyKafka", dependencies: ["CRdKafka"]),
         // hiredis connection with hand pipelining.
         .target(name: "EddyRedis", dependencies: ["CHiredis"],
@@ -94,9 +94,17 @@ let package = Package(
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
 
+        // Dev and test tooling, kept out of the product modules: the mock
+        // Kafka cluster host, redis-server (cluster) processes, the event
+        // generator, ring and Redis benchmarks, a bare HTTP GET. Used by
+        // `eddy dev`, `eddy bench` and the tests.
+        .target(name: "EddyDevKit", dependencies: [
+            "CRdKafka", "EddyKafka", "EddyRedis", "EddyPipeline", "EddyReplay",
+        ]),
+
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
-            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer",
+            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer", "EddyDevKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -104,22 +112,24 @@ let package = Package(
         ]),
 
         .testTarget(name: "EddyCoreTests", dependencies: [
-            "EddyCore", "EddyTopology", "EddyReplay",
+            "EddyCore", "EddyTopology", "EddyReplay", "EddyDevKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EddyTopologyTests", dependencies: ["EddyTopology", "EddyCore"]),
-        .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline"]),
-        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka"]),
-        .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis"]),
-        .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis"]),
+        .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline", "EddyDevKit"]),
+        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyDevKit"]),
+        .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyDevKit"]),
+        .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis", "EddyDevKit"]),
         .testTarget(name: "EddyServerTests", dependencies: [
             "EddyServer", "EddyMetrics", "EddyMonitor", "EddyStore", "EddyCore", "EddyTopology", "EddyRedis",
-            "EddyWorker", "EddyKafka",
+            "EddyWorker", "EddyKafka", "EddyDevKit",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "EddyWorkerTests", dependencies: ["EddyWorker", "EddyKafka"]),
-        .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology", "EddyServer"]),
+        .testTarget(name: "EddyIntegrationTests", dependencies: [
+            "EddyKafka", "EddyRedis", "EddyCore", "EddyTopology", "EddyDevKit",
+        ]),
     ]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import EddyDevKit
 import EddyKafka
 import Foundation
 

@@ -1,4 +1,5 @@
 import EddyCore
+import EddyDevKit
 import EddyMonitor
 import EddyRedis
 import EddyServer

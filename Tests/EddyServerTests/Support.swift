@@ -1,4 +1,5 @@
 import EddyCore
+import EddyDevKit
 import EddyMetrics
 import EddyMonitor
 import EddyRedis
