@@ -1,7 +1,6 @@
 /// Watches what the worker writes, for metrics. Called on the writer thread,
 /// once per flush, after the flush's writes are acknowledged; keep it quick.
-/// Here, beside the entity layout, so that a monitor (EddyMonitor) and the
-/// worker meet without importing each other.
+/// Read the blobs with `StoredEntity`.
 public protocol WrittenStateObserver: Sendable {
     /// `count` entities were written; `state(i)` is the i-th one's state blob
     /// (`EntityLayout`'s `_state`), valid only during this call.
