@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
-        // librdkafka consumer, producer and mock cluster host.
+        // librdkafka consumer and producer.
         .target(name: "EddyKafka", dependencies: ["CRdKafka"]),
         // hiredis connection with hand pipelining.
         .target(name: "EddyRedis", dependencies: ["CHiredis"],
@@ -60,18 +60,31 @@ let package = Package(
         // Reads at time T in Redis: the generated Function library, and the
         // client side of `eddy get`.
         .target(name: "EddyStore", dependencies: ["EddyCore", "EddyRedis"]),
+        // Prometheus text, latency histograms, the worker's counters and
+        // their collectors (what `/metrics` shows).
+        .target(name: "EddyMetrics", dependencies: [
+            "EddyCore",
+            .product(name: "Atomics", package: "swift-atomics"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        // Feature-value monitoring: distributions of what is written, drift (PSI).
+        .target(name: "EddyMonitor", dependencies: [
+            "EddyCore", "EddyRedis", "EddyStore",
+            .product(name: "Atomics", package: "swift-atomics"),
+        ]),
         // The stream worker: Kafka -> rings -> operator shard -> Redis.
         .target(name: "EddyWorker", dependencies: [
-            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore",
+            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore", "EddyMetrics",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
 
         // HTTP: feature reads (`eddy serve`), /metrics, /healthz, /readyz
-        // (also for `eddy run --http`), feature-value monitoring and drift.
+        // (also for `eddy run --http`). Never imports the worker or Kafka.
         .target(name: "EddyServer", dependencies: [
-            "EddyCore", "EddyKafka", "EddyRedis", "EddyStore", "EddyWorker",
+            "EddyCore", "EddyRedis", "EddyStore", "EddyMetrics", "EddyMonitor",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,9 +96,17 @@ let package = Package(
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
 
+        // Dev and test tooling, kept out of the product modules: the mock
+        // Kafka cluster host, redis-server (cluster) processes, the event
+        // generator, ring and Redis benchmarks, a bare HTTP GET. Used by
+        // `eddy dev`, `eddy bench` and the tests.
+        .target(name: "EddyDevKit", dependencies: [
+            "CRdKafka", "EddyKafka", "EddyRedis", "EddyPipeline", "EddyReplay",
+        ]),
+
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
-            "EddyStore", "EddyWorker", "EddyServer",
+            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer", "EddyDevKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -97,21 +118,24 @@ let package = Package(
         ]),
 
         .testTarget(name: "EddyCoreTests", dependencies: [
-            "EddyCore", "EddyTopology", "EddyReplay",
+            "EddyCore", "EddyTopology", "EddyReplay", "EddyDevKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EddyTopologyTests", dependencies: ["EddyTopology", "EddyCore"]),
-        .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline"]),
-        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka"]),
-        .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis"]),
-        .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis"]),
+        .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline", "EddyDevKit"]),
+        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyDevKit"]),
+        .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyDevKit"]),
+        .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis", "EddyDevKit"]),
         .testTarget(name: "EddyServerTests", dependencies: [
-            "EddyServer", "EddyStore", "EddyCore", "EddyTopology", "EddyRedis", "EddyWorker", "EddyKafka",
+            "EddyServer", "EddyMetrics", "EddyMonitor", "EddyStore", "EddyCore", "EddyTopology", "EddyRedis",
+            "EddyWorker", "EddyKafka", "EddyDevKit",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "EddyWorkerTests", dependencies: ["EddyWorker", "EddyKafka"]),
-        .testTarget(name: "EddyIntegrationTests", dependencies: ["EddyKafka", "EddyRedis", "EddyCore", "EddyTopology", "EddyServer"]),
+        .testTarget(name: "EddyIntegrationTests", dependencies: [
+            "EddyKafka", "EddyRedis", "EddyCore", "EddyTopology", "EddyDevKit",
+        ]),
     ]
 )

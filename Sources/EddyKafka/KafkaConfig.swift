@@ -40,7 +40,7 @@ public struct KafkaConfig: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     /// Builds an `rd_kafka_conf_t`, applying properties in name order so that
     /// the reported error is deterministic.
-    func makeNative() throws(KafkaError) -> NativeConf {
+    package func makeNative() throws(KafkaError) -> NativeConf {
         let conf = NativeConf(pointer: rd_kafka_conf_new())
         var errstr = [CChar](repeating: 0, count: 512)
         for name in properties.keys.sorted() {
@@ -64,7 +64,9 @@ public struct KafkaConfig: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 }
 
 /// Owns an `rd_kafka_conf_t` until it is handed to `rd_kafka_new`.
-struct NativeConf: ~Copyable {
+/// `package` (like `makeKafkaHandle`): the dev kit's `MockCluster` hosts a
+/// cluster on a handle of its own.
+package struct NativeConf: ~Copyable {
     let pointer: OpaquePointer
 
     deinit { rd_kafka_conf_destroy(pointer) }
@@ -76,7 +78,7 @@ struct NativeConf: ~Copyable {
 }
 
 /// Creates an `rd_kafka_t`; `rd_kafka_new` takes the conf on success only.
-func makeKafkaHandle(_ type: rd_kafka_type_t, _ conf: consuming NativeConf) throws(KafkaError) -> OpaquePointer {
+package func makeKafkaHandle(_ type: rd_kafka_type_t, _ conf: consuming NativeConf) throws(KafkaError) -> OpaquePointer {
     var errstr = [CChar](repeating: 0, count: 512)
     guard let rk = rd_kafka_new(type, conf.pointer, &errstr, errstr.count) else {
         let detail = String(decoding: errstr.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },

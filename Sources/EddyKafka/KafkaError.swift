@@ -13,7 +13,7 @@ public struct KafkaErrorCode: RawRepresentable, Hashable, Sendable, CustomString
 
     init(_ err: rd_kafka_resp_err_t) { self.rawValue = err.rawValue }
 
-    var native: rd_kafka_resp_err_t { rd_kafka_resp_err_t(rawValue: rawValue) }
+    package var native: rd_kafka_resp_err_t { rd_kafka_resp_err_t(rawValue: rawValue) }
 
     /// librdkafka's symbolic name, e.g. `_QUEUE_FULL` or `UNKNOWN_TOPIC_OR_PART`.
     public var name: String { String(cString: rd_kafka_err2name(native)) }
@@ -96,7 +96,7 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Throws if `err` is not `RD_KAFKA_RESP_ERR_NO_ERROR`.
-    static func check(_ err: rd_kafka_resp_err_t, _ context: @autoclosure () -> String) throws(KafkaError) {
+    package static func check(_ err: rd_kafka_resp_err_t, _ context: @autoclosure () -> String) throws(KafkaError) {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, context())
         }

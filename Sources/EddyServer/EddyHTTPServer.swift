@@ -1,4 +1,5 @@
 import EddyCore
+import EddyMetrics
 import EddyRedis
 import EddyStore
 import Foundation

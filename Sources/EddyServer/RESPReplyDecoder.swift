@@ -13,6 +13,12 @@ enum LoopReply: Sendable, Equatable {
 
 /// Decodes RESP2 replies (what hiredis speaks: no `HELLO 3`) from a Redis
 /// connection, one `LoopReply` per reply.
+///
+/// Why not EddyRedis' hiredis reader: that reader owns its input buffer and
+/// builds a malloc'd `redisReply` tree per reply, so the event loop would
+/// copy every `ByteBuffer` into it and free a tree per read. Here a reply is
+/// read in place from NIO's buffer, and the fast path only needs bulk bytes,
+/// null, status and error (arrays and integers are skipped, not built).
 struct RESPReplyDecoder: ByteToMessageDecoder {
     typealias InboundOut = LoopReply
 

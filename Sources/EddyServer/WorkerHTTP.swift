@@ -1,7 +1,8 @@
 import Atomics
 import Dispatch
+import EddyMetrics
+import EddyMonitor
 import EddyRedis
-import EddyWorker
 import Foundation
 import Hummingbird
 import Logging
@@ -26,15 +27,16 @@ public final class WorkerHTTP: Sendable {
 
     /// The metrics, liveness and readiness of `worker` (started or not).
     public static func makeServer(
-        listen: (host: String, port: Int), worker: StreamWorker, monitor: FeatureMonitor?, hub: MetricsHub,
+        listen: (host: String, port: Int), worker: any MonitoredWorker, monitor: FeatureMonitor?, hub: MetricsHub,
         started: @escaping @Sendable () -> Bool, logger: Logger
     ) throws -> EddyHTTPServer {
-        let counters = worker.counters
-        hub.add(WorkerMetricsCollector(WorkerMetricsSource(worker: worker), hub: hub))
+        let source = worker.metricsSource
+        let counters = source.counters
+        hub.add(WorkerMetricsCollector(source, hub: hub))
         if let monitor { hub.add(FeatureMonitorCollector(monitor)) }
         let url: RedisTarget
-        do { url = try RedisTarget(parsing: worker.config.redisURL) } catch {
-            throw WorkerHTTPError("bad Redis URL '\(worker.config.redisURL)': \(error)")
+        do { url = try RedisTarget(parsing: worker.redisURL) } catch {
+            throw WorkerHTTPError("bad Redis URL '\(worker.redisURL)': \(error)")
         }
         let redis = RedisLanes(target: url, lanes: 1, options: RedisLanes.defaultOptions(clientName: "eddy-run-health"))
         let kafka = HealthCheck("kafka") {
@@ -52,7 +54,7 @@ public final class WorkerHTTP: Sendable {
 
     /// Starts serving on `listen` (HOST:PORT) and returns once the port is
     /// bound; throws when it cannot be.
-    public static func start(listen: String, worker: StreamWorker, monitor: FeatureMonitor?, logger: Logger) throws
+    public static func start(listen: String, worker: any MonitoredWorker, monitor: FeatureMonitor?, logger: Logger) throws
         -> WorkerHTTP
     {
         guard let address = EddyHTTPServer.parseListen(listen) else { throw WorkerHTTPError("--http '\(listen)' is not HOST:PORT") }

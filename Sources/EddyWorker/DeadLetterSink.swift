@@ -1,5 +1,6 @@
 import EddyCore
 import EddyKafka
+import EddyMetrics
 
 /// Sends rejected events to the dead-letter topic: the original key and
 /// bytes, with the reason and source position as headers. Thread-safe

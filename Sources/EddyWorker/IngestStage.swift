@@ -1,5 +1,6 @@
 import EddyCore
 import EddyKafka
+import EddyMetrics
 import EddyPipeline
 import Foundation
 import Logging

@@ -1,4 +1,5 @@
 import EddyCore
+import EddyMetrics
 import EddyPipeline
 import EddyRedis
 import EddyStore

@@ -1,6 +1,7 @@
 import Atomics
 import EddyCore
 import EddyKafka
+import EddyMetrics
 import EddyPipeline
 import EddyRedis
 import EddyStore

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EddyCore
+import EddyDevKit
 import EddyKafka
 import EddyReplay
 import Foundation

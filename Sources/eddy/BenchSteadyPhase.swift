@@ -1,8 +1,8 @@
 import EddyCore
+import EddyDevKit
 import EddyKafka
 import EddyRedis
 import EddyReplay
-import EddyServer
 import EddyTopology
 import Foundation
 

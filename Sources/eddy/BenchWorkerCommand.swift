@@ -1,6 +1,8 @@
 import ArgumentParser
 import EddyCore
+import EddyDevKit
 import EddyKafka
+import EddyMetrics
 import EddyRedis
 import EddyReplay
 import EddyWorker

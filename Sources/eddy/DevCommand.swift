@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyDevKit
 import EddyReplay
 import Foundation
 

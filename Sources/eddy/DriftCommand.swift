@@ -1,7 +1,7 @@
 import ArgumentParser
 import EddyCore
+import EddyMonitor
 import EddyRedis
-import EddyServer
 import EddyStore
 import Foundation
 

@@ -2,6 +2,8 @@ import ArgumentParser
 import Atomics
 import CEddySupport
 import EddyCore
+import EddyMetrics
+import EddyMonitor
 import EddyServer
 import EddyWorker
 import Foundation

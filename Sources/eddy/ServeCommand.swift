@@ -1,5 +1,6 @@
 import ArgumentParser
 import EddyCore
+import EddyMetrics
 import EddyRedis
 import EddyServer
 import Foundation

@@ -1,4 +1,5 @@
 import EddyCore
+import EddyDevKit
 import EddyReplay
 import Foundation
 import Testing

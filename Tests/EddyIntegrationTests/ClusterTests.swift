@@ -1,4 +1,5 @@
 import EddyCore
+import EddyDevKit
 import EddyRedis
 import EddyStore
 import Foundation

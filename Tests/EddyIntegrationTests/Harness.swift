@@ -1,7 +1,7 @@
 import EddyCore
+import EddyDevKit
 import EddyKafka
 import EddyRedis
-import EddyServer
 import EddyTopology
 import Foundation
 import Testing

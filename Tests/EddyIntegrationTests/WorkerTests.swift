@@ -1,4 +1,5 @@
 import EddyCore
+import EddyDevKit
 import EddyKafka
 import EddyRedis
 import Foundation

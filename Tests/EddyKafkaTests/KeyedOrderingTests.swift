@@ -1,3 +1,4 @@
+import EddyDevKit
 import EddyKafka
 import Testing
 

@@ -1,3 +1,4 @@
+import EddyDevKit
 @testable import EddyKafka
 import Testing
 

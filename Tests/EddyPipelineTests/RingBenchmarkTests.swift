@@ -1,3 +1,4 @@
+import EddyDevKit
 //===----------------------------------------------------------------------===//
 //
 // This source file is part of the Eddy open source project

@@ -1,3 +1,4 @@
+import EddyDevKit
 import EddyRedis
 import Testing
 

@@ -1,4 +1,6 @@
 import EddyCore
+import EddyDevKit
+import EddyMonitor
 import EddyRedis
 import EddyServer
 import EddyStore

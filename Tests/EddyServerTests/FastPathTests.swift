@@ -1,4 +1,5 @@
 import EddyCore
+import EddyMetrics
 import EddyRedis
 import EddyServer
 import EddyStore

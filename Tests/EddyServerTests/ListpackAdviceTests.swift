@@ -1,3 +1,4 @@
+import EddyDevKit
 import EddyRedis
 @testable import EddyWorker
 import Testing

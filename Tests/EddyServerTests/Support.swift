@@ -1,4 +1,7 @@
 import EddyCore
+import EddyDevKit
+import EddyMetrics
+import EddyMonitor
 import EddyRedis
 import EddyServer
 import EddyStore

@@ -1,5 +1,8 @@
 import EddyCore
+import EddyDevKit
 import EddyKafka
+import EddyMetrics
+import EddyMonitor
 import EddyRedis
 import EddyServer
 import EddyWorker

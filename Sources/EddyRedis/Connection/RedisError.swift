@@ -70,7 +70,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    static func code(ofServerMessage message: String) -> String {
+    package static func code(ofServerMessage message: String) -> String {
         String(message.prefix { $0 != " " })
     }
 }

@@ -100,7 +100,7 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// Blocks the thread for `duration` (resuming after signal interruptions).
-    static func sleep(_ duration: Duration) {
+    package static func sleep(_ duration: Duration) {
         let (whole, fraction) = duration.components
         guard whole > 0 || fraction > 0 else { return }
         var request = timespec(tv_sec: .init(whole), tv_nsec: .init(fraction / 1_000_000_000))

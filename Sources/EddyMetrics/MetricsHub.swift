@@ -89,17 +89,17 @@ extension PrometheusCollectorRegistry {
 }
 
 /// Writes Prometheus text for metrics kept outside the registry.
-enum PrometheusText {
-    static func help(_ buffer: inout [UInt8], _ name: String, _ help: String, type: String) {
+public enum PrometheusText {
+    public static func help(_ buffer: inout [UInt8], _ name: String, _ help: String, type: String) {
         buffer.append(contentsOf: "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n".utf8)
     }
 
     /// `a="x",b="y"` with values escaped.
-    static func labels(_ labels: [(String, String)]) -> String {
+    public static func labels(_ labels: [(String, String)]) -> String {
         labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",")
     }
 
-    static func escape(_ value: String) -> String {
+    public static func escape(_ value: String) -> String {
         var out = ""
         for c in value {
             switch c {
@@ -113,7 +113,7 @@ enum PrometheusText {
     }
 
     /// A number as Prometheus writes it (`+Inf`, integers without a fraction).
-    static func number(_ v: Double) -> String {
+    public static func number(_ v: Double) -> String {
         if v == .infinity { return "+Inf" }
         if v == -.infinity { return "-Inf" }
         if v.isNaN { return "NaN" }
@@ -123,7 +123,7 @@ enum PrometheusText {
 
     /// One histogram series: cumulative `_bucket`s for `bounds`, `+Inf`, `_sum`, `_count`.
     /// `cumulative[i]` counts observations `<= bounds[i]`.
-    static func histogram(
+    public static func histogram(
         _ buffer: inout [UInt8], name: String, labels: [(String, String)], bounds: [Double], cumulative: [Int],
         count: Int, sum: Double
     ) {

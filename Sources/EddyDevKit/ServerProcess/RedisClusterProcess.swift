@@ -1,3 +1,5 @@
+import EddyRedis
+
 /// A real Redis Cluster of ``RedisServerProcess`` masters on loopback, for tests and benchmarks.
 ///
 /// Each master runs with `cluster-enabled yes` (its `nodes.conf` in its own temporary directory,

@@ -1,4 +1,5 @@
 import CRdKafka
+import EddyKafka
 import Synchronization
 
 /// librdkafka's in-process mock Kafka cluster, listening on localhost TCP

@@ -1,3 +1,5 @@
+import EddyRedis
+
 /// Throughput measurements for the CLI's `bench` command.
 public enum RedisBenchmark {
     /// Sends `count` `SET <keyPrefix><i> <value>` commands in pipelined batches of

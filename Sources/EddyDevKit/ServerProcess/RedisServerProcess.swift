@@ -1,3 +1,5 @@
+import EddyRedis
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,6 +1,4 @@
 import EddyCore
-import EddyKafka
-import EddyWorker
 import Foundation
 import Prometheus
 
@@ -23,13 +21,18 @@ public struct WorkerMetricsSource: Sendable {
         self.ringOccupancy = ringOccupancy
         self.ringCapacity = ringCapacity
     }
+}
 
-    /// The source of a worker (before or after `start()`).
-    public init(worker: StreamWorker) {
-        self.init(counters: worker.counters, topics: worker.config.topology.source.topics,
-                  ringOccupancy: { worker.ringOccupancy },
-                  ringCapacity: (worker.config.batchesInFlight, worker.config.flushesInFlight))
-    }
+/// A worker as its HTTP endpoints see it: `/metrics` reads `metricsSource`,
+/// `/healthz` asks `isRunning`, `/readyz` pings `redisURL`. EddyWorker's
+/// `StreamWorker` conforms, so the server modules never import the worker.
+public protocol MonitoredWorker: AnyObject, Sendable {
+    /// What `/metrics` reads (before or after the worker starts).
+    var metricsSource: WorkerMetricsSource { get }
+    /// Whether every stage still runs.
+    var isRunning: Bool { get }
+    /// The Redis the worker writes to.
+    var redisURL: String { get }
 }
 
 /// Exports `WorkerCounters` on scrape (see the metric list in the README
@@ -49,7 +52,13 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
     let ringShard: Gauge, ringWriter: Gauge
     let lagSnapshotAge: Gauge
     // Only touched under MetricsHub's scrape lock.
-    var lagGauges: [TopicPartition: Gauge] = [:]
+    var lagGauges: [LagSeries: Gauge] = [:]
+
+    /// One partition's lag gauge.
+    struct LagSeries: Hashable {
+        var topic: String
+        var partition: Int32
+    }
 
     static let lagHelp = "Consumer lag per partition: high watermark minus position (librdkafka's local view, refreshed every 2 s)."
 
@@ -134,10 +143,10 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
     func updateLag() {
         let (lags, at) = source.counters.partitionLag.snapshot
         lagSnapshotAge.set(at.map { Double((ContinuousClock.now - $0) / .milliseconds(1)) / 1000 } ?? -1)
-        var current: Set<TopicPartition> = []
+        var current: Set<LagSeries> = []
         for entry in lags {
             guard let lag = entry.lag else { continue }
-            let tp = TopicPartition(topic: entry.topic, partition: entry.partition)
+            let tp = LagSeries(topic: entry.topic, partition: entry.partition)
             current.insert(tp)
             let gauge = lagGauges[tp] ?? registry.gauge(
                 "eddy_worker_consumer_lag", [("topic", tp.topic), ("partition", String(tp.partition))], help: Self.lagHelp)
@@ -206,37 +215,5 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
         for i in cumulative.indices.dropFirst() { cumulative[i] += cumulative[i - 1] }
         PrometheusText.histogram(&buffer, name: name, labels: labels, bounds: bounds, cumulative: cumulative,
                                  count: total, sum: Double(h.sumMicros.load(ordering: .relaxed)) * scale)
-    }
-}
-
-/// Exports a `FeatureMonitor` on scrape.
-public struct FeatureMonitorCollector: MetricsCollector {
-    public let monitor: FeatureMonitor
-
-    public init(_ monitor: FeatureMonitor) { self.monitor = monitor }
-
-    public func emit(into buffer: inout [UInt8]) {
-        let topology = monitor.topology.name
-        let bounds = FeatureBuckets.upperBounds
-        PrometheusText.help(&buffer, "eddy_feature_value",
-                            "Values the worker writes per numeric feature column, read at the entity's key time (sampled per flush).",
-                            type: "histogram")
-        var nullLines: [String] = []
-        for (m, column) in monitor.columns.enumerated() {
-            let d = monitor.distribution(m)
-            var cumulative = Array(d.counts.prefix(bounds.count))
-            for i in cumulative.indices.dropFirst() { cumulative[i] += cumulative[i - 1] }
-            let labels = [("topology", topology), ("feature", column.name)]
-            PrometheusText.histogram(&buffer, name: "eddy_feature_value", labels: labels, bounds: bounds,
-                                     cumulative: cumulative, count: d.counts.reduce(0, +), sum: d.sum)
-            nullLines.append("eddy_feature_value_null_total{\(PrometheusText.labels(labels))} \(d.nulls)\n")
-        }
-        PrometheusText.help(&buffer, "eddy_feature_value_null_total",
-                            "Written values that were null (an empty min/max/avg window) or not finite.", type: "counter")
-        for line in nullLines { buffer.append(contentsOf: line.utf8) }
-        PrometheusText.help(&buffer, "eddy_feature_entities_observed_total", "Written entities the feature monitor read.",
-                            type: "counter")
-        buffer.append(contentsOf:
-            "eddy_feature_entities_observed_total{topology=\"\(PrometheusText.escape(topology))\"} \(monitor.entitiesObserved.load(ordering: .relaxed))\n".utf8)
     }
 }

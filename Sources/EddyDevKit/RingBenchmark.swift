@@ -4,7 +4,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-/// Throughput micro-benchmark of ``SPSCRing`` (behind `eddy bench ring`).
+import EddyPipeline
+
+/// Throughput micro-benchmark of ``SPSCRing``.
 public enum RingBenchmark {
     /// Moves the integers `0..<items` from a producer ``StageThread`` to the
     /// calling thread through a ring, and checks that the sum arrived intact.

@@ -1,6 +1,5 @@
 import Atomics
 import EddyCore
-import EddyKafka
 import Foundation
 
 /// What the worker has done, for logs, `/metrics` and benchmarks. Stages
@@ -54,7 +53,7 @@ public final class WorkerCounters: Sendable {
     /// Flush write latency, per flush.
     public let flushLatency = LatencyHistogram()
 
-    // MARK: Read by /metrics (EddyServer); none of these changes what the worker does.
+    // MARK: Read by /metrics (EddyMetrics' collector); none of these changes what the worker does.
 
     /// Topics counted separately; a topology's later topics share the last slot.
     public static let maxTopics = 16
@@ -180,17 +179,41 @@ public final class LatencyHistogram: Sendable {
     }
 }
 
+/// One partition's consumer lag as the worker last sampled it: a plain
+/// value, so metrics need not import the Kafka client.
+public struct PartitionLagSample: Sendable, Hashable {
+    public var topic: String
+    public var partition: Int32
+    /// The high watermark; nil before the first fetch response.
+    public var highWatermark: Int64?
+    /// The offset after the last message handed to the worker; nil before one.
+    public var position: Int64?
+
+    public init(topic: String, partition: Int32, highWatermark: Int64?, position: Int64?) {
+        self.topic = topic
+        self.partition = partition
+        self.highWatermark = highWatermark
+        self.position = position
+    }
+
+    /// `highWatermark - position` (never negative), when both are known.
+    public var lag: Int64? {
+        guard let highWatermark, let position else { return nil }
+        return max(highWatermark - position, 0)
+    }
+}
+
 /// The latest per-partition lag snapshot: written by the ingest thread every
 /// few seconds, read by `/metrics`. A lock, but off every hot path.
 public final class PartitionLagBoard: @unchecked Sendable {
     private let lock = NSLock()
-    private var entries: [PartitionLag] = []
+    private var entries: [PartitionLagSample] = []
     private var publishedAt: ContinuousClock.Instant?
 
     public init() {}
 
     /// Replaces the snapshot (the partitions assigned now).
-    public func publish(_ lags: [PartitionLag]) {
+    public func publish(_ lags: [PartitionLagSample]) {
         lock.lock()
         entries = lags
         publishedAt = .now
@@ -198,7 +221,7 @@ public final class PartitionLagBoard: @unchecked Sendable {
     }
 
     /// The last snapshot, and when it was taken (nil: never).
-    public var snapshot: (lags: [PartitionLag], at: ContinuousClock.Instant?) {
+    public var snapshot: (lags: [PartitionLagSample], at: ContinuousClock.Instant?) {
         lock.lock()
         defer { lock.unlock() }
         return (entries, publishedAt)
