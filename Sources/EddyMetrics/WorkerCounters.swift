@@ -180,26 +180,19 @@ public final class LatencyHistogram: Sendable {
 }
 
 /// One partition's consumer lag as the worker last sampled it: a plain
-/// value, so metrics need not import the Kafka client.
+/// value, so metrics need not import the Kafka client (EddyWorker makes it
+/// from EddyKafka's `PartitionLag`).
 public struct PartitionLagSample: Sendable, Hashable {
     public var topic: String
     public var partition: Int32
-    /// The high watermark; nil before the first fetch response.
-    public var highWatermark: Int64?
-    /// The offset after the last message handed to the worker; nil before one.
-    public var position: Int64?
+    /// Messages behind the high watermark; nil until both the watermark and
+    /// the position are known.
+    public var lag: Int64?
 
-    public init(topic: String, partition: Int32, highWatermark: Int64?, position: Int64?) {
+    public init(topic: String, partition: Int32, lag: Int64?) {
         self.topic = topic
         self.partition = partition
-        self.highWatermark = highWatermark
-        self.position = position
-    }
-
-    /// `highWatermark - position` (never negative), when both are known.
-    public var lag: Int64? {
-        guard let highWatermark, let position else { return nil }
-        return max(highWatermark - position, 0)
+        self.lag = lag
     }
 }
 

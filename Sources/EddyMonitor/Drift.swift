@@ -99,7 +99,7 @@ public enum Drift {
         var keys: [String] = []
         var seen: Set<[UInt8]> = []
         var cursor = "0"
-        let pattern = globEscape(prefix) + "*"
+        let pattern = GlobPattern.keys(withPrefix: prefix)
         let prefixBytes = Array(prefix.utf8)
         repeat {
             let reply = try connection.command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000, "TYPE", "hash").checked()
@@ -153,15 +153,6 @@ public enum Drift {
         return values
     }
 
-    /// Escapes Redis glob characters.
-    static func globEscape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            if "*?[]\\^".contains(c) { out.append("\\") }
-            out.append(c)
-        }
-        return out
-    }
 
     /// A table for the terminal: feature, PSI, counts, verdict.
     public static func report(_ rows: [Row]) -> String {

@@ -275,7 +275,7 @@ public final class Verifier {
     func findExtra(into report: inout Report) throws {
         let store = session.engine.store
         let engine = session.engine
-        let pattern = Self.globEscape(prefix) + "*"
+        let pattern = GlobPattern.keys(withPrefix: prefix)
         let prefixBytes = Array(prefix.utf8)
         var candidates: [[UInt8]] = []
         // A cluster's keys are spread over its masters: SCAN each.
@@ -332,15 +332,5 @@ public final class Verifier {
                 }
             }
         }
-    }
-
-    /// `text` with the glob characters of `SCAN MATCH` escaped.
-    static func globEscape(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            if "*?[]\\".contains(c) { out.append("\\") }
-            out.append(c)
-        }
-        return out
     }
 }

@@ -15,9 +15,6 @@ extension StreamWorker: MonitoredWorker {
 extension PartitionLagBoard {
     /// Publishes librdkafka's local view of the assigned partitions' lag.
     public func publish(_ lags: [PartitionLag]) {
-        publish(lags.map {
-            PartitionLagSample(topic: $0.topic, partition: $0.partition, highWatermark: $0.highWatermark,
-                               position: $0.position)
-        })
+        publish(lags.map { PartitionLagSample(topic: $0.topic, partition: $0.partition, lag: $0.lag) })
     }
 }

@@ -67,17 +67,8 @@ struct DriftCommand: ParsableCommand {
             }
         }
 
-        let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
-        let text = redis ?? env ?? t.sink.redisURL
-        let url: RedisTarget
-        do { url = try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL: \(error)") }
-        let connection: RedisClient
-        do {
-            connection = try RedisClient(
-                url, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(30), clientName: "eddy-drift"))
-        } catch {
-            throw CLIError("cannot reach Redis at \(url): \(error)")
-        }
+        let url = try resolveRedisURL(redis, topology: t)
+        let connection = try connectRedis(url, clientName: "eddy-drift", commandTimeout: .seconds(30))
         let readAt = at.flatMap(ReadTime.parse)
         let keys: [String]
         let current: (features: [String: FeatureDistribution], entities: Int)

@@ -39,14 +39,8 @@ struct GetCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
-        let url = try redisURL(sink: t.sink.redisURL)
-        let connection: RedisClient
-        do {
-            connection = try RedisClient(
-                url, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(10), clientName: "eddy-get"))
-        } catch {
-            throw CLIError("cannot reach Redis at \(url): \(error)")
-        }
+        let url = try resolveRedisURL(redis, topology: t)
+        let connection = try connectRedis(url, clientName: "eddy-get", commandTimeout: .seconds(10))
         let client = FeatureClient(client: connection, topology: t)
         let lines: [[UInt8]]
         do {
@@ -62,16 +56,5 @@ struct GetCommand: ParsableCommand {
             out.append(UInt8(ascii: "\n"))
         }
         FileHandle.standardOutput.write(Data(out))
-    }
-
-    /// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL.
-    private func redisURL(sink: String) throws -> RedisTarget {
-        let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
-        let text = redis ?? env ?? sink
-        do {
-            return try RedisTarget(parsing: text)
-        } catch {
-            throw CLIError("invalid Redis URL: \(error)")
-        }
     }
 }

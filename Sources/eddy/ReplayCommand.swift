@@ -300,14 +300,6 @@ func resolveBrokers(_ flag: String?, topology t: Topology) -> String {
     return flag ?? env ?? t.source.brokers
 }
 
-/// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL: a
-/// single server (`redis://`, `unix://`) or a cluster (`redis+cluster://`).
-func resolveRedisURL(_ flag: String?, topology t: Topology) throws -> RedisTarget {
-    let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
-    let text = flag ?? env ?? t.sink.redisURL
-    do { return try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
-}
-
 /// Epoch milliseconds, RFC 3339, `now`, or `now-<n><ms|s|m|h|d>`.
 func parseTime(_ text: String) -> Int64? {
     let nowMs = Int64(Date().timeIntervalSince1970 * 1000)

@@ -79,7 +79,6 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         logToStandardError(level: level)
         let logger = Logger(label: "eddy.serve")
-        let env = ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         var pools: [String: RedisLanes] = [:]
         var served: [EddyHTTPServer.Served] = []
         for file in topology {
@@ -87,9 +86,8 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
             if served.contains(where: { $0.topology.name == t.name }) {
                 throw CLIError("topology name '\(t.name)' is given twice")
             }
-            let text = redis ?? env ?? t.sink.redisURL
-            let url: RedisTarget
-            do { url = try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
+            let text = redisURLText(redis, sink: t.sink.redisURL)
+            let url = try resolveRedisURL(text, sink: text)
             let pool = pools[text] ?? RedisLanes(target: url, lanes: lanes, readOnEventLoops: eventLoopReads)
             pools[text] = pool
             served.append(.init(topology: t, redis: pool))

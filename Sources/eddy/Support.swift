@@ -1,5 +1,6 @@
 import Logging
 import EddyCore
+import EddyRedis
 import EddyTopology
 import Foundation
 import ServiceLifecycle
@@ -24,6 +25,33 @@ func loadTopology(_ nameOrPath: String) throws -> Topology {
         return try loader.load(path: path)
     } catch {
         throw CLIError(error.description)
+    }
+}
+
+/// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL.
+func redisURLText(_ flag: String?, sink: String) -> String {
+    flag ?? ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? sink
+}
+
+/// `redisURLText`, parsed: a single server (`redis://`, `unix://`) or a
+/// cluster (`redis+cluster://`).
+func resolveRedisURL(_ flag: String?, sink: String) throws -> RedisTarget {
+    let text = redisURLText(flag, sink: sink)
+    do { return try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
+}
+
+func resolveRedisURL(_ flag: String?, topology t: Topology) throws -> RedisTarget {
+    try resolveRedisURL(flag, sink: t.sink.redisURL)
+}
+
+/// A connection for a command-line tool, or a clear error.
+func connectRedis(_ url: RedisTarget, clientName: String, connectTimeout: Duration = .seconds(2),
+                  commandTimeout: Duration) throws -> RedisClient {
+    do {
+        return try RedisClient(url, options: .init(connectTimeout: connectTimeout, commandTimeout: commandTimeout,
+                                                   clientName: clientName))
+    } catch {
+        throw CLIError("cannot reach Redis at \(url): \(error)")
     }
 }
 

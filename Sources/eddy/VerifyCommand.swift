@@ -68,13 +68,8 @@ struct VerifyCommand: ParsableCommand {
         if let prefix { t.sink.keyPrefix = prefix }
         let readTime = at.flatMap(parseTime) ?? Int64(Date().timeIntervalSince1970 * 1000)
         let url = try resolveRedisURL(redis, topology: t)
-        let connection: RedisClient
-        do {
-            connection = try RedisClient(url, options: .init(connectTimeout: .seconds(5), commandTimeout: .seconds(60),
-                                                                      clientName: "eddy-verify"))
-        } catch {
-            throw CLIError("cannot reach Redis at \(url): \(error)")
-        }
+        let connection = try connectRedis(url, clientName: "eddy-verify", connectTimeout: .seconds(5),
+                                          commandTimeout: .seconds(60))
 
         let session = ReplaySession(topology: t, emit: .final, trackOffsets: source.fromKafka)
         let start = monotonicSeconds()
