@@ -26,7 +26,7 @@ final class ShardStage {
     /// applied, as the replay tool does (a quarter of the shard's time was
     /// the key lookup without it).
     static let lookaheadDepth = 4
-    let batches: Pool<MessageBatch>
+    let batches: Pool<RecordBatch<HandOver>>
     let flushes: Pool<FlushBatch>
     let input: SPSCRing<Int>  // message batches from ingest
     let freeBatches: SPSCRing<Int>  // back to ingest
@@ -73,7 +73,7 @@ final class ShardStage {
     var entityFields: EntityFields
     var stateIncompatibleLogged = false
 
-    init(config: WorkerConfig, batches: Pool<MessageBatch>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
+    init(config: WorkerConfig, batches: Pool<RecordBatch<HandOver>>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
          freeBatches: SPSCRing<Int>, flushOut: SPSCRing<Int>, freeFlushes: SPSCRing<Int>,
          deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisTarget,
          writtenFlush: ManagedAtomicBox) {
@@ -124,7 +124,7 @@ final class ShardStage {
             if let index = input.popBlocking(timeout: max(untilFlush, .microseconds(200))) {
                 let batch = batches[index]
                 process(batch)
-                batch.reset()
+                batch.reset(HandOver())
                 _ = freeBatches.pushBlocking(index, timeout: nil)
             }
             if !dirty.isEmpty || !seen.isEmpty {
@@ -169,15 +169,15 @@ final class ShardStage {
 
     // MARK: Applying
 
-    func process(_ batch: MessageBatch) {
+    func process(_ batch: RecordBatch<HandOver>) {
         let started = ContinuousClock.now
         defer { counters.batchLatency.record(micros: Int((ContinuousClock.now - started) / .microseconds(1))) }
-        if case .barrier(let id, let revoked) = batch.control {
+        if case .barrier(let id, let revoked) = batch.info.control {
             flush(barrier: id, revoked: revoked ?? [])
             if let revoked { evict(partitions: Set(revoked)) }
             return
         }
-        if batch.control == .flush {
+        if batch.info.control == .flush {
             flush(barrier: 0)
             return
         }
@@ -255,7 +255,7 @@ final class ShardStage {
             }
             precondition(deferred.isEmpty, "a loaded key is in memory")
         }
-        if applied > 0 { pendingHandOvers.append((batch.handedOverAt, applied)) }
+        if applied > 0 { pendingHandOvers.append((batch.info.handedOverAt, applied)) }
         counters.consumed.wrappingIncrement(by: batch.count, ordering: .relaxed)
         counters.batches.wrappingIncrement(ordering: .relaxed)
         counters.applied.wrappingIncrement(by: applied, ordering: .relaxed)
@@ -291,7 +291,7 @@ final class ShardStage {
 
     /// Decodes and applies one event (no lookahead).
     @inline(__always)
-    func step(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, missing: inout MissingKeys) -> Step {
+    func step(_ batch: RecordBatch<HandOver>, _ r: RecordBatch<HandOver>.Record, _ pid: PartitionID, missing: inout MissingKeys) -> Step {
         let rejected = decoder.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
         return finish(batch, r, pid, decoded: decoder, rejected: rejected, missing: &missing)
     }
@@ -299,7 +299,7 @@ final class ShardStage {
     /// Applies the event `decoder` holds (or dead-letters it, or defers it
     /// until its key's state is loaded); `rejected` is what decoding it said.
     @inline(__always)
-    func finish(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, decoded decoder: EventDecoder,
+    func finish(_ batch: RecordBatch<HandOver>, _ r: RecordBatch<HandOver>.Record, _ pid: PartitionID, decoded decoder: EventDecoder,
                 rejected: RejectReason?, missing: inout MissingKeys) -> Step {
         let value = batch.value(r)
         if let reason = rejected {
