@@ -311,7 +311,9 @@ public final class KafkaReplaySource {
         do { try consumer.assign(reader.assignment) } catch { throw ReplayError.kafka("assign failed: \(error)") }
         reader.rebuildTable()
 
-        let batches = (0..<Self.batchCount).map { _ in Batch(capacity: Self.pollBatch) }
+        let batches = (0..<Self.batchCount).map { _ in
+            RecordBatch(recordCapacity: Self.pollBatch, byteCapacity: Self.pollBatch * 256, info: PollReport())
+        }
         // Full batches go to this thread, applied ones back; each batch is
         // touched by one thread at a time (the rings order the hand-over).
         let full = SPSCRing<Int>(capacity: Self.batchCount), free = SPSCRing<Int>(capacity: Self.batchCount)
@@ -332,11 +334,11 @@ public final class KafkaReplaySource {
             guard let index = full.popBlocking(timeout: nil) else { continue }
             let batch = batches[index]
             if let out { apply(batch, to: session, into: &out.writer) } else { apply(batch, to: session, into: &scratch) }
-            delivered = batch.delivered
-            consumedOffsets = batch.consumedOffsets
-            skipped = batch.skipped
-            for message in batch.errors where reported.insert(message).inserted { onError?(message) }
-            let isLast = batch.isLast, failure = batch.failure
+            delivered = batch.info.delivered
+            consumedOffsets = batch.info.consumedOffsets
+            skipped = batch.info.skipped
+            for message in batch.info.errors where reported.insert(message).inserted { onError?(message) }
+            let isLast = batch.info.isLast, failure = batch.info.failure
             _ = free.tryPush(index)
             if let failure { throw failure }
             if let out { try out.flushIfNeeded() }
@@ -346,14 +348,11 @@ public final class KafkaReplaySource {
     }
 
     @inline(__always)
-    func apply(_ batch: Batch, to session: ReplaySession, into out: inout JSONWriter) {
+    func apply(_ batch: RecordBatch<PollReport>, to session: ReplaySession, into out: inout JSONWriter) {
         for r in 0..<batch.count {
             let record = batch.records[r]
-            let value = UnsafeRawBufferPointer(start: batch.bytes + record.start, count: Int(record.length))
-            let key = record.keyLength < 0 ? nil
-                : UnsafeRawBufferPointer(start: batch.bytes + record.start + Int(record.length), count: Int(record.keyLength))
-            session.consume(value, key: key, timestampMs: record.timestampMs, source: record.source,
-                            offset: record.offset, into: &out)
+            session.consume(batch.value(record), key: batch.key(record), timestampMs: record.timestampMs,
+                            source: record.source, offset: record.offset, into: &out)
         }
     }
 
@@ -363,88 +362,22 @@ public final class KafkaReplaySource {
     /// is used by one side at a time, passed on through the rings.
     struct Handoff: @unchecked Sendable {
         let reader: Reader
-        let batches: [Batch]
+        let batches: [RecordBatch<PollReport>]
         let full: SPSCRing<Int>
         let free: SPSCRing<Int>
     }
 
-    /// Records handed from the polling thread to the applying one. Values
-    /// (and keys, if the session reads them) are copied into one buffer, so
-    /// librdkafka's messages are freed on the polling thread right away.
-    final class Batch {
-        struct Record {
-            var start: Int
-            var length: Int32
-            /// -1: no key.
-            var keyLength: Int32
-            var source: Int32
-            var timestampMs: Int64
-            var offset: Int64
-        }
-
-        private(set) var records: UnsafeMutablePointer<Record>
-        private(set) var recordCapacity: Int
-        private(set) var count = 0
-        private(set) var bytes: UnsafeMutableRawPointer
-        private var byteCapacity: Int
-        private var byteCount = 0
+    /// What the polling thread reports with each batch of records (a
+    /// `RecordBatch`: values, and keys if the session reads them, copied
+    /// into one buffer, so librdkafka's messages are freed on the polling
+    /// thread right away; a record's `source` is its partition plan's index).
+    struct PollReport {
         var errors: [String] = []
         /// The reader's counters after this batch.
         var consumedOffsets: Int64 = 0, delivered = 0, skipped = 0
         /// Whether reading ended with this batch (done or failed).
         var isLast = false
         var failure: ReplayError?
-
-        init(capacity: Int) {
-            recordCapacity = capacity
-            records = .allocate(capacity: capacity)
-            byteCapacity = capacity * 256
-            bytes = .allocate(byteCount: byteCapacity, alignment: 16)
-        }
-
-        deinit {
-            records.deallocate()
-            bytes.deallocate()
-        }
-
-        func reset() {
-            count = 0
-            byteCount = 0
-            errors.removeAll(keepingCapacity: true)
-            isLast = false
-            failure = nil
-        }
-
-        @inline(__always)
-        func append(_ value: UnsafeRawBufferPointer?, key: UnsafeRawBufferPointer?, timestampMs: Int64,
-                    source: Int32, offset: Int64) {
-            let length = value?.count ?? 0, keyLength = key?.count ?? -1
-            let need = length + max(keyLength, 0)
-            if byteCount + need > byteCapacity || count == recordCapacity { grow(need) }
-            if length > 0 { (bytes + byteCount).copyMemory(from: value!.baseAddress!, byteCount: length) }
-            if keyLength > 0 { (bytes + byteCount + length).copyMemory(from: key!.baseAddress!, byteCount: keyLength) }
-            (records + count).initialize(to: Record(start: byteCount, length: Int32(length), keyLength: Int32(keyLength),
-                                                    source: source, timestampMs: timestampMs, offset: offset))
-            count += 1
-            byteCount += need
-        }
-
-        func grow(_ need: Int) {
-            if byteCount + need > byteCapacity {
-                byteCapacity = max(byteCapacity * 2, byteCount + need)
-                let larger = UnsafeMutableRawPointer.allocate(byteCount: byteCapacity, alignment: 16)
-                larger.copyMemory(from: bytes, byteCount: byteCount)
-                bytes.deallocate()
-                bytes = larger
-            }
-            if count == recordCapacity {
-                recordCapacity *= 2
-                let larger = UnsafeMutablePointer<Record>.allocate(capacity: recordCapacity)
-                larger.moveInitialize(from: records, count: count)
-                records.deallocate()
-                records = larger
-            }
-        }
     }
 
     /// The polling side of `run`: the consumer, each partition's cursor and
@@ -493,7 +426,7 @@ public final class KafkaReplaySource {
 
         /// Polls until every partition is done (or reading fails, or `stop`),
         /// filling batches from `free` and handing them over through `full`.
-        func read(_ batches: [Batch], full: SPSCRing<Int>, free: SPSCRing<Int>, stop: StopToken) {
+        func read(_ batches: [RecordBatch<PollReport>], full: SPSCRing<Int>, free: SPSCRing<Int>, stop: StopToken) {
             var lastProgress = monotonicSeconds()
             var lastConsumed: Int64 = -1
             var handedOver: Int64 = -1
@@ -507,14 +440,14 @@ public final class KafkaReplaySource {
                         index = i
                         lastProgress = monotonicSeconds()  // waiting for the session is no stall
                     }
-                    batches[index].reset()
+                    batches[index].reset(PollReport())
                 }
                 let batch = batches[index]
                 var sink = Sink(reader: self, batch: batch)
                 do {
                     try consumer.poll(into: &sink, maxMessages: KafkaReplaySource.pollBatch, timeoutMs: 100)
                 } catch {
-                    batch.failure = .kafka("Kafka poll failed: \(error)")
+                    batch.info.failure = .kafka("Kafka poll failed: \(error)")
                 }
                 if !newlyDone.isEmpty {
                     let tps = newlyDone.map { TopicPartition(topic: plans[$0].topic, partition: plans[$0].partition) }
@@ -525,22 +458,22 @@ public final class KafkaReplaySource {
                 if consumedOffsets != lastConsumed {
                     lastConsumed = consumedOffsets
                     lastProgress = now
-                } else if batch.failure == nil, now - lastProgress > stallTimeoutSeconds {
+                } else if batch.info.failure == nil, now - lastProgress > stallTimeoutSeconds {
                     let stuck = plans.indices.filter { !cursors[$0].done }.map {
                         "\(plans[$0].topic)[\(plans[$0].partition)] at \(cursors[$0].position) of \(cursors[$0].end)"
                     }
-                    batch.failure = .kafka("no progress for \(Int(stallTimeoutSeconds)) s; unfinished: \(stuck.prefix(10).joined(separator: ", "))")
+                    batch.info.failure = .kafka("no progress for \(Int(stallTimeoutSeconds)) s; unfinished: \(stuck.prefix(10).joined(separator: ", "))")
                 }
-                batch.consumedOffsets = consumedOffsets
-                batch.delivered = delivered
-                batch.skipped = skipped
-                batch.isLast = remaining == 0 || batch.failure != nil
+                batch.info.consumedOffsets = consumedOffsets
+                batch.info.delivered = delivered
+                batch.info.skipped = skipped
+                batch.info.isLast = remaining == 0 || batch.info.failure != nil
                 // An idle poll keeps filling the same batch.
-                if batch.count > 0 || !batch.errors.isEmpty || batch.isLast || consumedOffsets != handedOver {
+                if batch.count > 0 || !batch.info.errors.isEmpty || batch.info.isLast || consumedOffsets != handedOver {
                     handedOver = consumedOffsets
                     _ = full.pushBlocking(index, timeout: nil)  // never waits: it holds every batch
                     index = -1
-                    if batch.isLast { return }
+                    if batch.info.isLast { return }
                 }
             }
         }
@@ -575,7 +508,7 @@ public final class KafkaReplaySource {
 
         /// Selects the records in range into `batch`.
         @inline(__always)
-        func receive(_ event: KafkaConsumerEvent, into batch: Batch) {
+        func receive(_ event: KafkaConsumerEvent, into batch: RecordBatch<PollReport>) {
             switch event {
             case .message(let m):
                 let i = planIndex(m.topicIndex, m.partition)
@@ -602,8 +535,8 @@ public final class KafkaReplaySource {
                     markDone(i)
                     return
                 }
-                batch.append(m.payload, key: copyKeys ? m.key : nil, timestampMs: m.timestampMs,
-                             source: Int32(i), offset: m.offset)
+                batch.append(source: Int32(i), partition: m.partition, offset: m.offset, timestampMs: m.timestampMs,
+                             key: copyKeys ? m.key : nil, value: m.payload)
                 delivered += 1
                 consumedOffsets += m.offset + 1 - c.pointee.position
                 c.pointee.position = m.offset + 1
@@ -615,7 +548,7 @@ public final class KafkaReplaySource {
                 // A fallback end time never reached: the range ends at the
                 // high watermark fixed at the start.
             case .error(let e):
-                batch.errors.append("\(e)")
+                batch.info.errors.append("\(e)")
             }
         }
     }
@@ -624,9 +557,9 @@ public final class KafkaReplaySource {
         // Unmanaged, used through _withUnsafeGuaranteedRef: both outlive the
         // poll, and handing them on costs no retain/release per record.
         let reader: Unmanaged<Reader>
-        let batch: Unmanaged<Batch>
+        let batch: Unmanaged<RecordBatch<PollReport>>
 
-        init(reader: Reader, batch: Batch) {
+        init(reader: Reader, batch: RecordBatch<PollReport>) {
             self.reader = .passUnretained(reader)
             self.batch = .passUnretained(batch)
         }

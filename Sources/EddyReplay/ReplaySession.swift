@@ -62,14 +62,7 @@ public final class ReplaySession {
                 trackOffsets: Bool = false) {
         let engine = FeatureEngine(topology: topology, expectedKeys: expectedKeys)
         self.engine = engine
-        let decoders = (0..<Self.depth).map { _ in engine.makeDecoder() }
-        self.decoders = decoders
-        let inFlight = UnsafeMutablePointer<InFlight>.allocate(capacity: Self.depth)
-        for i in 0..<Self.depth {
-            (inFlight + i).initialize(to: InFlight(
-                decoder: .passUnretained(decoders[i]), bytes: .allocate(byteCount: 4096, alignment: 16), capacity: 4096))
-        }
-        self.inFlight = inFlight
+        self.applier = LookaheadApplier(engine: engine) { InFlight(bytes: .allocate(byteCount: 4096, alignment: 16), capacity: 4096) }
         self.emit = emit
         self.labels = labels
         self.tracksOffsets = trackOffsets
@@ -89,38 +82,39 @@ public final class ReplaySession {
     }
 
     /// One event on its way through the lookahead pipeline: its own copy of
-    /// the bytes and its own decoder, so several can be in flight.
+    /// the bytes (a file's line buffer is reused before it is applied).
     struct InFlight {
-        /// Kept alive by `decoders`. Unmanaged: used through
-        /// `_withUnsafeGuaranteedRef`, handing it to the engine costs no
-        /// retain/release per event.
-        let decoder: Unmanaged<EventDecoder>
         var bytes: UnsafeMutableRawPointer
         var capacity: Int
         var length = 0
         var line = 0
-        var rejected: RejectReason?
         /// Kafka events: the caller's source number (-1 for file lines) and offset.
         var source: Int32 = -1
         var offset: Int64 = -1
 
+        init(bytes: UnsafeMutableRawPointer, capacity: Int) {
+            self.bytes = bytes
+            self.capacity = capacity
+        }
+
         var message: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: length) }
+
+        /// Makes room for `count` bytes.
+        @inline(__always)
+        mutating func reserve(_ count: Int) {
+            guard count > capacity else { return }
+            bytes.deallocate()
+            capacity = count * 2
+            bytes = .allocate(byteCount: capacity, alignment: 16)
+        }
     }
 
-    /// Events are decoded three steps before they are applied. Key lookups
-    /// are memory-latency bound, so each step starts one load for a later
-    /// event: its index entry, then its slot record, then its state blob;
-    /// the apply then finds all three in cache.
-    static let depth = 4
-    let decoders: [EventDecoder]
-    let inFlight: UnsafeMutablePointer<InFlight>
-    var pending = 0
-    var head = 0
+    /// Decodes each event a few events before applying it, prefetching its
+    /// key's state (see `LookaheadApplier`).
+    let applier: LookaheadApplier<InFlight>
 
     deinit {
-        for i in 0..<Self.depth { inFlight[i].bytes.deallocate() }
-        inFlight.deinitialize(count: Self.depth)
-        inFlight.deallocate()
+        applier.forEachEvent { $0.bytes.deallocate() }
     }
 
     /// Applies one event (`depth - 1` events later); in rows mode also
@@ -128,106 +122,77 @@ public final class ReplaySession {
     @inline(__always)
     public func consume(_ message: UnsafeRawBufferPointer, into out: inout JSONWriter) {
         lineNumber += 1
-        let e = inFlight + head
-        if message.count > e.pointee.capacity {
-            e.pointee.bytes.deallocate()
-            e.pointee.capacity = message.count * 2
-            e.pointee.bytes = .allocate(byteCount: e.pointee.capacity, alignment: 16)
+        let line = lineNumber
+        withHooks(&out) { hooks in
+            applier.push(&hooks) { e, decoder in
+                e.reserve(message.count)
+                if message.count > 0 { e.bytes.copyMemory(from: message.baseAddress!, byteCount: message.count) }
+                e.length = message.count
+                e.line = line
+                return decoder.decode(e.message)
+            }
         }
-        if message.count > 0 { e.pointee.bytes.copyMemory(from: message.baseAddress!, byteCount: message.count) }
-        e.pointee.length = message.count
-        e.pointee.line = lineNumber
-        e.pointee.rejected = e.pointee.decoder._withUnsafeGuaranteedRef { $0.decode(e.pointee.message) }
-        advance(into: &out)
     }
 
     /// Like `consume(_:into:)` for a Kafka message: its key and timestamp
     /// (used when the topology reads `key: kafka` / `time: kafka`), and a
     /// caller-chosen source number (>= 0, e.g. a partition index) and offset
     /// that dead letters and, with `trackOffsets`, `lastApplied` report.
-    ///
-    /// The same lookahead pipeline as `consume(_:into:)`, kept separate so
-    /// the file path stays as it is. One session takes events from one kind
-    /// of source.
+    /// One session takes events from one kind of source.
     @inline(__always)
     public func consume(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, timestampMs: Int64,
                         source: Int32, offset: Int64, into out: inout JSONWriter) {
-        let e = inFlight + head
-        let keyCount = usesMessageKey ? (key?.count ?? 0) : 0
-        let need = message.count + keyCount
-        if need > e.pointee.capacity {
-            e.pointee.bytes.deallocate()
-            e.pointee.capacity = need * 2
-            e.pointee.bytes = .allocate(byteCount: e.pointee.capacity, alignment: 16)
-        }
-        if message.count > 0 { e.pointee.bytes.copyMemory(from: message.baseAddress!, byteCount: message.count) }
-        var messageKey: UnsafeRawBufferPointer? = nil
-        if usesMessageKey, let key {
-            if keyCount > 0 { (e.pointee.bytes + message.count).copyMemory(from: key.baseAddress!, byteCount: keyCount) }
-            messageKey = UnsafeRawBufferPointer(start: e.pointee.bytes + message.count, count: keyCount)
-        }
-        e.pointee.length = message.count
-        e.pointee.source = source
-        e.pointee.offset = offset
-        e.pointee.rejected = e.pointee.decoder._withUnsafeGuaranteedRef {
-            $0.decode(e.pointee.message, messageKey: messageKey, messageTimestamp: timestampMs)
-        }
-        advance(into: &out)
-    }
-
-    /// The event just decoded at `head` enters the pipeline: one prefetch
-    /// step for each event in flight, then the oldest is applied.
-    @inline(__always)
-    func advance(into out: inout JSONWriter) {
-        let depth = Self.depth
-        let engine = self.engine
-        if inFlight[head].rejected == nil {
-            inFlight[head].decoder._withUnsafeGuaranteedRef { engine.prefetchIndex(for: $0) }
-        }
-        if pending >= 1 {
-            let p = inFlight + (head + depth - 1) % depth
-            if p.pointee.rejected == nil { p.pointee.decoder._withUnsafeGuaranteedRef { engine.prefetchSlot(for: $0) } }
-        }
-        if pending >= 2 {
-            let p = inFlight + (head + depth - 2) % depth
-            if p.pointee.rejected == nil { p.pointee.decoder._withUnsafeGuaranteedRef { engine.prefetchState(for: $0) } }
-        }
-        head = (head + 1) % depth
-        pending += 1
-        if pending == depth {
-            complete(inFlight + head, into: &out)
-            pending -= 1
-        }
-    }
-
-    /// Applies the events still in flight.
-    func drain(into out: inout JSONWriter) {
-        while pending > 0 {
-            complete(inFlight + (head + Self.depth - pending) % Self.depth, into: &out)
-            pending -= 1
+        let usesMessageKey = self.usesMessageKey
+        withHooks(&out) { hooks in
+            applier.push(&hooks) { e, decoder in
+                let keyCount = usesMessageKey ? (key?.count ?? 0) : 0
+                e.reserve(message.count + keyCount)
+                if message.count > 0 { e.bytes.copyMemory(from: message.baseAddress!, byteCount: message.count) }
+                var messageKey: UnsafeRawBufferPointer? = nil
+                if usesMessageKey, let key {
+                    if keyCount > 0 { (e.bytes + message.count).copyMemory(from: key.baseAddress!, byteCount: keyCount) }
+                    messageKey = UnsafeRawBufferPointer(start: e.bytes + message.count, count: keyCount)
+                }
+                e.length = message.count
+                e.source = source
+                e.offset = offset
+                return decoder.decode(e.message, messageKey: messageKey, messageTimestamp: timestampMs)
+            }
         }
     }
 
     @inline(__always)
-    func complete(_ p: UnsafeMutablePointer<InFlight>, into out: inout JSONWriter) {
-        let e = p.pointee
-        if let reason = e.rejected {
-            summary.invalid[reason, default: 0] += 1
-            reject(e, reason)
-            return
+    func withHooks(_ out: inout JSONWriter, _ body: (inout Hooks) -> Void) {
+        withUnsafeMutablePointer(to: &out) { out in
+            var hooks = Hooks(session: .passUnretained(self), out: out)
+            body(&hooks)
         }
-        e.decoder._withUnsafeGuaranteedRef { complete(e, decoded: $0, into: &out) }
     }
 
+    /// Replay's side of each apply (`willApply`, `finished`). Unmanaged,
+    /// used through `_withUnsafeGuaranteedRef`: the session outlives every
+    /// call, and reaching it costs no retain/release per event.
+    struct Hooks: ApplyHooks {
+        let session: Unmanaged<ReplaySession>
+        let out: UnsafeMutablePointer<JSONWriter>
+
+        var createsKeys: Bool { true }
+
+        @inline(__always)
+        func willApply(_ e: InFlight, slot: Int32, decoded d: EventDecoder) {
+            session._withUnsafeGuaranteedRef { $0.willApply(slot, decoded: d, into: &out.pointee) }
+        }
+
+        @inline(__always)
+        func finished(_ e: InFlight, _ outcome: ApplyOutcome, decoded: EventDecoder) {
+            session._withUnsafeGuaranteedRef { $0.finished(e, outcome) }
+        }
+    }
+
+    /// Counts the event and, for rows or labels, reads the state before it.
     @inline(__always)
-    func complete(_ e: InFlight, decoded d: EventDecoder, into out: inout JSONWriter) {
-        let slot = engine.slot(for: d, create: true)
+    func willApply(_ slot: Int32, decoded d: EventDecoder, into out: inout JSONWriter) {
         let ts = d.timestamp
-        if engine.isLate(slot, ts: ts) {
-            summary.late += 1
-            reject(e, .late)
-            return
-        }
         summary.accepted += 1
         if let labels { labels.emitBefore(slot: slot, ts: ts, engine: engine) }
         if emit == .rows && labels == nil {
@@ -239,8 +204,23 @@ public final class ReplaySession {
             engine.writeFeatures(slot, at: ts, into: &out)
             out.raw("}\n")
         }
-        engine.apply(slot, from: d)
-        if tracksOffsets { recordApplied(slot, source: e.source, offset: e.offset) }
+    }
+
+    /// Counts and dead-letters refused events; keeps applied offsets.
+    @inline(__always)
+    func finished(_ e: InFlight, _ outcome: ApplyOutcome) {
+        switch outcome {
+        case .applied(let slot):
+            if tracksOffsets { recordApplied(slot, source: e.source, offset: e.offset) }
+        case .late:
+            summary.late += 1
+            reject(e, .late)
+        case .invalid(let reason):
+            summary.invalid[reason, default: 0] += 1
+            reject(e, reason)
+        case .skipped, .deferred:
+            preconditionFailure("replay creates every key and skips no event")
+        }
     }
 
     func reject(_ e: InFlight, _ reason: RejectReason) {
@@ -274,7 +254,7 @@ public final class ReplaySession {
     /// `out`) and counts keys. `finish(to:)` does this first; call it
     /// directly to read the engine's final state without writing it.
     public func endOfInput(into out: inout JSONWriter) {
-        drain(into: &out)
+        withHooks(&out) { applier.drain(&$0) }
         summary.keys = engine.store.count - (labels?.unseenKeys(engine: engine) ?? 0)
     }
 

@@ -111,7 +111,7 @@ extension IngestStage {
     func requestFlush() {
         pushCurrent()
         guard let index = free.popBlocking(timeout: drainTimeout) else { return }
-        batches[index].control = .flush
+        batches[index].info.control = .flush
         let pushed = output.tryPush(index)
         precondition(pushed, "the shard ring holds every batch of the pool")
     }

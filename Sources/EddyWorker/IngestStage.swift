@@ -12,7 +12,7 @@ import Logging
 final class IngestStage {
     let consumer: KafkaConsumer
     let topics: [String]
-    let batches: Pool<MessageBatch>
+    let batches: Pool<RecordBatch<HandOver>>
     let free: SPSCRing<Int>
     let output: SPSCRing<Int>
     let counters: WorkerCounters
@@ -36,7 +36,7 @@ final class IngestStage {
     /// When to publish the next per-partition lag snapshot (metrics).
     var nextLagSample = ContinuousClock.now
 
-    init(consumer: KafkaConsumer, topics: [String], batches: Pool<MessageBatch>, free: SPSCRing<Int>,
+    init(consumer: KafkaConsumer, topics: [String], batches: Pool<RecordBatch<HandOver>>, free: SPSCRing<Int>,
          output: SPSCRing<Int>, counters: WorkerCounters, logger: Logger, barrierDone: BarrierSignal,
          drainTimeout: Duration, catchUpWaves: Int = 0, catchUpBacklog: Int = .max) {
         self.consumer = consumer
@@ -53,14 +53,14 @@ final class IngestStage {
     }
 
     struct Filler: KafkaEventSink {
-        let batch: MessageBatch
+        let batch: RecordBatch<HandOver>
         let counters: WorkerCounters
         let logger: Logger
 
         mutating func receive(_ event: KafkaConsumerEvent) {
             switch event {
             case .message(let m):
-                batch.append(topicIndex: m.topicIndex, partition: m.partition, offset: m.offset,
+                batch.append(source: Int32(m.topicIndex), partition: m.partition, offset: m.offset,
                              timestampMs: m.timestampMs, key: m.key, value: m.payload)
             case .partitionEOF:
                 break
@@ -111,9 +111,9 @@ final class IngestStage {
 
     /// Hands the current batch to the shard if it holds anything.
     func pushCurrent() {
-        guard let index = current, batches[index].count > 0 || batches[index].control != .none else { return }
+        guard let index = current, batches[index].count > 0 || batches[index].info.control != .none else { return }
         recordConsumeDelay(batches[index])
-        batches[index].handedOverAt = .now
+        batches[index].info.handedOverAt = .now
         counters.handedToShard.wrappingIncrement(by: batches[index].count, ordering: .relaxed)
         let ok = output.tryPush(index)
         precondition(ok, "the shard ring holds every batch of the pool")
@@ -122,7 +122,7 @@ final class IngestStage {
 
     /// Kafka timestamp -> now for each message of `batch` (one clock read
     /// and one atomic add per bucket used per batch).
-    func recordConsumeDelay(_ batch: MessageBatch) {
+    func recordConsumeDelay(_ batch: RecordBatch<HandOver>) {
         guard batch.count > 0 else { return }
         let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
         counters.consumeDelay.record(agesOf: (0..<batch.count).lazy.map { batch.records[$0].timestampMs }, nowMs: wallMs,
@@ -222,7 +222,7 @@ final class IngestStage {
         guard let index = free.popBlocking(timeout: drainTimeout) else { return false }
         let id = nextBarrier
         nextBarrier += 1
-        batches[index].control = .barrier(id: id, revoked: revoked)
+        batches[index].info.control = .barrier(id: id, revoked: revoked)
         let pushed = output.tryPush(index)
         precondition(pushed, "the shard ring holds every batch of the pool")
         return barrierDone.wait(for: id, timeout: drainTimeout)

@@ -14,20 +14,10 @@ import Logging
 final class ShardStage {
     let config: WorkerConfig
     let engine: FeatureEngine
-    let decoder: EventDecoder
-    /// The decoders of the events in flight in `process` (see `lookaheadDepth`),
-    /// unretained: `lookaheadOwners` keeps them.
-    let lookahead: [Unmanaged<EventDecoder>]
-    let lookaheadOwners: [EventDecoder]
-    /// Why each event in flight was rejected by its decoder (nil: valid).
-    var lookaheadRejected: [RejectReason?]
-    /// Events decoded ahead of the one applied. Key lookups miss the cache
-    /// (the state of 100k keys is tens of MB): event i+3's index entry, i+2's
-    /// slot record and i+1's state blob are prefetched while event i is
-    /// applied, as the replay tool does (a quarter of the shard's time was
-    /// the key lookup without it).
-    static let lookaheadDepth = 4
-    let batches: Pool<MessageBatch>
+    /// Applies a batch's events with lookahead and prefetch, as replay does;
+    /// an event is the index of its record in the batch.
+    let applier: LookaheadApplier<Int>
+    let batches: Pool<RecordBatch<HandOver>>
     let flushes: Pool<FlushBatch>
     let input: SPSCRing<Int>  // message batches from ingest
     let freeBatches: SPSCRing<Int>  // back to ingest
@@ -74,18 +64,14 @@ final class ShardStage {
     var entityFields: EntityFields
     var stateIncompatibleLogged = false
 
-    init(config: WorkerConfig, batches: Pool<MessageBatch>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
+    init(config: WorkerConfig, batches: Pool<RecordBatch<HandOver>>, flushes: Pool<FlushBatch>, input: SPSCRing<Int>,
          freeBatches: SPSCRing<Int>, flushOut: SPSCRing<Int>, freeFlushes: SPSCRing<Int>,
          deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisTarget,
          writtenFlush: ManagedAtomicBox) {
         self.config = config
         let engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16)
         self.engine = engine
-        self.decoder = engine.decoder
-        let owners = (0..<Self.lookaheadDepth).map { _ in engine.makeDecoder() }
-        self.lookaheadOwners = owners
-        self.lookahead = owners.map { Unmanaged.passUnretained($0) }
-        self.lookaheadRejected = Array(repeating: nil, count: Self.lookaheadDepth)
+        self.applier = LookaheadApplier(engine: engine) { -1 }
         self.batches = batches
         self.flushes = flushes
         self.input = input
@@ -125,7 +111,7 @@ final class ShardStage {
             if let index = input.popBlocking(timeout: max(untilFlush, .microseconds(200))) {
                 let batch = batches[index]
                 process(batch)
-                batch.reset()
+                batch.reset(HandOver())
                 _ = freeBatches.pushBlocking(index, timeout: nil)
             }
             if !dirty.isEmpty || !seen.isEmpty {
@@ -170,52 +156,23 @@ final class ShardStage {
 
     // MARK: Applying
 
-    func process(_ batch: MessageBatch) {
+    func process(_ batch: RecordBatch<HandOver>) {
         let started = ContinuousClock.now
         defer { counters.batchLatency.record(micros: Int((ContinuousClock.now - started) / .microseconds(1))) }
-        if case .barrier(let id, let revoked) = batch.control {
+        if case .barrier(let id, let revoked) = batch.info.control {
             flush(barrier: id, revoked: revoked ?? [])
             if let revoked { evict(partitions: Set(revoked)) }
             return
         }
-        if batch.control == .flush {
+        if batch.info.control == .flush {
             flush(barrier: 0)
             return
         }
-        var deferred: [Int] = []
-        var missing = MissingKeys()
-        var applied = 0, late = 0, invalid = 0, duplicates = 0
-        // Metrics per topic, only for topologies with several topics.
-        let perTopic = config.topology.source.topics.count > 1
-        var tally = perTopic ? [Int](repeating: 0, count: 3 * WorkerCounters.maxTopics) : []
+        var hooks = Hooks(shard: self, batch: batch)
         // The last offset per partition, recorded once per run of records
         // of one partition rather than per record (a dictionary write).
         var run = (pid: PartitionID(topicIndex: -1, partition: -1), offset: Int64(-1))
         defer { if run.offset >= 0 { seen[run.pid] = run.offset } }
-        /// Counts what became of event `i` (a deferred one waits for its key's state).
-        @inline(__always)
-        func count(_ outcome: Step, of i: Int) {
-            if perTopic { Self.tally(&tally, batch.records[i].topicIndex, outcome) }
-            switch outcome {
-            case .applied: applied += 1
-            case .late: late += 1
-            case .invalid: invalid += 1
-            case .duplicate: duplicates += 1
-            case .deferred: deferred.append(i)
-            }
-        }
-        /// Applies the event decoded `depth - 1` events ago.
-        @inline(__always)
-        func complete(_ i: Int) {
-            let r = batch.records[i]
-            let k = i % Self.lookaheadDepth
-            let outcome = lookahead[k]._withUnsafeGuaranteedRef {
-                finish(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition),
-                       decoded: $0, rejected: lookaheadRejected[k], missing: &missing)
-            }
-            count(outcome, of: i)
-        }
-        let depth = Self.lookaheadDepth
         for i in 0..<batch.count {
             let r = batch.records[i]
             let pid = PartitionID(topicIndex: r.topicIndex, partition: r.partition)
@@ -224,113 +181,154 @@ final class ShardStage {
                 run.pid = pid
             }
             run.offset = r.offset
-            // Decode event i and start loading its index entry; the two
-            // before it get their slot record and state blob started.
-            let k = i % depth
-            let rejected = lookahead[k]._withUnsafeGuaranteedRef {
-                $0.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
+            // Decoded now, applied `depth - 1` events later (its key's
+            // state prefetched meanwhile); the rest at `drain`.
+            applier.push(&hooks) { event, decoder in
+                event = i
+                return decoder.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
             }
-            lookaheadRejected[k] = rejected
-            if rejected == nil { lookahead[k]._withUnsafeGuaranteedRef { engine.prefetchIndex(for: $0) } }
-            if i >= 1, lookaheadRejected[(i - 1) % depth] == nil {
-                lookahead[(i - 1) % depth]._withUnsafeGuaranteedRef { engine.prefetchSlot(for: $0) }
-            }
-            if i >= 2, lookaheadRejected[(i - 2) % depth] == nil {
-                lookahead[(i - 2) % depth]._withUnsafeGuaranteedRef { engine.prefetchState(for: $0) }
-            }
-            if i >= depth - 1 { complete(i - (depth - 1)) }
         }
-        for i in max(0, batch.count - (depth - 1))..<batch.count { complete(i) }
-        if !deferred.isEmpty {
+        applier.drain(&hooks)
+        if !hooks.deferred.isEmpty {
             // Hold the events of keys not in memory until their state
             // arrives: one pipelined round trip for the whole batch.
             let loadStart = ContinuousClock.now
-            if !finishEarlyLoads(&missing) { load(missing) }
+            if !finishEarlyLoads(&hooks.missing) { load(hooks.missing) }
             counters.loadLatency.record(micros: Int((ContinuousClock.now - loadStart) / .microseconds(1)))
-            var none = MissingKeys()
-            let waiting = deferred
-            deferred.removeAll()
+            hooks.missing = MissingKeys()
+            let waiting = hooks.deferred
+            hooks.deferred.removeAll()
             for i in waiting {
                 let r = batch.records[i]
-                count(step(batch, r, PartitionID(topicIndex: r.topicIndex, partition: r.partition), missing: &none), of: i)
+                applier.applyNow(i, &hooks) {
+                    $0.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
+                }
             }
-            precondition(deferred.isEmpty, "a loaded key is in memory")
+            precondition(hooks.deferred.isEmpty, "a loaded key is in memory")
         }
-        if applied > 0 { pendingHandOvers.append((batch.handedOverAt, applied)) }
+        if hooks.applied > 0 { pendingHandOvers.append((batch.info.handedOverAt, hooks.applied)) }
         counters.consumed.wrappingIncrement(by: batch.count, ordering: .relaxed)
         counters.batches.wrappingIncrement(ordering: .relaxed)
-        counters.applied.wrappingIncrement(by: applied, ordering: .relaxed)
-        counters.late.wrappingIncrement(by: late, ordering: .relaxed)
-        counters.invalid.wrappingIncrement(by: invalid, ordering: .relaxed)
-        counters.duplicatesSkipped.wrappingIncrement(by: duplicates, ordering: .relaxed)
-        if perTopic {
-            for t in 0..<WorkerCounters.maxTopics where tally[3 * t] > 0 {
-                counters.topicConsumed[t].wrappingIncrement(by: tally[3 * t], ordering: .relaxed)
-                counters.topicApplied[t].wrappingIncrement(by: tally[3 * t + 1], ordering: .relaxed)
-                counters.topicLate[t].wrappingIncrement(by: tally[3 * t + 2], ordering: .relaxed)
+        counters.applied.wrappingIncrement(by: hooks.applied, ordering: .relaxed)
+        counters.late.wrappingIncrement(by: hooks.late, ordering: .relaxed)
+        counters.invalid.wrappingIncrement(by: hooks.invalid, ordering: .relaxed)
+        counters.duplicatesSkipped.wrappingIncrement(by: hooks.duplicates, ordering: .relaxed)
+        if hooks.perTopic {
+            for t in 0..<WorkerCounters.maxTopics where hooks.tally[3 * t] > 0 {
+                counters.topicConsumed[t].wrappingIncrement(by: hooks.tally[3 * t], ordering: .relaxed)
+                counters.topicApplied[t].wrappingIncrement(by: hooks.tally[3 * t + 1], ordering: .relaxed)
+                counters.topicLate[t].wrappingIncrement(by: hooks.tally[3 * t + 2], ordering: .relaxed)
             }
         }
         counters.keysInMemory.store(engine.store.count, ordering: .relaxed)
     }
 
-    enum Step { case applied, late, invalid, duplicate, deferred }
+    /// What the shard does around each apply of one batch: skips what the
+    /// state loaded from Redis already holds, defers events whose key is
+    /// not in memory (requesting its state at once), dead-letters rejected
+    /// and late events, marks applied keys dirty, and counts.
+    ///
+    /// The shard and batch are Unmanaged, used through
+    /// `_withUnsafeGuaranteedRef`: both outlive `process`, and reaching them
+    /// costs no retain/release per event.
+    struct Hooks: ApplyHooks {
+        let shard: Unmanaged<ShardStage>
+        let batch: Unmanaged<RecordBatch<HandOver>>
+        /// The batch's records (it does not grow while it is applied).
+        let records: UnsafeMutablePointer<RecordBatch<HandOver>.Record>
+        var applied = 0, late = 0, invalid = 0, duplicates = 0
+        /// Events (record indices) waiting for their key's state.
+        var deferred: [Int] = []
+        var missing = MissingKeys()
+        /// Metrics per topic, only for topologies with several topics.
+        let perTopic: Bool
+        var tally: [Int]
+
+        init(shard: ShardStage, batch: RecordBatch<HandOver>) {
+            self.shard = .passUnretained(shard)
+            self.batch = .passUnretained(batch)
+            records = batch.records
+            perTopic = shard.config.topology.source.topics.count > 1
+            tally = perTopic ? [Int](repeating: 0, count: 3 * WorkerCounters.maxTopics) : []
+        }
+
+        /// Keys not in memory are loaded from Redis first.
+        var createsKeys: Bool { false }
+
+        /// Not an event the state loaded from Redis already holds.
+        @inline(__always)
+        func admit(_ i: Int, slot: Int32, decoded: EventDecoder) -> Bool {
+            let r = records[i]
+            return shard._withUnsafeGuaranteedRef { !$0.holds(r, slot) }
+        }
+
+        @inline(__always)
+        mutating func finished(_ i: Int, _ outcome: ApplyOutcome, decoded: EventDecoder) {
+            let r = records[i]
+            if perTopic { ShardStage.tally(&tally, r.topicIndex, outcome) }
+            switch outcome {
+            case .applied(let slot):
+                shard._withUnsafeGuaranteedRef { $0.applied(r, to: slot) }
+                applied += 1
+            case .late:
+                shard._withUnsafeGuaranteedRef { s in batch._withUnsafeGuaranteedRef { s.deadLetter(.late, $0, r) } }
+                late += 1
+            case .invalid(let reason):
+                shard._withUnsafeGuaranteedRef { s in batch._withUnsafeGuaranteedRef { s.rejected($0, r, reason) } }
+                invalid += 1
+            case .skipped:
+                duplicates += 1
+            case .deferred:
+                let key = Array(decoded.key)
+                if missing.partitions[key] == nil {
+                    shard._withUnsafeGuaranteedRef { $0.requestEarly(key, r.pid, &missing) }
+                }
+                deferred.append(i)
+            }
+        }
+    }
 
     /// Per-topic metrics of one batch (several topics only): consumed,
     /// applied and late per topic slot, added to the counters once per
-    /// batch. Invalid events are counted per topic and reason in `step`.
+    /// batch. Invalid events are counted per topic and reason in `rejected`.
     @inline(__always)
-    static func tally(_ t: inout [Int], _ topicIndex: Int32, _ outcome: Step) {
+    static func tally(_ t: inout [Int], _ topicIndex: Int32, _ outcome: ApplyOutcome) {
         let s = 3 * WorkerCounters.topicSlot(topicIndex)
         switch outcome {
         case .deferred: return
         case .applied: t[s + 1] += 1
         case .late: t[s + 2] += 1
-        case .invalid, .duplicate: break
+        case .invalid, .skipped: break
         }
         t[s] += 1
     }
 
-    /// Decodes and applies one event (no lookahead).
-    @inline(__always)
-    func step(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, missing: inout MissingKeys) -> Step {
-        let rejected = decoder.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
-        return finish(batch, r, pid, decoded: decoder, rejected: rejected, missing: &missing)
+    /// Counts and dead-letters an event its decoder refused.
+    func rejected(_ batch: RecordBatch<HandOver>, _ r: RecordBatch<HandOver>.Record, _ reason: RejectReason) {
+        let reasonIndex = RejectReason.allCases.firstIndex(of: reason)!
+        counters.invalidByReason[reasonIndex].wrappingIncrement(ordering: .relaxed)
+        counters.topicInvalidByReason[WorkerCounters.topicSlot(r.topicIndex) * RejectReason.allCases.count + reasonIndex]
+            .wrappingIncrement(ordering: .relaxed)
+        deadLetter(reason, batch, r)
     }
 
-    /// Applies the event `decoder` holds (or dead-letters it, or defers it
-    /// until its key's state is loaded); `rejected` is what decoding it said.
+    func deadLetter(_ reason: RejectReason, _ batch: RecordBatch<HandOver>, _ r: RecordBatch<HandOver>.Record) {
+        deadLetters.send(reason, topicIndex: r.topicIndex, partition: r.partition, offset: r.offset,
+                         timestampMs: r.timestampMs, key: batch.key(r), value: batch.value(r))
+    }
+
+    /// Whether the state of `slot` (loaded from Redis) already holds event `r`.
     @inline(__always)
-    func finish(_ batch: MessageBatch, _ r: MessageRecord, _ pid: PartitionID, decoded decoder: EventDecoder,
-                rejected: RejectReason?, missing: inout MissingKeys) -> Step {
-        let value = batch.value(r)
-        if let reason = rejected {
-            let reasonIndex = RejectReason.allCases.firstIndex(of: reason)!
-            counters.invalidByReason[reasonIndex].wrappingIncrement(ordering: .relaxed)
-            counters.topicInvalidByReason[WorkerCounters.topicSlot(r.topicIndex) * RejectReason.allCases.count + reasonIndex]
-                .wrappingIncrement(ordering: .relaxed)
-            deadLetters.send(reason, topicIndex: r.topicIndex, partition: r.partition, offset: r.offset,
-                             timestampMs: r.timestampMs, key: batch.key(r), value: value)
-            return .invalid
-        }
-        let slot = engine.slot(for: decoder, create: false)
-        if slot < 0 {
-            let key = Array(decoder.key)
-            if missing.partitions[key] == nil { requestEarly(key, pid, &missing) }
-            return .deferred
-        }
-        if slot >= 0, Int(slot) < appliedOffset.count, appliedPartition[Int(slot)] == pid,
-            r.offset <= appliedOffset[Int(slot)]
-        {
-            return .duplicate  // the state loaded from Redis already holds it
-        }
-        if engine.isLate(slot, ts: decoder.timestamp) {
-            deadLetters.send(.late, topicIndex: r.topicIndex, partition: r.partition, offset: r.offset,
-                             timestampMs: r.timestampMs, key: batch.key(r), value: value)
-            return .late
-        }
-        engine.apply(slot, from: decoder)
+    func holds(_ r: RecordBatch<HandOver>.Record, _ slot: Int32) -> Bool {
+        let s = Int(slot)
+        return s < appliedOffset.count && appliedPartition[s] == r.pid && r.offset <= appliedOffset[s]
+    }
+
+    /// Marks `slot` dirty after event `r` was applied to it.
+    @inline(__always)
+    func applied(_ r: RecordBatch<HandOver>.Record, to slot: Int32) {
         track(slot)
-        appliedPartition[Int(slot)] = pid
+        appliedPartition[Int(slot)] = r.pid
         appliedOffset[Int(slot)] = r.offset
         used[Int(slot)] = true
         lastFlushOf[Int(slot)] = flushSeq + 1  // the next flush writes it
@@ -339,7 +337,6 @@ final class ShardStage {
             dirty.append(slot)
         }
         pendingTimestamps.append(r.timestampMs)
-        return .applied
     }
 
     /// Grows the per-slot arrays to cover `slot`.

@@ -76,7 +76,7 @@ public final class StreamWorker: @unchecked Sendable {
         }
 
         let batchPool = Pool((0..<config.batchesInFlight).map { _ in
-            MessageBatch(recordCapacity: config.batchSize, byteCapacity: config.batchSize * 256)
+            RecordBatch(recordCapacity: config.batchSize, byteCapacity: config.batchSize * 256, info: HandOver())
         })
         let flushPool = Pool((0..<config.flushesInFlight).map { _ in FlushBatch() })
         let shardRing = SPSCRing<Int>(capacity: config.batchesInFlight)
