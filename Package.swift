@@ -57,8 +57,9 @@ let package = Package(
         .target(name: "EddyRedis", dependencies: ["CHiredis"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
 
-        // Reads at time T in Redis: the generated Function library, and the
-        // client side of `eddy get`.
+        // The entity store in Redis: the layout, the one fenced write script
+        // and EntityWriter, EntityLoader, StoredEntity (the stored blob), and
+        // reads at time T (the generated Function library, FeatureClient).
         .target(name: "EddyStore", dependencies: ["EddyCore", "EddyRedis"]),
         // Prometheus text, latency histograms, the worker's counters and
         // their collectors (what `/metrics` shows).
