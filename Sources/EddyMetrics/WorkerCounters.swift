@@ -84,7 +84,7 @@ public final class WorkerCounters: Sendable {
     public init() {}
 
     /// The metrics slot of topic index `topicIndex`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func topicSlot(_ topicIndex: Int32) -> Int {
         min(max(Int(topicIndex), 0), maxTopics - 1)
     }
@@ -96,14 +96,21 @@ public final class WorkerCounters: Sendable {
 
 /// A fixed-bucket latency histogram (microseconds, log-linear: 8 buckets
 /// per power of two), written by one thread, read by any.
+///
+/// The recording functions are `@inlinable`: the worker's stages call them
+/// once per batch over every event's timestamp, from another module, and
+/// unspecialized generic iteration there cost 0.4 µs per event (the ingest's
+/// CPU per 1M-event drain went from 0.15 to 0.51 s when this type moved here
+/// from EddyWorker).
 public final class LatencyHistogram: Sendable {
-    static let bucketCount = 8 * 40
-    let buckets: [ManagedAtomic<Int>] = (0..<LatencyHistogram.bucketCount).map { _ in ManagedAtomic(0) }
+    @usableFromInline static let bucketCount = 8 * 40
+    @usableFromInline let buckets: [ManagedAtomic<Int>] = (0..<LatencyHistogram.bucketCount).map { _ in ManagedAtomic(0) }
     public let total = ManagedAtomic<Int>(0)
     public let sumMicros = ManagedAtomic<Int>(0)
 
     public init() {}
 
+    @inlinable
     static func bucket(_ us: Int) -> Int {
         if us < 8 { return max(us, 0) }
         let power = Int.bitWidth - 1 - us.leadingZeroBitCount  // >= 3
@@ -119,6 +126,7 @@ public final class LatencyHistogram: Sendable {
 
     /// Records many observations with one atomic add per bucket used, not
     /// three per observation. `scratch` is the caller's reusable counts.
+    @inlinable
     public func record(micros values: some Sequence<Int>, scratch: inout [Int]) {
         if scratch.count != Self.bucketCount { scratch = [Int](repeating: 0, count: Self.bucketCount) }
         var n = 0, sum = 0
@@ -139,11 +147,13 @@ public final class LatencyHistogram: Sendable {
 
     /// Records the age at `nowMs` of each epoch-ms timestamp (Kafka
     /// timestamps; those <= 0, i.e. missing, are left out), batched as above.
+    @inlinable
     public func record(agesOf timestampsMs: some Sequence<Int64>, nowMs: Int64, scratch: inout [Int]) {
         record(micros: timestampsMs.lazy.filter { $0 > 0 }.map { Int(nowMs - $0) * 1000 }, scratch: &scratch)
     }
 
     /// Records `count` observations of `micros`.
+    @inlinable
     public func record(micros: Int, count: Int = 1) {
         buckets[Self.bucket(max(micros, 0))].wrappingIncrement(by: count, ordering: .relaxed)
         total.wrappingIncrement(by: count, ordering: .relaxed)
