@@ -282,10 +282,10 @@ public final class KafkaReplaySource {
         /// The end planned at the start (progress accounting).
         var plannedEnd: Int64
         var position: Int64
-        var skipBeforeMs: Int64
-        var stopAtMs: Int64
-        var skipping: Bool
-        var done: Bool
+        /// Kafka timestamps: messages before `skipBeforeMs` are skipped
+        /// (while `skipping`); from `stopAtMs` on the partition is done.
+        var skipBeforeMs: Int64, stopAtMs: Int64
+        var skipping: Bool, done: Bool
     }
 
     /// Batches in flight between the polling thread and the applying one:

@@ -50,9 +50,8 @@ public final class Verifier {
     let topology: Topology
     /// The stored fields as the worker writes them.
     var entityFields: EntityFields
-    let prefix: String
-    let client: RedisClient
-    let at: Int64
+    /// Where and when it reads: the key prefix, the connection, the read time T.
+    let prefix: String, client: RedisClient, at: Int64
     /// Kafka replays: fence names and end offsets per source number.
     let partitionNames: [String]?
     let endOffsets: [Int64]?

@@ -17,12 +17,9 @@ import Foundation
 /// would be late. Few partitions keep the mock broker cheap: it finds a
 /// fetch's offset by walking a partition's stored batches from the oldest.
 struct SteadyPhase {
-    var brokers: String
-    var redisURL: String
-    var topic: String
-    var rate: Int
-    var seconds: Int
-    var users: Int
+    var brokers: String, redisURL: String, topic: String
+    /// Events per second, for `seconds`, over `users` users.
+    var rate: Int, seconds: Int, users: Int
     /// Seconds at the rate before measuring (keys still loading, catch-up ending).
     var warmUpSeconds = 5
     /// The producer's `linger.ms` (librdkafka's default is 5).
