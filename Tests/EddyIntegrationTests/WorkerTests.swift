@@ -146,20 +146,31 @@ import Testing
         #expect(dlq.contains { $0.value.count > 200_000 && $0.headers["eddy.reason"] == "key_too_long" })
     }
 
-    /// SIGTERM with the broker gone: librdkafka would wait out the 45 s
-    /// session timeout to leave the group (and a synchronous commit forever);
-    /// the worker gives up after 25 s with status 1 and a message instead.
-    @Test func sigtermWithKafkaGoneStillExits() throws {
+    /// A worker that has committed every generated event, then its only
+    /// broker taken down: the stop that follows cannot leave the group.
+    func workerThenBrokerGone(count: Int, users: Int, seed: Int, group: String) throws
+        -> (worker: Background, redis: RedisServerProcess, kafka: KafkaFixture, events: String, dir: URL)
+    {
         let dir = try Harness.tempDir()
         let redis = try RedisServerProcess()
         let kafka = try KafkaFixture()
         let events = dir.appendingPathComponent("events.jsonl").path
-        try Harness.run(["dev", "generate", "--count", "5000", "--users", "500", "--seed", "9", "--out", events], in: dir)
+        try Harness.run(["dev", "generate", "--count", "\(count)", "--users", "\(users)", "--seed", "\(seed)", "--out", events],
+                        in: dir)
         try produce(events, kafka: kafka, dir: dir)
-        let worker = try startWorker(kafka: kafka, redis: redis, group: "g-gone", dir: dir, name: "worker")
-        #expect(try kafka.waitUntilCommitted(group: "g-gone", timeout: 120), "worker log:\n\(worker.log)")
+        let worker = try startWorker(kafka: kafka, redis: redis, group: group, dir: dir, name: "worker")
+        #expect(try kafka.waitUntilCommitted(group: group, timeout: 120), "worker log:\n\(worker.log)")
         try kafka.cluster.setBrokerDown(1)
         usleep(500_000)
+        return (worker, redis, kafka, events, dir)
+    }
+
+    /// SIGTERM with the broker gone: librdkafka would wait out the 45 s
+    /// session timeout to leave the group (and a synchronous commit forever);
+    /// the worker gives up after 25 s with status 1 and a message instead.
+    @Test func sigtermWithKafkaGoneStillExits() throws {
+        let (worker, redis, kafka, events, dir) = try workerThenBrokerGone(count: 5000, users: 500, seed: 9, group: "g-gone")
+        defer { withExtendedLifetime(kafka) {} }
         worker.signal(SIGTERM)
         let status = worker.wait(seconds: 40)
         #expect(status != nil, "still running 40 s after SIGTERM\n\(worker.log)")
@@ -173,16 +184,8 @@ import Testing
     /// A second SIGTERM while the stop hangs (here on the departed broker)
     /// exits at once with status 1 and says why.
     @Test func secondSignalDuringAStuckStopExitsAtOnce() throws {
-        let dir = try Harness.tempDir()
-        let redis = try RedisServerProcess()
-        let kafka = try KafkaFixture()
-        let events = dir.appendingPathComponent("events.jsonl").path
-        try Harness.run(["dev", "generate", "--count", "2000", "--users", "200", "--seed", "3", "--out", events], in: dir)
-        try produce(events, kafka: kafka, dir: dir)
-        let worker = try startWorker(kafka: kafka, redis: redis, group: "g-twice", dir: dir, name: "worker")
-        #expect(try kafka.waitUntilCommitted(group: "g-twice", timeout: 120), "worker log:\n\(worker.log)")
-        try kafka.cluster.setBrokerDown(1)
-        usleep(500_000)
+        let (worker, redis, kafka, _, _) = try workerThenBrokerGone(count: 2000, users: 200, seed: 3, group: "g-twice")
+        defer { withExtendedLifetime((redis, kafka)) {} }
         worker.signal(SIGTERM)
         usleep(2_000_000)
         try #require(worker.wait(seconds: 0) == nil, "the stop was expected to hang on the departed broker\n\(worker.log)")
