@@ -148,7 +148,7 @@ let package = Package(
         .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline", "EddyDevKit"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyDevKit"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyDevKit"]),
-        .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis", "EddyDevKit"]),
+        .testTarget(name: "EddyStoreTests", dependencies: ["EddyStore", "EddyCore", "EddyTopology", "EddyRedis", "EddyReplay", "EddyDevKit"]),
         .testTarget(name: "EddyServerTests", dependencies: [
             "EddyServer", "EddyMetrics", "EddyMonitor", "EddyStore", "EddyCore", "EddyTopology", "EddyRedis",
             "EddyWorker", "EddyKafka", "EddyDevKit",
@@ -158,7 +158,7 @@ let package = Package(
         ]),
         .testTarget(name: "EddyWorkerTests", dependencies: ["EddyWorker", "EddyKafka"]),
         .testTarget(name: "EddyIntegrationTests", dependencies: [
-            "EddyKafka", "EddyRedis", "EddyCore", "EddyTopology", "EddyDevKit",
+            "EddyKafka", "EddyRedis", "EddyCore", "EddyReplay", "EddyTopology", "EddyDevKit",
         ]),
     ]
 )

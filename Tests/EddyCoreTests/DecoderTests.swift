@@ -1,4 +1,6 @@
 import EddyCore
+import EddyReplay
+import EddyTopology
 import Foundation
 import Testing
 
@@ -87,7 +89,7 @@ import Testing
             let r = prefix.withUnsafeMutableBytes { e.decode(UnsafeRawBufferPointer($0)) }
             #expect(r != nil, "truncated at \(cut) must be rejected")
         }
-        var rng = SplitMix64Test(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var agree = 0
         for round in 0..<20_000 {
             var doc = bytes
@@ -119,17 +121,3 @@ import Testing
         }
     }
 }
-
-struct SplitMix64Test {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-import EddyTopology

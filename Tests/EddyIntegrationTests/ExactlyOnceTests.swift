@@ -2,6 +2,7 @@ import EddyCore
 import EddyDevKit
 import EddyKafka
 import EddyRedis
+import EddyReplay
 import EddyStore
 import Foundation
 import Testing
@@ -19,7 +20,7 @@ import Testing
         let rig = try Rig(events: 200_000, users: 20_000, seed: 11)
         let producer = rig.startProducing(rate: 8_000)
         let group = "g-kill"
-        var rng = SplitMix(seed: 2024)
+        var rng = SplitMix64(seed: 2024)
         // Five kill points, spread over the run, in committed events.
         let points = (0..<5).map { i in Int64(Double(rig.total) * (0.08 + 0.15 * Double(i) + 0.1 * rng.unit())) }
         var workers: [Background] = []
@@ -477,16 +478,8 @@ final class EventProducer: @unchecked Sendable {
     }
 }
 
-/// A small seeded generator: the kill moments are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+
+extension SplitMix64 {
+    /// A uniform draw in [0, 1): the kill moments are the same on every run.
     mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

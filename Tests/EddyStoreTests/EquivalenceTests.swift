@@ -1,5 +1,6 @@
 import EddyCore
 import EddyRedis
+import EddyReplay
 import EddyStore
 import Testing
 

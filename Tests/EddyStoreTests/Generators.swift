@@ -1,3 +1,4 @@
+import EddyReplay
 /// Seeded random events for the example topologies: several keys with
 /// their own clocks, gaps from seconds to days, out-of-order and late
 /// events, missing fields, and values of every JSON type (strings that need

@@ -1,6 +1,7 @@
 import EddyCore
 import EddyDevKit
 import EddyRedis
+import EddyReplay
 import EddyStore
 import EddyTopology
 import Foundation
@@ -164,15 +165,3 @@ func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
 }
 
-/// A small seeded generator (SplitMix64), so every run sees the same events.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
