@@ -78,7 +78,7 @@ final class LoopConnection {
             var command = channel.allocator.buffer(capacity: 64 + function.utf8.count + key.utf8.count)
             let atText = at.map { String($0) }
             command.writeRESPArrayHeader(atText == nil ? 4 : 5)
-            command.writeRESPBulk("FCALL")
+            command.writeRESPBulk("FCALL_RO")
             command.writeRESPBulk(function)
             command.writeRESPBulk("1")
             command.writeRESPBulk(key)

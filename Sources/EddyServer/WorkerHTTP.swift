@@ -1,3 +1,4 @@
+import EddyCore
 import EddyMetrics
 import EddyMonitor
 import EddyRedis
@@ -21,7 +22,7 @@ public enum WorkerHTTP {
         if let monitor { hub.add(FeatureMonitorCollector(monitor)) }
         let url: RedisTarget
         do { url = try RedisTarget(parsing: worker.redisURL) } catch {
-            throw WorkerHTTPError("bad Redis URL '\(worker.redisURL)': \(error)")
+            throw WorkerHTTPError("bad Redis URL '\(Secrets.redactingURLPassword(worker.redisURL))': \(error)")
         }
         let redis = RedisLanes(target: url, lanes: 1, options: RedisLanes.defaultOptions(clientName: "eddy-run-health"))
         let kafka = HealthCheck("kafka") {

@@ -21,14 +21,23 @@ extension FunctionLibrary {
     @discardableResult
     public func install(on connection: RedisConnection, force: Bool = false) throws(RedisError) -> Bool {
         if !force, try installedVersion(on: connection) == version { return false }
-        try connection.functionLoad(source, replace: true)
+        do {
+            try connection.functionLoad(source, replace: true)
+        } catch where error.isPermissionDenied {
+            // A read-only (serving) user: the worker of this topology loads the library.
+            throw .server(message: """
+                NOPERM the Function library \(libraryName) version \(version) is not loaded on \(connection.url), \
+                and this Redis user may not load it (\(error)). Start a worker of this topology, which loads \
+                it, or load it once as a user granted +function|load.
+                """)
+        }
         return true
     }
 
     /// The version of the library of this name loaded on the server, or nil
     /// when none is (or one without a version function).
     public func installedVersion(on connection: RedisConnection) throws(RedisError) -> String? {
-        let reply = try connection.fcall(versionFunctionName)
+        let reply = try connection.fcall(versionFunctionName, readOnly: true)
         if let message = reply.errorMessage {
             if Self.isMissingFunction(message) { return nil }
             throw .server(message: message)

@@ -11,7 +11,7 @@ extension Topology {
         lines.append("topology \(name)")
         lines.append("  source       kafka \(source.brokers), topics \(source.topics.joined(separator: ", ")), group \(source.group)")
         if !source.properties.isEmpty {
-            lines.append("               properties: " + source.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+            lines.append("               properties: " + source.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(Secrets.displayedValue(ofProperty: $0.key, $0.value))" }.joined(separator: ", "))
         }
         lines.append("  key          \(keyText)")
         lines.append("  event time   \(timeText), allowed lateness \(formatDuration(allowedLatenessMs))")
@@ -29,7 +29,7 @@ extension Topology {
             if let filter = f.filter { d += " where \(filter)" }
             lines.append("    \(f.name.padding(14)) \(d)")
         }
-        lines.append("  sink         redis \(sink.redisURL), prefix \"\(sink.keyPrefix)\", ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))")
+        lines.append("  sink         redis \(Secrets.redactingURLPassword(sink.redisURL)), prefix \"\(sink.keyPrefix)\", ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))")
         lines.append("  dead letter  \(deadLetter.enabled ? "kafka topic \(deadLetter.topic)" : "disabled (rejected events are only counted)")")
         lines.append("  fields read  \(FeatureEngine.fieldPaths(of: self).map(\.description).uniqued().joined(separator: ", "))")
         return lines.joined(separator: "\n")

@@ -56,7 +56,7 @@ public final class StreamWorker: @unchecked Sendable {
         let t = config.topology
         let redisURL: RedisTarget
         do { redisURL = try RedisTarget(parsing: config.redisURL) } catch {
-            throw WorkerError("bad Redis URL '\(config.redisURL)': \(error)")
+            throw WorkerError("bad Redis URL '\(Secrets.redactingURLPassword(config.redisURL))': \(error)")
         }
         do {
             // A single server, or every master of a cluster.
@@ -66,11 +66,19 @@ public final class StreamWorker: @unchecked Sendable {
             // The read path: one FCALL returns features at any time T.
             try FunctionLibrary.install(on: probe, topology: t)
             try probe.forEachMaster { (c: RedisConnection) throws(RedisError) in
-                if let advice = Self.listpackAdvice(try c.command("CONFIG", "GET", "hash-max-listpack-value")) {
+                // Advice only: a least-privilege user has no CONFIG, and needs none.
+                let reply = try c.command("CONFIG", "GET", "hash-max-listpack-value")
+                if reply.errorMessage == nil, let advice = Self.listpackAdvice(reply) {
                     logger.notice("Redis at \(c.url): \(advice)")
                 }
             }
             probe.close()
+        } catch where error.isPermissionDenied {
+            throw WorkerError("""
+                Redis at \(redisURL) refused user '\(redisURL.username ?? "default")': \(error). The worker needs \
+                its ACL role: keys ~\(t.sink.keyPrefix)*, the commands its writes, loads and Function use \
+                (README, "Redis ACLs"); check the user and password (URL, --redis-password-file or EDDY_REDIS_PASSWORD).
+                """)
         } catch {
             throw WorkerError("cannot reach Redis at \(redisURL): \(error). Start it or pass --redis URL (or EDDY_REDIS_URL).")
         }
@@ -101,6 +109,10 @@ public final class StreamWorker: @unchecked Sendable {
                     onRevoke: { _, partitions in coordinator.ingest?.revoked(partitions) }))
             // Fail fast on an unreachable cluster or a missing topic.
             for topic in t.source.topics { _ = try consumer.partitionCount(topic: topic, timeoutMs: 10_000) }
+        } catch let error as KafkaError where error.code == .invalidArgument {
+            // librdkafka refused its settings (e.g. an unknown SASL mechanism, a missing CA
+            // file): its reason names the property. Values are never quoted here.
+            throw WorkerError("the Kafka client settings were refused: \(error). Fix source.properties in the topology.")
         } catch {
             throw WorkerError("cannot reach Kafka at \(config.brokers) for topics \(t.source.topics): \(error). Start it or pass --brokers LIST (or EDDY_BROKERS).")
         }

@@ -33,6 +33,8 @@ struct DriftCommand: ParsableCommand {
     @Option(name: .long, help: "Redis URL (default: $EDDY_REDIS_URL, else the topology's sink).")
     var redis: String?
 
+    @OptionGroup var redisCredentials: RedisCredentialOptions
+
     @Option(name: .long, help: "Entity keys to sample.")
     var sample: Int = 10_000
 
@@ -67,7 +69,7 @@ struct DriftCommand: ParsableCommand {
             }
         }
 
-        let url = try resolveRedisURL(redis, topology: t)
+        let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
         let connection = try connectRedis(url, clientName: "eddy-drift", commandTimeout: .seconds(30))
         let readAt = at.flatMap(ReadTime.parse)
         let keys: [String]

@@ -5,7 +5,7 @@ struct Eddy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Streaming real-time features: Kafka events in, fresh and exact ML features in Redis.",
-        subcommands: [RunCommand.self, CheckCommand.self, ReplayCommand.self, VerifyCommand.self, BenchCommand.self, DevCommand.self, GetCommand.self, ServeCommand.self, DriftCommand.self]
+        subcommands: [RunCommand.self, CheckCommand.self, ReplayCommand.self, VerifyCommand.self, BenchCommand.self, DevCommand.self, GetCommand.self, ServeCommand.self, DriftCommand.self, ACLCommand.self]
     )
 
     /// ArgumentParser's own main, but for one step: a command that stops on

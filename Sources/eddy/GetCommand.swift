@@ -30,6 +30,8 @@ struct GetCommand: ParsableCommand {
     @Option(name: .long, help: "Redis URL (default: $EDDY_REDIS_URL, else the topology's sink).")
     var redis: String?
 
+    @OptionGroup var redisCredentials: RedisCredentialOptions
+
     func validate() throws {
         if keys.isEmpty { throw ValidationError("give at least one KEY") }
         if let at, ReadTime.parse(at) == nil {
@@ -39,7 +41,7 @@ struct GetCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
-        let url = try resolveRedisURL(redis, topology: t)
+        let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
         let connection = try connectRedis(url, clientName: "eddy-get", commandTimeout: .seconds(10))
         let client = FeatureClient(client: connection, topology: t)
         let lines: [[UInt8]]

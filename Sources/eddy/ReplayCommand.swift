@@ -54,6 +54,8 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "--emit redis: Redis URL (overrides the file and EDDY_REDIS_URL).")
     var redis: String?
 
+    @OptionGroup var redisCredentials: RedisCredentialOptions
+
     @Option(name: .long, help: "--emit redis: key prefix to write under (default: the topology's sink prefix).")
     var prefix: String?
 
@@ -85,7 +87,7 @@ struct ReplayCommand: ParsableCommand {
         let session = ReplaySession(topology: t, emit: emit, labels: labelSet, trackOffsets: emit == .redis)
         var backfill: RedisBackfill?
         if emit == .redis {
-            let url = try resolveRedisURL(redis, topology: t)
+            let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
             let b = RedisBackfill(target: url, topology: t)
             try b.prepare()  // fail before reading anything when Redis is down
             backfill = b

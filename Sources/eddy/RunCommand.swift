@@ -31,6 +31,8 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     @Option(help: "Redis URL (overrides the file and EDDY_REDIS_URL).")
     var redis: String?
 
+    @OptionGroup var redisCredentials: RedisCredentialOptions
+
     @Option(help: "Kafka consumer group (overrides the file).")
     var group: String?
 
@@ -88,7 +90,7 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         let env = ProcessInfo.processInfo.environment
         var config = WorkerConfig(
             topology: t, brokers: brokers ?? env["EDDY_BROKERS"].flatMap { $0.isEmpty ? nil : $0 },
-            redisURL: redis ?? env["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 })
+            redisURL: try resolveRedisURL(redis, topology: t, credentials: redisCredentials).urlTextWithCredentials)
         if let maxKeys { config.maxKeysInMemory = max(maxKeys, 1) }
         if let assign, let assignment = Self.assignment(assign) { config.assignment = assignment }
         config.catchUpBacklog = catchUpBacklog

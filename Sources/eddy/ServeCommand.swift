@@ -36,6 +36,8 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     @Option(name: .long, help: "Redis URL for every topology (default: $EDDY_REDIS_URL, else each topology's sink).")
     var redis: String?
 
+    @OptionGroup var redisCredentials: RedisCredentialOptions
+
     @Option(help: """
         Redis connections per Redis URL; each batches the requests that arrive while it waits. One lane \
         pipelines everything queued during a round trip and wakes least; more help when large POSTs \
@@ -87,7 +89,7 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
                 throw CLIError("topology name '\(t.name)' is given twice")
             }
             let text = redisURLText(redis, sink: t.sink.redisURL)
-            let url = try resolveRedisURL(text, sink: text)
+            let url = try resolveRedisURL(text, sink: text, credentials: redisCredentials)
             let pool = pools[text] ?? RedisLanes(target: url, lanes: lanes, readOnEventLoops: eventLoopReads)
             pools[text] = pool
             served.append(.init(topology: t, redis: pool))

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Logging
 import EddyCore
 import EddyRedis
@@ -33,15 +34,53 @@ func redisURLText(_ flag: String?, sink: String) -> String {
     flag ?? ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? sink
 }
 
-/// `redisURLText`, parsed: a single server (`redis://`, `unix://`) or a
-/// cluster (`redis+cluster://`).
-func resolveRedisURL(_ flag: String?, sink: String) throws -> RedisTarget {
-    let text = redisURLText(flag, sink: sink)
-    do { return try RedisTarget(parsing: text) } catch { throw CLIError("invalid Redis URL '\(text)': \(error)") }
+/// Where a Redis password may come from besides the URL, so none has to sit
+/// in a topology file, a shell history or `ps` output. The URL's own
+/// credentials win, then `--redis-password-file`, then `EDDY_REDIS_PASSWORD`;
+/// the ACL user is the URL's, else `EDDY_REDIS_USERNAME`.
+struct RedisCredentialOptions: ParsableArguments {
+    @Option(name: .customLong("redis-password-file"),
+            help: "Read the Redis password from this file (its first line), unless the URL has one. Else EDDY_REDIS_PASSWORD; the ACL user from EDDY_REDIS_USERNAME.")
+    var passwordFile: String?
+
+    /// The password and user these options and the environment give (`nil`s: none).
+    func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (username: String?, password: String?) {
+        let username = environment["EDDY_REDIS_USERNAME"].flatMap { $0.isEmpty ? nil : $0 }
+        var password = environment["EDDY_REDIS_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        if let passwordFile {
+            guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                throw CLIError("cannot read --redis-password-file \(passwordFile): no such readable file")
+            }
+            let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
+            guard !trimmed.isEmpty else {
+                throw CLIError("--redis-password-file \(passwordFile) is empty: put the password on its first line")
+            }
+            password = String(trimmed)
+        }
+        if username != nil, password == nil {
+            throw CLIError("EDDY_REDIS_USERNAME is set but no password is given: set EDDY_REDIS_PASSWORD or --redis-password-file (or put user:password in the URL)")
+        }
+        return (username, password)
+    }
 }
 
-func resolveRedisURL(_ flag: String?, topology t: Topology) throws -> RedisTarget {
-    try resolveRedisURL(flag, sink: t.sink.redisURL)
+/// `redisURLText`, parsed: a single server (`redis://`, `unix://`) or a
+/// cluster (`redis+cluster://`), with the credentials of `credentials`
+/// where the URL has none. A malformed URL is quoted without its password.
+func resolveRedisURL(_ flag: String?, sink: String, credentials: RedisCredentialOptions? = nil) throws -> RedisTarget {
+    let text = redisURLText(flag, sink: sink)
+    let target: RedisTarget
+    do { target = try RedisTarget(parsing: text) } catch {
+        throw CLIError("invalid Redis URL '\(Secrets.redactingURLPassword(text))': \(error)")
+    }
+    guard let credentials else { return target }
+    let (username, password) = try credentials.resolve()
+    return target.fillingCredentials(username: username, password: password)
+}
+
+func resolveRedisURL(_ flag: String?, topology t: Topology, credentials: RedisCredentialOptions? = nil) throws -> RedisTarget {
+    try resolveRedisURL(flag, sink: t.sink.redisURL, credentials: credentials)
 }
 
 /// A connection for a command-line tool, or a clear error.

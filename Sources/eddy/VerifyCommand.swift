@@ -43,6 +43,8 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Redis URL (overrides the file and EDDY_REDIS_URL).")
     var redis: String?
 
+    @OptionGroup var redisCredentials: RedisCredentialOptions
+
     @Option(name: .long, help: "Key prefix to check (default: the topology's sink prefix).")
     var prefix: String?
 
@@ -67,7 +69,7 @@ struct VerifyCommand: ParsableCommand {
         var t = try loadTopology(topology)
         if let prefix { t.sink.keyPrefix = prefix }
         let readTime = at.flatMap(parseTime) ?? Int64(Date().timeIntervalSince1970 * 1000)
-        let url = try resolveRedisURL(redis, topology: t)
+        let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
         let connection = try connectRedis(url, clientName: "eddy-verify", connectTimeout: .seconds(5),
                                           commandTimeout: .seconds(60))
 

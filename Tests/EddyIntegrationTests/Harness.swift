@@ -38,8 +38,8 @@ enum Harness {
 
     /// Runs `eddy args` to completion.
     @discardableResult
-    static func run(_ args: [String], in dir: URL) throws -> (status: Int32, stderr: String) {
-        let p = try Background(args, in: dir, name: "cmd-\(UUID().uuidString.prefix(6))")
+    static func run(_ args: [String], in dir: URL, environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+        let p = try Background(args, in: dir, name: "cmd-\(UUID().uuidString.prefix(6))", environment: environment)
         let status = p.wait()
         return (status, p.log)
     }
@@ -50,12 +50,18 @@ final class Background: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(_ args: [String], in dir: URL, name: String) throws {
+    /// `environment`: variables set (or, with an empty value, removed) on top of this process's.
+    init(_ args: [String], in dir: URL, name: String, environment: [String: String] = [:]) throws {
         logPath = dir.appendingPathComponent("\(name).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Harness.eddy)
         process.arguments = args
         process.currentDirectoryURL = Harness.root
+        if !environment.isEmpty {
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in environment { env[k] = v.isEmpty ? nil : v }
+            process.environment = env
+        }
         let handle = FileHandle(forWritingAtPath: logPath)!
         process.standardError = handle
         process.standardOutput = handle

@@ -80,7 +80,8 @@ public enum RedisClient {
         }
     }
 
-    /// Pipelines `count` `FCALL`s of `function`; calls answered with an error for which
+    /// Pipelines `count` `FCALL_RO`s of `function` (a `no-writes` function: Eddy's reads, which a
+    /// read-only ACL user may call); calls answered with an error for which
     /// `isMissing` holds are resent once `reload` ran on that server (on a cluster: that node).
     /// Replies in call order.
     public func fcallPipeline(_ function: String, count: Int,
@@ -90,14 +91,14 @@ public enum RedisClient {
         switch self {
         case let .single(connection):
             for index in 0..<count {
-                try connection.appendFcall(function) { build(index, &$0) }
+                try connection.appendFcall(function, readOnly: true) { build(index, &$0) }
             }
             var replies = try connection.pipeline(count: count)
             let missing = replies.indices.filter { replies[$0].errorMessage.map(isMissing) ?? false }
             guard !missing.isEmpty else { return replies }
             try reload(connection)
             for index in missing {
-                try connection.appendFcall(function) { build(index, &$0) }
+                try connection.appendFcall(function, readOnly: true) { build(index, &$0) }
             }
             for index in missing {
                 replies[index] = try connection.readReply()

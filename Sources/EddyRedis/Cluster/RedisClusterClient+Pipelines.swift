@@ -38,7 +38,7 @@ extension RedisClusterClient {
         return replies
     }
 
-    /// Pipelines `count` calls of the loaded `function` (`FCALL`), routed by the first key.
+    /// Pipelines `count` calls of the loaded `function` (`FCALL_RO`; it must be `no-writes`), routed by the first key.
     /// Replies for which `isMissing(message)` holds (e.g. "function not found" on a new master)
     /// make the client run `reload` on that node and resend them. Returns the replies in order.
     public func fcallPipeline(_ function: String, count: Int,
@@ -46,7 +46,7 @@ extension RedisClusterClient {
                               reload: (RedisConnection) throws(RedisError) -> Void = { _ in },
                               _ build: (_ index: Int, _ call: inout RedisScriptCall) -> Void) throws(RedisError) -> [RedisReply] {
         var replies = [RedisReply](repeating: .null, count: count)
-        try invocations("FCALL", function, count: count, build, isMissing: isMissing, reload: reload,
+        try invocations("FCALL_RO", function, count: count, build, isMissing: isMissing, reload: reload,
                         handle: { (index: Int, reply: UnsafeMutablePointer<redisReply>) throws(RedisError) in
                             replies[index] = try Hiredis.decode(reply)
                         })

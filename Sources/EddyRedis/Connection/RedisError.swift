@@ -60,6 +60,17 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// `true` when the server refused the credentials or this user's ACL does not allow the
+    /// command or key: `AUTH` failed, or a `NOPERM`, `NOAUTH` or `WRONGPASS` reply. Retrying
+    /// does not help; the user or its ACL must change.
+    public var isPermissionDenied: Bool {
+        if case .authenticationFailed = self { return true }
+        switch serverErrorCode {
+        case "NOPERM", "NOAUTH", "WRONGPASS": return true
+        default: return false
+        }
+    }
+
     /// `true` when retrying the operation later may succeed: connection errors, and the server
     /// errors `LOADING`, `BUSY`, `TRYAGAIN`, `MASTERDOWN` and `CLUSTERDOWN`.
     public var isTransient: Bool {

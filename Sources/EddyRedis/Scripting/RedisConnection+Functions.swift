@@ -14,17 +14,26 @@ extension RedisConnection {
         return name
     }
 
-    /// Appends `FCALL function numkeys keys... args...` without reading the reply.
-    public func appendFcall(_ function: String, _ build: (inout RedisScriptCall) -> Void) throws(RedisError) {
-        try appendInvocation("FCALL", function, build)
+    /// Appends `FCALL function numkeys keys... args...` without reading the reply; with
+    /// `readOnly`, `FCALL_RO`, which needs a `no-writes` function and is all a read-only ACL
+    /// user may be granted (Eddy's read functions are `no-writes`).
+    public func appendFcall(_ function: String, readOnly: Bool = false,
+                            _ build: (inout RedisScriptCall) -> Void) throws(RedisError) {
+        if readOnly {
+            try appendInvocation("FCALL_RO", function, build)
+        } else {
+            try appendInvocation("FCALL", function, build)
+        }
     }
 
-    /// Calls a loaded function and returns its reply (error replies included).
+    /// Calls a loaded function and returns its reply (error replies included); `readOnly` as
+    /// for ``appendFcall(_:readOnly:_:)``.
     public func fcall(_ function: String,
                       keys: [any RedisArgument] = [],
-                      arguments: [any RedisArgument] = []) throws(RedisError) -> RedisReply {
+                      arguments: [any RedisArgument] = [],
+                      readOnly: Bool = false) throws(RedisError) -> RedisReply {
         try requireNoPendingReplies()
-        try appendFcall(function) { call in
+        try appendFcall(function, readOnly: readOnly) { call in
             call.keys.add(contentsOf: keys)
             call.arguments.add(contentsOf: arguments)
         }

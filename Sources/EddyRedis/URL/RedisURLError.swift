@@ -38,7 +38,10 @@ public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
         case .empty:
             return "empty Redis URL"
         case let .missingScheme(text):
-            return "Redis URL '\(text)' has no scheme: expected redis://host[:port][/db] or unix:///path"
+            // Quoted only when it holds no credentials (no '@'): the text did not parse, so
+            // where a password would start is unknown.
+            let quoted = text.contains("@") ? "" : " '\(text)'"
+            return "Redis URL\(quoted) has no scheme: expected redis://host[:port][/db] or unix:///path"
         case let .unsupportedScheme(scheme):
             return "unsupported Redis URL scheme '\(scheme)': supported are redis://, unix:// and redis+cluster://"
         case .missingHost:
