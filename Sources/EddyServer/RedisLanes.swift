@@ -83,7 +83,9 @@ public final class RedisLanes: Sendable {
         self.lanes = (0..<max(lanes, 1)).map { i in
             Lane(target: target, options: options, cooldown: cooldown, name: "eddy-redis-\(i)")
         }
-        if readOnEventLoops, case .single(let url) = target, options.onConnect == nil {
+        // Not over TLS: the event-loop connections are plaintext NIO channels; a `rediss://`
+        // server is read through the lanes, whose connections run TLS (`CEddyRedisTLS`).
+        if readOnEventLoops, case .single(let url) = target, url.tls == nil, options.onConnect == nil {
             loopReads = LoopReads(
                 settings: .init(url: url, connectTimeout: options.connectTimeout,
                                 commandTimeout: options.commandTimeout ?? .seconds(2), clientName: options.clientName,

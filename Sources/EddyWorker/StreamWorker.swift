@@ -109,7 +109,7 @@ public final class StreamWorker: @unchecked Sendable {
                     onRevoke: { _, partitions in coordinator.ingest?.revoked(partitions) }))
             // Fail fast on an unreachable cluster or a missing topic.
             for topic in t.source.topics { _ = try consumer.partitionCount(topic: topic, timeoutMs: 10_000) }
-        } catch let error as KafkaError where error.code == .invalidArgument {
+        } catch where error.code == .invalidArgument {
             // librdkafka refused its settings (e.g. an unknown SASL mechanism, a missing CA
             // file): its reason names the property. Values are never quoted here.
             throw WorkerError("the Kafka client settings were refused: \(error). Fix source.properties in the topology.")

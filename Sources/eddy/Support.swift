@@ -74,9 +74,23 @@ func resolveRedisURL(_ flag: String?, sink: String, credentials: RedisCredential
     do { target = try RedisTarget(parsing: text) } catch {
         throw CLIError("invalid Redis URL '\(Secrets.redactingURLPassword(text))': \(error)")
     }
-    guard let credentials else { return target }
+    let withTLS = target.fillingTLS(redisTLSFromEnvironment())
+    if withTLS.tls?.insecure == true {
+        printError("warning: TLS to Redis at \(withTLS) does not verify the server's certificate (insecure=true); use it for tests only")
+    }
+    guard let credentials else { return withTLS }
     let (username, password) = try credentials.resolve()
-    return target.fillingCredentials(username: username, password: password)
+    return withTLS.fillingCredentials(username: username, password: password)
+}
+
+/// TLS settings for `rediss://` URLs that do not give them in their query:
+/// `EDDY_REDIS_TLS_CA`, `EDDY_REDIS_TLS_CERT`, `EDDY_REDIS_TLS_KEY`,
+/// `EDDY_REDIS_TLS_SNI`, `EDDY_REDIS_TLS_INSECURE=true`.
+func redisTLSFromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> RedisTLS {
+    func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+    return RedisTLS(caFile: value("EDDY_REDIS_TLS_CA"), certFile: value("EDDY_REDIS_TLS_CERT"),
+                    keyFile: value("EDDY_REDIS_TLS_KEY"), serverName: value("EDDY_REDIS_TLS_SNI"),
+                    insecure: value("EDDY_REDIS_TLS_INSECURE") == "true")
 }
 
 func resolveRedisURL(_ flag: String?, topology t: Topology, credentials: RedisCredentialOptions? = nil) throws -> RedisTarget {

@@ -48,6 +48,10 @@ public final class RedisClusterProcess: Sendable {
             if serverOptions["cluster-port"] == nil, let busPort = FreePort.find() {
                 serverOptions["cluster-port"] = String(busPort)
             }
+            // With TLS settings, each node also listens for TLS on a port of its own.
+            if serverOptions["tls-cert-file"] != nil, serverOptions["tls-port"] == nil, let tlsPort = FreePort.find() {
+                serverOptions["tls-port"] = String(tlsPort)
+            }
             return try RedisServerProcess(options: serverOptions)
         }
         var servers: [RedisServerProcess] = []
@@ -146,6 +150,14 @@ public final class RedisClusterProcess: Sendable {
     public var url: RedisClusterURL {
         RedisClusterURL(seeds: servers.map { .tcp(host: $0.host, port: $0.port) },
                         password: servers[0].configuration.options["requirepass"])
+    }
+
+    /// Every master's TLS port as a seed (`rediss+cluster://`), with `tls`; nil without TLS.
+    public func tlsURL(_ tls: RedisTLS) -> RedisClusterURL? {
+        let ports = servers.compactMap(\.tlsPort)
+        guard ports.count == servers.count else { return nil }
+        return RedisClusterURL(seeds: zip(servers, ports).map { .tcp(host: $0.host, port: $1) },
+                               password: servers[0].configuration.options["requirepass"], tls: tls)
     }
 
     /// The `redis+cluster://` URL text (with the password, if any, unredacted).

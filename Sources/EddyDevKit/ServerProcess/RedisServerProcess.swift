@@ -116,6 +116,14 @@ public final class RedisServerProcess: Sendable {
         RedisURL(endpoint: .tcp(host: host, port: port), password: configuration.options["requirepass"])
     }
 
+    /// The TLS port when the server was started with `tls-port`.
+    public var tlsPort: Int? { configuration.options["tls-port"].flatMap { Int($0) } }
+
+    /// The `rediss://` URL of the TLS port with `tls`, or nil without one.
+    public func tlsURL(_ tls: RedisTLS) -> RedisURL? {
+        tlsPort.map { RedisURL(endpoint: .tcp(host: host, port: $0), password: configuration.options["requirepass"], tls: tls) }
+    }
+
     /// Process id while running.
     public var pid: Int32? { state.withLock { $0.pid } }
 

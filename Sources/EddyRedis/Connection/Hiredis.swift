@@ -1,3 +1,4 @@
+import CEddyRedisTLS
 import CHiredis
 #if canImport(Glibc)
 import Glibc
@@ -41,6 +42,43 @@ enum Hiredis {
             throw .connectionFailed(endpoint: endpoint.description, reason: reason)
         }
         return context
+    }
+
+    /// Runs the TLS handshake on a connected context (see `CEddyRedisTLS`), within
+    /// `options.connectTimeout`, and returns the session; the context's own timeouts are set again
+    /// afterwards. Throws ``RedisError/connectionFailed(endpoint:reason:)`` naming the host.
+    static func startTLS(on context: Context, endpoint: RedisURL.Endpoint, tls: RedisTLS,
+                         options: RedisConnection.Options) throws(RedisError) -> UnsafeMutableRawPointer {
+        guard case let .tcp(host, _) = endpoint else {
+            throw .connectionFailed(endpoint: endpoint.description, reason: "TLS needs a TCP endpoint")
+        }
+        _ = redisSetTimeout(context, timeval(options.connectTimeout))
+        var message = [CChar](repeating: 0, count: 512)
+        let session: UnsafeMutableRawPointer? = withOptionalCString(tls.caFile) { ca in
+            withOptionalCString(tls.certFile) { cert in
+                withOptionalCString(tls.keyFile) { key in
+                    withOptionalCString(tls.serverName) { name in
+                        var settings = eddy_tls_settings(ca_file: ca, cert_file: cert, key_file: key, server_name: name,
+                                                         insecure: tls.insecure ? 1 : 0)
+                        return eddy_tls_connect(UnsafeMutableRawPointer(context), host, &settings, &message, message.count)
+                    }
+                }
+            }
+        }
+        guard let session else {
+            let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw .connectionFailed(endpoint: endpoint.description, reason: reason)
+        }
+        guard redisSetTimeout(context, timeval(options.commandTimeout ?? .zero)) == REDIS_OK else {
+            eddy_tls_free(session)
+            throw .connectionFailed(endpoint: endpoint.description, reason: errorString(context))
+        }
+        return session
+    }
+
+    private static func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+        guard let text else { return body(nil) }
+        return text.withCString { body($0) }
     }
 
     /// The context's `errstr`.

@@ -1,3 +1,4 @@
+import CEddyRedisTLS
 import CHiredis
 #if canImport(Glibc)
 import Glibc
@@ -64,7 +65,8 @@ extension RedisConnection {
         }
         try flushStaged()
         var raw: UnsafeMutableRawPointer?
-        let status = redisGetReply(context, &raw)
+        let status = tlsSession.map { eddy_tls_get_reply(UnsafeMutableRawPointer(context), $0, &raw) }
+            ?? redisGetReply(context, &raw)
         let savedErrno = errno
         guard status == REDIS_OK, let raw else {
             if let raw { freeReplyObject(raw) }

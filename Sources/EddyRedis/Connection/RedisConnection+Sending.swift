@@ -1,3 +1,4 @@
+import CEddyRedisTLS
 import CHiredis
 #if canImport(Glibc)
 import Glibc
@@ -16,7 +17,9 @@ extension RedisConnection {
         let context = try usableContext()
         var done: Int32 = 0
         while done == 0 {
-            if redisBufferWrite(context, &done) != REDIS_OK {
+            let status = tlsSession.map { eddy_tls_buffer_write(UnsafeMutableRawPointer(context), $0, &done) }
+                ?? redisBufferWrite(context, &done)
+            if status != REDIS_OK {
                 throw Hiredis.error(of: context, errno: errno)
             }
         }

@@ -1,3 +1,4 @@
+import CEddyRedisTLS
 import CHiredis
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +29,9 @@ public final class RedisConnection {
 
     /// The hiredis context; `nil` after ``close()`` or a failed ``reconnect()``.
     var context: Hiredis.Context?
+    /// The TLS session over the context's socket (`rediss://`); `nil` for plaintext. With one,
+    /// writes and reads go through `CEddyRedisTLS` instead of hiredis's socket calls.
+    var tlsSession: UnsafeMutableRawPointer?
     /// Commands appended but not yet handed to hiredis, already in wire format.
     var staged = RESPEncoder()
     /// Reused by ``append(building:)``.
@@ -49,6 +53,7 @@ public final class RedisConnection {
     }
 
     deinit {
+        if let tlsSession { eddy_tls_free(tlsSession) }
         if let context { redisFree(context) }
         staged.deallocate()
         builder.deallocate()
@@ -71,6 +76,8 @@ public final class RedisConnection {
 
     /// Closes the socket; further calls throw until ``reconnect()``.
     public func close() {
+        if let tlsSession { eddy_tls_free(tlsSession) }
+        tlsSession = nil
         if let context { redisFree(context) }
         context = nil
         staged.removeAll()
@@ -107,8 +114,17 @@ public final class RedisConnection {
     // MARK: Connection setup
 
     private func open() throws(RedisError) {
-        context = try Hiredis.connect(to: url.endpoint, options: options)
+        let context = try Hiredis.connect(to: url.endpoint, options: options)
+        self.context = context
         pendingReplyCount = 0
+        if let tls = url.tls {
+            do {
+                tlsSession = try Hiredis.startTLS(on: context, endpoint: url.endpoint, tls: tls, options: options)
+            } catch {
+                close()
+                throw error
+            }
+        }
         do {
             try handshake()
         } catch {

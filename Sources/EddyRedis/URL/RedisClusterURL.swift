@@ -12,23 +12,27 @@ public struct RedisClusterURL: Sendable, Hashable, CustomStringConvertible {
     public var username: String?
     /// Password for `AUTH` on every node; `nil` skips authentication.
     public var password: String?
+    /// TLS settings for every node (`rediss+cluster://`); `nil` for plaintext.
+    public var tls: RedisTLS?
 
     /// Creates a cluster URL from its parts.
-    public init(seeds: [RedisURL.Endpoint], username: String? = nil, password: String? = nil) {
+    public init(seeds: [RedisURL.Endpoint], username: String? = nil, password: String? = nil, tls: RedisTLS? = nil) {
         precondition(!seeds.isEmpty, "a Redis Cluster URL needs at least one seed")
         self.seeds = seeds
         self.username = username
         self.password = password
+        self.tls = tls
     }
 
     /// The single-server URL of one node of this cluster (its credentials, database 0).
     public func url(for endpoint: RedisURL.Endpoint) -> RedisURL {
-        RedisURL(endpoint: endpoint, username: username, password: password)
+        RedisURL(endpoint: endpoint, username: username, password: password, tls: tls)
     }
 
     /// The URL in canonical form with the password replaced by `***`.
     public var description: String {
         let credentials = password != nil ? "\(username ?? ""):***@" : ""
-        return "redis+cluster://\(credentials)\(seeds.map(\.description).joined(separator: ","))"
+        let query = tls.map { $0.queryItems.isEmpty ? "" : "?" + $0.queryItems.joined(separator: "&") } ?? ""
+        return "\(tls == nil ? "redis" : "rediss")+cluster://\(credentials)\(seeds.map(\.description).joined(separator: ","))\(query)"
     }
 }

@@ -41,18 +41,23 @@ extension RedisTarget {
             guard let password else { return "" }
             return "\(percentEncoded(username ?? "")):\(percentEncoded(password))@"
         }
+        func query(_ tls: RedisTLS?) -> String {
+            guard let items = tls?.queryItems, !items.isEmpty else { return "" }
+            return "?" + items.joined(separator: "&")
+        }
         switch self {
         case let .single(url):
             let credentials = userInfo(url.username, url.password)
             switch url.endpoint {
             case .tcp:
-                return "redis://\(credentials)\(url.endpoint)\(url.database == 0 ? "" : "/\(url.database)")"
+                return "\(url.scheme.rawValue)://\(credentials)\(url.endpoint)\(url.database == 0 ? "" : "/\(url.database)")"
+                    + query(url.tls)
             case let .unix(path):
                 return "unix://\(credentials)\(path)\(url.database == 0 ? "" : "?db=\(url.database)")"
             }
         case let .cluster(url):
-            return "redis+cluster://\(userInfo(url.username, url.password))"
-                + url.seeds.map(\.description).joined(separator: ",")
+            return "\(url.tls == nil ? "redis" : "rediss")+cluster://\(userInfo(url.username, url.password))"
+                + url.seeds.map(\.description).joined(separator: ",") + query(url.tls)
         }
     }
 }
@@ -72,4 +77,36 @@ private func percentEncoded(_ text: String) -> String {
         }
     }
     return out
+}
+
+extension RedisTarget {
+    /// The TLS settings (`rediss://`, `rediss+cluster://`); `nil` for plaintext.
+    public var tls: RedisTLS? {
+        switch self {
+        case let .single(url): return url.tls
+        case let .cluster(url): return url.tls
+        }
+    }
+
+    /// This target with TLS settings the URL leaves unset taken from `defaults` (e.g. the
+    /// environment's CA file); a plaintext target is returned as it is.
+    public func fillingTLS(_ defaults: RedisTLS) -> RedisTarget {
+        func filled(_ tls: RedisTLS?) -> RedisTLS? {
+            guard var tls else { return nil }
+            tls.caFile = tls.caFile ?? defaults.caFile
+            tls.certFile = tls.certFile ?? defaults.certFile
+            tls.keyFile = tls.keyFile ?? defaults.keyFile
+            tls.serverName = tls.serverName ?? defaults.serverName
+            tls.insecure = tls.insecure || defaults.insecure
+            return tls
+        }
+        switch self {
+        case var .single(url):
+            url.tls = filled(url.tls)
+            return .single(url)
+        case var .cluster(url):
+            url.tls = filled(url.tls)
+            return .cluster(url)
+        }
+    }
 }

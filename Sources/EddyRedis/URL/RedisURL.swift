@@ -15,6 +15,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public enum Scheme: String, Sendable, Hashable {
         /// A single server over TCP.
         case redis
+        /// A single server over TCP with TLS.
+        case rediss
         /// A single server over a Unix domain socket.
         case unix
     }
@@ -45,21 +47,25 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public var password: String?
     /// Logical database selected with `SELECT` after connecting (0 skips the command).
     public var database: Int
+    /// TLS settings (`rediss://`); `nil` for plaintext.
+    public var tls: RedisTLS?
 
     /// The scheme matching ``endpoint``.
     public var scheme: Scheme {
         switch endpoint {
-        case .tcp: return .redis
+        case .tcp: return tls == nil ? .redis : .rediss
         case .unix: return .unix
         }
     }
 
     /// Creates a URL from its parts.
-    public init(endpoint: Endpoint, username: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(endpoint: Endpoint, username: String? = nil, password: String? = nil, database: Int = 0,
+                tls: RedisTLS? = nil) {
         self.endpoint = endpoint
         self.username = username
         self.password = password
         self.database = database
+        self.tls = tls
     }
 
     /// A TCP URL for `host:port`.
@@ -83,7 +89,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         switch endpoint {
         case .tcp:
             let db = database == 0 ? "" : "/\(database)"
-            return "redis://\(credentials)\(endpoint)\(db)"
+            let query = tls.map { $0.queryItems.isEmpty ? "" : "?" + $0.queryItems.joined(separator: "&") } ?? ""
+            return "\(scheme.rawValue)://\(credentials)\(endpoint)\(db)\(query)"
         case let .unix(path):
             let db = database == 0 ? "" : "?db=\(database)"
             return "unix://\(credentials)\(path)\(db)"

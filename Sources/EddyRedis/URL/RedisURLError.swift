@@ -31,6 +31,9 @@ public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A `redis+cluster://` URL was given where only a single server is accepted
     /// (``RedisURL/init(parsing:)``); ``RedisTarget/init(parsing:)`` accepts both.
     case clusterURL
+    /// A TLS query parameter (`ca`, `cert`, `key`, `sni`, `insecure`) was malformed, or given
+    /// without `rediss://`.
+    case invalidTLSParameter(name: String, reason: String)
 
     /// A human-readable description of the problem.
     public var description: String {
@@ -43,7 +46,7 @@ public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
             let quoted = text.contains("@") ? "" : " '\(text)'"
             return "Redis URL\(quoted) has no scheme: expected redis://host[:port][/db] or unix:///path"
         case let .unsupportedScheme(scheme):
-            return "unsupported Redis URL scheme '\(scheme)': supported are redis://, unix:// and redis+cluster://"
+            return "unsupported Redis URL scheme '\(scheme)': supported are redis://, rediss:// (TLS), unix://, redis+cluster:// and rediss+cluster://"
         case .missingHost:
             return "Redis URL has no host: expected redis://host[:port][/db]"
         case let .invalidHost(host):
@@ -59,13 +62,15 @@ public enum RedisURLError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidPercentEncoding(component):
             return "invalid percent-encoding in the \(component) of the Redis URL"
         case let .unsupportedQueryParameter(name):
-            return "unsupported query parameter '\(name)' in Redis URL: only 'db' is recognised (and none in redis+cluster://)"
+            return "unsupported query parameter '\(name)' in Redis URL: only 'db' is recognised, and with rediss:// the TLS settings ca, cert, key, sni and insecure (redis+cluster:// takes no db)"
         case let .emptyClusterSeed(hosts):
             return "empty seed in Redis Cluster URL hosts '\(hosts)': expected redis+cluster://host:port[,host:port...]"
         case let .clusterDatabase(db):
             return "invalid database '\(db)' in Redis Cluster URL: a cluster has only database 0"
         case .clusterURL:
             return "a redis+cluster:// URL names a Redis Cluster, but a single server (redis:// or unix://) is needed here"
+        case let .invalidTLSParameter(name, reason):
+            return "invalid TLS setting '\(name)' in Redis URL: \(reason)"
         }
     }
 }

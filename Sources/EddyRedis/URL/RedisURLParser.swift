@@ -18,23 +18,24 @@ enum RedisURLParser {
         let rest = text[text.index(colon, offsetBy: 3)...]
         switch scheme {
         case "redis":
-            return .single(try parseTCP(rest))
+            return .single(try parseTCP(rest, tls: false))
+        case "rediss":
+            return .single(try parseTCP(rest, tls: true))
         case "unix":
             return .single(try parseUnix(rest))
         case "redis+cluster":
-            return .cluster(try parseCluster(rest))
+            return .cluster(try parseCluster(rest, tls: false))
+        case "rediss+cluster":
+            return .cluster(try parseCluster(rest, tls: true))
         default:
-            // `rediss` (TLS) lands here until it is supported.
             throw .unsupportedScheme(scheme)
         }
     }
 
     /// `[user:password@]host[:port][,host[:port]...]`, optionally followed by `/` or `/0`.
-    private static func parseCluster(_ rest: Substring) throws(RedisURLError) -> RedisClusterURL {
-        guard !rest.contains("?") else {
-            let query = rest[rest.index(after: rest.firstIndex(of: "?")!)...]
-            throw .unsupportedQueryParameter(String(query.prefix { $0 != "=" && $0 != "&" }))
-        }
+    private static func parseCluster(_ text: Substring, tls: Bool) throws(RedisURLError) -> RedisClusterURL {
+        let query = try splitQuery(text, tls: tls, allowsDatabase: false)
+        let rest = query.rest
         let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
         let path = rest[authorityEnd...]
         if path.count > 1 {
@@ -50,12 +51,13 @@ enum RedisURLParser {
             let endpoint = RedisURL.Endpoint.tcp(host: host, port: port)
             if !seeds.contains(endpoint) { seeds.append(endpoint) }
         }
-        return RedisClusterURL(seeds: seeds, username: username, password: password)
+        return RedisClusterURL(seeds: seeds, username: username, password: password, tls: query.tls)
     }
 
     /// `[user:password@]host[:port][/db][?db=N]`
-    private static func parseTCP(_ rest: Substring) throws(RedisURLError) -> RedisURL {
-        let (beforeQuery, queryDatabase) = try splitQuery(rest)
+    private static func parseTCP(_ rest: Substring, tls: Bool) throws(RedisURLError) -> RedisURL {
+        let query = try splitQuery(rest, tls: tls, allowsDatabase: true)
+        let (beforeQuery, queryDatabase) = (query.rest, query.database)
         let authorityEnd = beforeQuery.firstIndex(of: "/") ?? beforeQuery.endIndex
         let authority = beforeQuery[..<authorityEnd]
         let path = beforeQuery[authorityEnd...]
@@ -71,12 +73,13 @@ enum RedisURLParser {
             database = queryDatabase
         }
         return RedisURL(endpoint: .tcp(host: host, port: port),
-                        username: username, password: password, database: database)
+                        username: username, password: password, database: database, tls: query.tls)
     }
 
     /// `[user:password@]/absolute/path[?db=N]`
     private static func parseUnix(_ rest: Substring) throws(RedisURLError) -> RedisURL {
-        let (beforeQuery, queryDatabase) = try splitQuery(rest)
+        let query = try splitQuery(rest, tls: false, allowsDatabase: true)
+        let (beforeQuery, queryDatabase) = (query.rest, query.database)
         var pathPart = beforeQuery
         var username: String?
         var password: String?
@@ -93,18 +96,34 @@ enum RedisURLParser {
                         username: username, password: password, database: queryDatabase ?? 0)
     }
 
-    /// Splits off `?db=N`, the only query parameter recognised.
-    private static func splitQuery(_ text: Substring) throws(RedisURLError) -> (Substring, Int?) {
-        guard let question = text.firstIndex(of: "?") else { return (text, nil) }
+    /// Splits off the query: `db=N` (where a database is allowed) and, with `tls`, the TLS
+    /// settings of ``RedisTLS``. Returns the TLS settings when `tls`, even if none were given.
+    private static func splitQuery(_ text: Substring, tls: Bool, allowsDatabase: Bool)
+        throws(RedisURLError) -> (rest: Substring, database: Int?, tls: RedisTLS?)
+    {
+        var settings: RedisTLS? = tls ? RedisTLS() : nil
+        guard let question = text.firstIndex(of: "?") else { return (text, nil, settings) }
         var database: Int?
         for parameter in text[text.index(after: question)...].split(separator: "&") {
             let pair = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard pair[0] == "db", pair.count == 2 else {
-                throw .unsupportedQueryParameter(String(pair[0]))
+            if pair[0] == "db", pair.count == 2, allowsDatabase {
+                database = try parseDatabase(pair[1])
+                continue
             }
-            database = try parseDatabase(pair[1])
+            if RedisTLS.parameterNames.contains(String(pair[0])) {
+                guard settings != nil else {
+                    throw .invalidTLSParameter(name: String(pair[0]), reason: "TLS settings need a rediss:// or rediss+cluster:// URL")
+                }
+                guard pair.count == 2, !pair[1].isEmpty else {
+                    throw .invalidTLSParameter(name: String(pair[0]), reason: "no value given")
+                }
+                let value = try percentDecode(pair[1], component: "TLS setting '\(pair[0])'")
+                _ = try settings!.set(pair[0], value)
+                continue
+            }
+            throw .unsupportedQueryParameter(String(pair[0]))
         }
-        return (text[..<question], database)
+        return (text[..<question], database, settings)
     }
 
     /// Splits `user:password@hostport`; returns the percent-decoded credentials.
