@@ -18,7 +18,12 @@
 /// The library's top level runs without Redis' standard globals, so the
 /// reader is built by `runtime()` on the first call and kept in an upvalue.
 enum LuaRuntime {
-    static var source: String {
+    static var source: String { source(derived: DerivedLua.function(nil)) }
+
+    /// The runtime with a topology's derived columns (`DerivedLua.function`)
+    /// and their helpers in place of the reader's `-- @DERIVED@` line.
+    static func source(derived: String) -> String {
+        let reader = self.reader.replacing("-- @DERIVED@", with: DerivedLua.helpers + "\n" + derived)
         let body = reader.split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
         return """
@@ -184,6 +189,8 @@ enum LuaRuntime {
           return pos + 6 + bytes, n + 1
         end
 
+        -- @DERIVED@
+
         -- The features of KEYS[1] read at T = ARGV[1] (epoch ms; default:
         -- the server clock) as one JSON object, or nil for no such entity.
         local function features(keys, args)
@@ -221,6 +228,7 @@ enum LuaRuntime {
               pos, n = last_n(s, pos, f, out, n)
             end
           end
+          if derived then n = derived(out, n) end
           out[n + 1] = '}'
           return concat(out)
         end
