@@ -68,7 +68,7 @@ public indirect enum DerivedExpr: Sendable, Equatable, CustomStringConvertible {
     /// Fully parenthesized text (parses back to the same expression).
     public var description: String {
         switch self {
-        case .number(let v): return v.description
+        case .number(let v): return formatNumber(v)
         case .column(let c): return c
         case .unary(.negate, let a): return "(-\(a))"
         case .unary(.not, let a): return "(not \(a))"
