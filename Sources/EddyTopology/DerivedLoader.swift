@@ -89,6 +89,7 @@ extension NodeReader {
         let edges: [[Int]] = entries.map { e in e.parsed.references.compactMap { derivedIndex[$0.name] } }
 
         var ok = true
+        var cycles: Set<Set<Int>> = []
         for (k, e) in entries.enumerated() {
             var reported: Set<String> = []
             for ref in e.parsed.references where !reported.contains(ref.name) {
@@ -108,6 +109,8 @@ extension NodeReader {
                         fail("derived column '\(e.name)' refers to itself", fix: "a derived column may use only feature columns and derived columns defined before it")
                     } else if j > k {
                         if let path = Self.path(from: j, to: k, edges: edges) {
+                            // Each cycle once, at its first member.
+                            guard cycles.insert(Set(path)).inserted else { continue }
                             let names = ([k] + path).map { entries[$0].name }
                             fail("derived columns form a cycle: \(names.joined(separator: " -> "))",
                                  fix: "break the cycle: a derived column may use only the ones defined before it")
@@ -155,11 +158,10 @@ extension NodeReader {
             let newlines = before.filter { $0 == "\n" }.count
             let lineStart = before.lastIndex(of: "\n").map { $0 + 1 } ?? 0
             // The block's content starts on the next line; its indentation
-            // is read from the source line.
-            let at = line + 1 + newlines
+            // is that of its first line, read from the source.
             var indent = 0
-            if at >= 1, at <= sourceLines.count { indent = sourceLines[at - 1].prefix { $0 == " " }.count }
-            return (at, indent + 1 + (offset - lineStart))
+            if line < sourceLines.count { indent = sourceLines[line].prefix { $0 == " " }.count }
+            return (line + 1 + newlines, indent + 1 + (offset - lineStart))
         case .doubleQuoted, .singleQuoted:
             return (line, column + 1 + offset)
         default:
