@@ -55,8 +55,15 @@ public enum FeatureBuckets {
         public var column: Int
     }
 
+    /// The columns `eddy drift` compares: the monitored feature columns,
+    /// then the derived columns (numbers, computed by every read).
+    public static func driftColumns(_ t: Topology) -> [String] {
+        monitoredColumns(t).map(\.name) + t.derived.map(\.name)
+    }
+
     /// The numeric columns of a topology that monitoring and drift watch, in
-    /// topology order.
+    /// topology order. (The worker's monitor watches these; `eddy drift`
+    /// also compares the derived columns, see `driftColumns`.)
     public static func monitoredColumns(_ t: Topology) -> [Column] {
         var columns: [Column] = []
         for (i, f) in t.features.enumerated() {

@@ -149,6 +149,18 @@ struct DriftTests {
         let text = Drift.report(rows)
         #expect(text.contains("session_events") && text.contains("DRIFT"))
 
+        // Derived columns drift too: compared through the same reads.
+        var derived = t
+        derived.derived = [try DerivedSpec(name: "events_per_click", source: "session_events / max(clicks_1h, 1)")]
+        #expect(FeatureBuckets.driftColumns(derived).last == "events_per_click")
+        let withDerived = try Drift.distributions(FeatureClient(connection: connection, topology: derived),
+                                                  keys: try Drift.sampleKeys(connection, prefix: "clickstream:", limit: 10_000), at: at)
+        let ratio = try #require(withDerived.features["events_per_click"])
+        #expect(ratio.total == 300 && ratio.nulls == 0)
+        let shifted = Drift.compare(baseline: withDerived.features, current: loaded.features.merging(
+            ["events_per_click": FeatureDistribution(counts: (0..<FeatureBuckets.count).map { $0 == FeatureBuckets.index(1) ? 300 : 0 }, nulls: 0)]) { $1 })
+        #expect(shifted.first { $0.feature == "events_per_click" }?.flagged == (ratio.counts[FeatureBuckets.index(1)] < 150))
+
         // A baseline taken with other buckets is refused.
         var other = saved
         other.bucketUpperBounds = [1, 2]
