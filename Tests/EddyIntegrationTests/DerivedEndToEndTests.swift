@@ -108,6 +108,21 @@ import Testing
         #expect(differ == 0)
         for name in names { #expect((nonNull[name] ?? 0) > 50, "\(name): \(nonNull[name] ?? 0) non-null values") }
 
+        // HTTP reads (eddy serve) return the same objects.
+        let port = try #require(FreePort.find())
+        let serve = try Background(["serve", "--topology", topology, "--redis", redis.url.description,
+                                    "--listen", "127.0.0.1:\(port)"], in: dir, name: "serve")
+        for line in lines.prefix(20) {
+            let members = try #require(JSONMembers.members(Array(line.utf8)))
+            let key = String(decoding: members[0].value.dropFirst().dropLast(), as: UTF8.self)
+            let k = String(decoding: members[1].value, as: UTF8.self)
+            let body = try HTTPGet.body(host: "127.0.0.1", port: port, path: "/v1/features/clickstream/\(key)?at=\(k)",
+                                        connectAttempts: 100)
+            #expect(body == line, "\(serve.log)")
+        }
+        serve.signal(SIGTERM)
+        _ = serve.wait(seconds: 10)
+
         // eddy verify (FCALL at T against the replay) agrees, at the key times' end and an hour later.
         r = try eddy(["verify", "--topology", topology, "--input", events, "--redis", redis.url.description, "--no-progress"], dir: dir)
         #expect(r.status == 0 && r.err.contains("equal 600, different 0"), "\(r.out)\n\(r.err)")
