@@ -81,14 +81,14 @@ enum DerivedLua {
         end
         """#
 
-    /// `local function derived(out, n) ... end` for the topology's derived
-    /// columns, or `local derived = nil` when it has none.
-    static func function(_ t: Topology?) -> String {
-        guard let t, !t.derived.isEmpty else { return "local derived = nil" }
+    /// The helpers and `local function derived(out, n) ... end` for the
+    /// topology's derived columns, or `local derived = nil` when it has none.
+    static func function(_ t: Topology) -> String {
+        guard !t.derived.isEmpty else { return "local derived = nil" }
         let featureColumns = t.features.flatMap(\.outputNames)
         let types = t.features.flatMap(\.outputTypes)
         let index = DerivedColumns.resolver(featureColumns: featureColumns, derived: t.derived)
-        var lines = ["-- The topology's derived columns, after the feature columns (out[5 ...]).",
+        var lines = [helpers, "-- The topology's derived columns, after the feature columns (out[5 ...]).",
                      "local function derived(out, n)", "  local v, s = {}, {}"]
         // Feature columns read by some expression, parsed once.
         var needed = Set<Int>()

@@ -18,12 +18,11 @@
 /// The library's top level runs without Redis' standard globals, so the
 /// reader is built by `runtime()` on the first call and kept in an upvalue.
 enum LuaRuntime {
-    static var source: String { source(derived: DerivedLua.function(nil)) }
-
-    /// The runtime with a topology's derived columns (`DerivedLua.function`)
-    /// and their helpers in place of the reader's `-- @DERIVED@` line.
+    /// The runtime with a topology's derived columns (`DerivedLua.function`:
+    /// helpers and `derived`, or `local derived = nil`) in place of the
+    /// reader's `-- @DERIVED@` line.
     static func source(derived: String) -> String {
-        let reader = self.reader.replacing("-- @DERIVED@", with: DerivedLua.helpers + "\n" + derived)
+        let reader = self.reader.replacing("-- @DERIVED@", with: derived)
         let body = reader.split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
         return """
