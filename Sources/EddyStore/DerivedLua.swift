@@ -5,14 +5,15 @@ import EddyCore
 ///
 /// - Inputs are the feature columns' JSON texts in the reply being built
 ///   (`out[5 + column]`, each `,"name":value`), parsed back: `tonumber`
-///   reads the shortest round-trip digits `number()` wrote exactly, `null`
-///   is nil, `true`/`false` are 1/0. (So the reply must hold one `out`
-///   entry per feature column, in output order.)
+///   reads the shortest round-trip digits `number()` wrote exactly and
+///   gives nil for `null`; a boolean column's `true` is 1, else 0. (So the
+///   reply must hold one `out` entry per feature column, in output order.)
 /// - Null is nil. The helpers below are `DerivedMath` in Lua, operation
 ///   for operation; `log`, `exp` and `pow` are C's (Lua's `math.log`,
 ///   `math.exp`, `math.pow` call them), as in the engine.
-/// - Expressions run as stack code over a table `s`, as `DerivedProgram`
-///   does, so no expression is too deep for Lua's parser.
+/// - Shallow expressions are nested helper calls; deep ones run as stack
+///   code over a table `s`, as `DerivedProgram` does, so no expression is
+///   too deep for Lua's parser.
 enum DerivedLua {
     /// Helpers defined inside `runtime()` (they need `math`).
     static let helpers = #"""
@@ -69,12 +70,6 @@ enum DerivedLua {
           if c ~= 0 then return a end
           return b
         end
-        -- A feature column's value from its reply text (after its prefix).
-        local function d_column(text, skip)
-          local v = sub(text, skip + 1)
-          if v == 'true' then return 1 elseif v == 'false' then return 0 end
-          return tonumber(v)
-        end
         local function d_text(v)
           if v == nil then return 'null' end
           return number(v)
@@ -83,48 +78,109 @@ enum DerivedLua {
 
     /// The helpers and `local function derived(out, n) ... end` for the
     /// topology's derived columns, or `local derived = nil` when it has none.
+    ///
+    /// Inputs and results are Lua locals (a table when there are too many
+    /// for Lua's 200 locals); an expression is one nested call expression
+    /// when it nests at most `inlineDepth` levels, else stack code over a
+    /// table `s` (Lua's parser limits nesting).
     static func function(_ t: Topology) -> String {
         guard !t.derived.isEmpty else { return "local derived = nil" }
         let featureColumns = t.features.flatMap(\.outputNames)
         let types = t.features.flatMap(\.outputTypes)
         let index = DerivedColumns.resolver(featureColumns: featureColumns, derived: t.derived)
-        var lines = [helpers, "-- The topology's derived columns, after the feature columns (out[5 ...]).",
-                     "local function derived(out, n)", "  local v, s = {}, {}"]
         // Feature columns read by some expression, parsed once.
         var needed = Set<Int>()
         for (k, d) in t.derived.enumerated() {
-            for c in d.expression.columns { if let i = index[c], i < featureColumns.count + k, i < featureColumns.count { needed.insert(i) } }
+            for c in d.expression.columns {
+                if let i = index[c], i < featureColumns.count, types[i].isNumeric { needed.insert(i) }
+            }
+            _ = k
         }
+        let locals = needed.count + t.derived.count <= 180
+        func ref(_ i: Int) -> String {
+            if !locals { return "v[\(i + 1)]" }
+            return i < featureColumns.count ? "c\(i + 1)" : "d\(i - featureColumns.count + 1)"
+        }
+        let stacked = t.derived.contains { depth($0.expression) > inlineDepth }
+        var lines = [helpers, "-- The topology's derived columns, after the feature columns (out[5 ...]).",
+                     "local function derived(out, n)"]
+        if !locals { lines.append("  local v = {}") }
+        if stacked { lines.append("  local s = {}") }
         for i in needed.sorted() {
             let prefix = FunctionLibrary.columnPrefix(featureColumns[i])
-            if types[i].isNumeric {
-                lines.append("  v[\(i + 1)] = d_column(out[\(5 + i)], \(prefix.count))  -- \(LuaLiteral.comment(featureColumns[i]))")
-            }
+            let text = "sub(out[\(5 + i)], \(prefix.count + 1))"
+            let value = types[i] == .boolean ? "(\(text) == 'true') and 1 or 0" : "tonumber(\(text))"
+            lines.append("  \(locals ? "local " : "")\(ref(i)) = \(value)  -- \(LuaLiteral.comment(featureColumns[i]))")
         }
         for (k, d) in t.derived.enumerated() {
             lines.append("  -- \(LuaLiteral.comment(d.name)) = \(LuaLiteral.comment(d.expression.description))")
-            let resolve: (String) -> Int? = { name in
-                guard let i = index[name], i < featureColumns.count + k else { return nil }
-                return i
+            let resolve: (String) -> String = { name in
+                // An unresolved name (the loader reports those) or a
+                // non-numeric column reads null.
+                guard let i = index[name], i < featureColumns.count + k, i >= featureColumns.count || needed.contains(i) else {
+                    return "nil"
+                }
+                return ref(i)
             }
-            emit(d.expression, slot: 1, resolve: resolve, into: &lines)
-            lines.append("  v[\(featureColumns.count + k + 1)] = s[1]")
+            let target = ref(featureColumns.count + k)
+            let declare = locals ? "local " : ""
+            if depth(d.expression) <= inlineDepth {
+                lines.append("  \(declare)\(target) = \(inline(d.expression, resolve: resolve))")
+            } else {
+                emit(d.expression, slot: 1, resolve: resolve, into: &lines)
+                lines.append("  \(declare)\(target) = s[1]")
+            }
             let prefix = LuaLiteral.string(FunctionLibrary.columnPrefix(d.name))
-            lines.append("  out[n + \(k + 1)] = \(prefix) .. d_text(s[1])")
+            lines.append("  out[n + \(k + 1)] = \(prefix) .. d_text(\(target))")
         }
         lines.append("  return n + \(t.derived.count)")
         lines.append("end")
         return lines.joined(separator: "\n")
     }
 
+    /// The deepest expression written as one nested Lua expression.
+    static let inlineDepth = 12
+
+    /// Nesting depth of an expression tree (a leaf is 1).
+    static func depth(_ e: DerivedExpr) -> Int {
+        switch e {
+        case .number, .column: return 1
+        case .unary(_, let a): return 1 + depth(a)
+        case .binary(_, let a, let b): return 1 + max(depth(a), depth(b))
+        case .call(let f, let args):
+            // Variadic calls fold into nested pairs.
+            let inner = args.map(depth).max() ?? 0
+            let folds = (f == .min || f == .max || f == .coalesce || f == .pow) ? args.count - 1 : 1
+            return folds + inner
+        }
+    }
+
+    /// `e` as one Lua expression of nested helper calls (as `DerivedProgram`).
+    static func inline(_ e: DerivedExpr, resolve: (String) -> String) -> String {
+        switch e {
+        case .number(let v): return number(v)
+        case .column(let name): return resolve(name)
+        case .unary(let op, let a): return "\(op == .negate ? "d_neg" : "d_not")(\(inline(a, resolve: resolve)))"
+        case .binary(let op, let a, let b):
+            return "\(helper(op))(\(inline(a, resolve: resolve)), \(inline(b, resolve: resolve)))"
+        case .call(let f, let args):
+            let parts = args.map { inline($0, resolve: resolve) }
+            switch f {
+            case .abs, .log, .exp, .sqrt: return "d_\(f.rawValue)(\(parts[0]))"
+            case .pow, .min, .max, .coalesce:
+                return parts.dropFirst().reduce(parts[0]) { "d_\(f.rawValue)(\($0), \($1))" }
+            case .if: return "d_if(\(parts[0]), \(parts[1]), \(parts[2]))"
+            }
+        }
+    }
+
     /// Stack code leaving `e`'s value in `s[slot]` (as `DerivedProgram`).
-    static func emit(_ e: DerivedExpr, slot k: Int, resolve: (String) -> Int?, into lines: inout [String]) {
+    static func emit(_ e: DerivedExpr, slot k: Int, resolve: (String) -> String, into lines: inout [String]) {
         switch e {
         case .number(let v):
             lines.append("  s[\(k)] = \(number(v))")
         case .column(let name):
-            // An unresolved name (the loader reports those) reads null.
-            lines.append("  s[\(k)] = \(resolve(name).map { "v[\($0 + 1)]" } ?? "nil")")
+            lines.append("  s[\(k)] = \(resolve(name))")
         case .unary(let op, let a):
             emit(a, slot: k, resolve: resolve, into: &lines)
             lines.append("  s[\(k)] = \(op == .negate ? "d_neg" : "d_not")(s[\(k)])")
