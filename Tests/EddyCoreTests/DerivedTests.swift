@@ -240,3 +240,27 @@ struct DerivedValueTests {
         #expect(try eval("pow(-2, 3)") == -8)
     }
 }
+
+@Suite("Column types for derived expressions")
+struct ColumnTypeTests {
+    @Test("window aggregates and session columns are numeric, session_active boolean, last_n not")
+    func types() throws {
+        let t = try makeTopology("""
+              - {name: items, kind: last_n, field: item, n: 3}
+              - {name: s, kind: session, gap: 30m}
+              - {name: n, kind: count, window: 1h}
+              - {name: total, kind: sum, field: x, window: 1h}
+              - {name: lo, kind: min, field: x, window: 1h}
+              - {name: hi, kind: max, field: x, window: 1h}
+              - {name: mean, kind: avg, field: x, window: 1h}
+            """)
+        for f in t.features { #expect(f.outputTypes.count == f.outputNames.count, "\(f.name)") }
+        let types = Dictionary(uniqueKeysWithValues: zip(t.features.flatMap(\.outputNames), t.features.flatMap(\.outputTypes)))
+        #expect(types == [
+            "items": .other, "s_start": .number, "s_last": .number, "s_events": .number, "s_duration_ms": .number,
+            "s_active": .boolean, "n": .number, "total": .number, "lo": .number, "hi": .number, "mean": .number,
+        ])
+        #expect(ColumnType.boolean.isNumeric && ColumnType.number.isNumeric && !ColumnType.other.isNumeric)
+    }
+}
+
