@@ -111,23 +111,6 @@ public final class DerivedColumns {
         }
     }
 
-    /// The values of the derived columns read at `t` from the feature
-    /// column texts given (tests and tools); nil for null.
-    public func evaluate(columnTexts: [String]) -> [Double?] {
-        let fc = featureColumnCount
-        for j in 0..<fc {
-            var t = Array(j < columnTexts.count ? columnTexts[j].utf8 : "null".utf8)
-            values[j] = t.withUnsafeMutableBufferPointer { Self.parse($0.baseAddress!, $0.count, featureTypes[j]) }
-        }
-        var out: [Double?] = []
-        for (k, p) in programs.enumerated() {
-            let r = p.evaluate(inputs: values, stack: stack)
-            values[fc + k] = r
-            out.append(r.isNaN ? nil : r)
-        }
-        return out
-    }
-
     /// A column's value from its JSON text: a number, `null` (NaN),
     /// `true`/`false` (1/0); anything else (or a non-numeric column) is
     /// null.
