@@ -90,11 +90,10 @@ enum DerivedLua {
         let index = DerivedColumns.resolver(featureColumns: featureColumns, derived: t.derived)
         // Feature columns read by some expression, parsed once.
         var needed = Set<Int>()
-        for (k, d) in t.derived.enumerated() {
+        for d in t.derived {
             for c in d.expression.columns {
                 if let i = index[c], i < featureColumns.count, types[i].isNumeric { needed.insert(i) }
             }
-            _ = k
         }
         let locals = needed.count + t.derived.count <= 180
         func ref(_ i: Int) -> String {

@@ -15,7 +15,7 @@ public final class DerivedColumns {
     /// The names of the feature columns, in output order.
     public let featureColumns: [String]
     public let featureTypes: [ColumnType]
-    /// Each derived column's JSON key, `"name":`, without the comma.
+    /// Each derived column's name as bytes (`JSONWriter.key` quotes it).
     let keys: [[UInt8]]
     public let programs: [DerivedProgram]
     /// Feature columns some program reads, ascending.
