@@ -87,6 +87,35 @@ struct DriftTests {
         #expect(sampled.entitiesObserved.load(ordering: .relaxed) == 8)  // every 7th of 50: 0, 7, ..., 49
     }
 
+    @Test("the monitor counts derived columns, computed at each written entity's key time")
+    func monitorDerived() throws {
+        var t = try exampleTopology("clickstream")
+        t.derived = [try DerivedSpec(name: "clicks_per_event", source: "clicks_1h / session_events"),
+                     try DerivedSpec(name: "log_spend", source: "log(spend_24h)")]
+        let e = engine(t, clickstreamEvents(users: 50, perUser: 9))
+        let monitor = FeatureMonitor(topology: t)
+        #expect(monitor.columns.map(\.name) == ["session_events", "session_duration_ms", "clicks_1h", "spend_24h",
+                                                "clicks_per_event", "log_spend"])
+        observeAll(e, monitor)
+        var expected = ["clicks_per_event": FeatureDistribution(), "log_spend": FeatureDistribution()]
+        for slot in 0..<Int32(e.store.slotLimit) where e.store.isLive(slot) {
+            var w = JSONWriter()
+            w.raw("{")
+            e.writeFeatures(slot, at: e.keyTime(slot)!, into: &w)
+            w.raw("}")
+            let object = try #require(JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: Any])
+            for name in expected.keys { expected[name]!.add((object[name] as? NSNumber)?.doubleValue) }
+        }
+        for name in expected.keys {
+            let got = try #require(monitor.distribution(named: name))
+            #expect(got.counts == expected[name]!.counts && got.nulls == expected[name]!.nulls, "\(name)")
+            #expect(abs(got.sum - expected[name]!.sum) <= 1e-9 * abs(got.sum), "\(name)")
+        }
+        #expect(monitor.distribution(named: "clicks_per_event")!.total == 50)
+        // The feature columns are still counted as before.
+        #expect(monitor.distribution(named: "session_events")!.counts[FeatureBuckets.index(9)] == 50)
+    }
+
     @Test("a topology with min/avg windows: empty windows are nulls")
     func nulls() throws {
         let t = try makeTopology("""

@@ -225,6 +225,16 @@ public final class FeatureEngine {
         derived.write(into: &w, end: w.bytes.count, first: first)
     }
 
+    /// The derived columns read at `T` from a state blob, in file order
+    /// (NaN: null); empty when the topology has none. Writes the features
+    /// into `scratch` on the way; the values are valid until the next read.
+    public func derivedValues(blob b: UnsafeRawPointer, at t: Int64, scratch w: inout JSONWriter) -> UnsafeBufferPointer<Double> {
+        guard let derived else { return UnsafeBufferPointer(start: nil, count: 0) }
+        w.reset()
+        writeFeatures(blob: b, at: t, into: &w)
+        return UnsafeBufferPointer(start: derived.values + derived.featureColumnCount, count: derived.programs.count)
+    }
+
     /// Calls `begin` before each column's JSON value is written into `w`;
     /// `begin` gets the feature index, column index and column name, and
     /// returns whether to write that column.
