@@ -6,7 +6,7 @@ import Foundation
 /// # Drift
 ///
 /// `eddy drift` compares the distribution of each monitored numeric feature
-/// (`FeatureBuckets.monitoredColumns`) now with a saved baseline, by the
+/// and each derived column (`FeatureBuckets.driftColumns`) now with a saved baseline, by the
 /// Population Stability Index (`PSI`) over `FeatureBuckets` (plus a null
 /// bin):
 ///
@@ -123,7 +123,7 @@ public enum Drift {
     public static func distributions(_ client: FeatureClient, keys: [String], at t: Int64?) throws
         -> (features: [String: FeatureDistribution], entities: Int)
     {
-        let columns = FeatureBuckets.monitoredColumns(client.topology).map(\.name)
+        let columns = FeatureBuckets.driftColumns(client.topology)
         var result: [String: FeatureDistribution] = [:]
         for c in columns { result[c] = FeatureDistribution() }
         var entities = 0

@@ -49,14 +49,22 @@ public enum FeatureBuckets {
     public struct Column: Sendable, Hashable {
         /// The output column name (`clicks_1h`, `session_events`).
         public var name: String
-        /// Index of its feature in the topology.
+        /// Index of its feature in the topology; -1 for a derived column.
         public var feature: Int
-        /// Index of the column among the feature's outputs.
+        /// Index of the column among the feature's outputs (a derived
+        /// column: its index among the derived columns).
         public var column: Int
     }
 
+    /// The columns `eddy drift` compares: the monitored feature columns,
+    /// then the derived columns (numbers, computed by every read).
+    public static func driftColumns(_ t: Topology) -> [String] {
+        monitoredColumns(t).map(\.name) + t.derived.map(\.name)
+    }
+
     /// The numeric columns of a topology that monitoring and drift watch, in
-    /// topology order.
+    /// topology order. (The worker's monitor and `eddy drift` also watch the
+    /// derived columns, see `driftColumns`.)
     public static func monitoredColumns(_ t: Topology) -> [Column] {
         var columns: [Column] = []
         for (i, f) in t.features.enumerated() {

@@ -37,17 +37,23 @@ public final class FeatureMonitor: WrittenStateObserver, @unchecked Sendable {
     /// `[feature][column]` -> index in `columns`, or -1.
     private let columnIndex: [[Int]]
     private var starts: [(Int, Int)] = []
+    /// Index in `columns` of the first derived column.
+    private let firstDerived: Int
+    private var derivedWriter = JSONWriter(capacity: 1024)
 
     public init(topology: Topology, maxPerFlush: Int = 256) {
         self.topology = topology
-        self.columns = FeatureBuckets.monitoredColumns(topology)
+        // Feature columns, then derived columns (feature -1, column k).
+        let features = FeatureBuckets.monitoredColumns(topology)
+        self.columns = features + topology.derived.enumerated().map { FeatureBuckets.Column(name: $1.name, feature: -1, column: $0) }
+        self.firstDerived = features.count
         self.maxPerFlush = max(maxPerFlush, 1)
         counts = (0..<(columns.count * FeatureBuckets.count)).map { _ in ManagedAtomic(0) }
         nulls = columns.map { _ in ManagedAtomic(0) }
         sums = columns.map { _ in ManagedAtomic(0.0.bitPattern) }
         engine = FeatureEngine(topology: topology, expectedKeys: 16)
         var index = topology.features.map { f in Array(repeating: -1, count: f.outputNames.count) }
-        for (i, c) in columns.enumerated() { index[c.feature][c.column] = i }
+        for (i, c) in columns.enumerated() where c.feature >= 0 { index[c.feature][c.column] = i }
         columnIndex = index
     }
 
@@ -79,6 +85,11 @@ public final class FeatureMonitor: WrittenStateObserver, @unchecked Sendable {
         for (n, (m, start)) in starts.enumerated() {
             let end = n + 1 < starts.count ? starts[n + 1].1 : writer.bytes.count
             record(column: m, value: parseColumnValue(writer.bytes[start..<end]))
+        }
+        // Derived columns: computed by a full read at K.
+        if firstDerived < columns.count {
+            let values = engine.derivedValues(blob: base, at: k, scratch: &derivedWriter)
+            for (j, v) in values.enumerated() { record(column: firstDerived + j, value: v.isNaN ? nil : v) }
         }
         entitiesObserved.wrappingIncrement(ordering: .relaxed)
     }

@@ -71,9 +71,9 @@ public final class ReplaySession {
     }
 
     /// The column names of every row, in order, as the JSON Lines hold them
-    /// (for a CSV header).
+    /// (for a CSV header): the feature columns, then the derived columns.
     public var columns: [String] {
-        let features = engine.topology.features.flatMap(\.outputNames)
+        let features = engine.topology.outputColumns
         if let labels { return labels.fieldNames() + features }
         switch emit {
         case .rows: return ["key", "ts"] + features

@@ -91,7 +91,7 @@ public struct FunctionLibrary: Sendable, Hashable {
         local TOPOLOGY = \(LuaLiteral.string(topology.name))
         local FINGERPRINT = \(LuaLiteral.string(fingerprint))
         \(featureTable(topology))
-        \(LuaRuntime.source)
+        \(LuaRuntime.source(derived: DerivedLua.function(topology)))
 
         redis.register_function{function_name = \(LuaLiteral.string(functionName)), callback = features,
           flags = {'no-writes'}, description = 'Eddy: entity features at T as JSON (1 key, [T epoch ms])'}

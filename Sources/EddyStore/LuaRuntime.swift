@@ -18,7 +18,11 @@
 /// The library's top level runs without Redis' standard globals, so the
 /// reader is built by `runtime()` on the first call and kept in an upvalue.
 enum LuaRuntime {
-    static var source: String {
+    /// The runtime with a topology's derived columns (`DerivedLua.function`:
+    /// helpers and `derived`, or `local derived = nil`) in place of the
+    /// reader's `-- @DERIVED@` line.
+    static func source(derived: String) -> String {
+        let reader = self.reader.replacing("-- @DERIVED@", with: derived)
         let body = reader.split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
         return """
@@ -56,15 +60,43 @@ enum LuaRuntime {
         end
 
         -- JSONWriter.double: integral values below 1e15 without a fraction,
-        -- others with the fewest digits (15 to 17) that read back the same.
+        -- others as Swift's description: the fewest digits (15 to 17) that
+        -- read back the same.
         local function number(v)
           if v == floor(v) and v > -1e15 and v < 1e15 then return format('%d', v) end
           -- A sum that overflowed is not a JSON number: null, as the engine writes.
           if v ~= v or v == huge or v == -huge then return 'null' end
+          -- Swift's description writes integral values up to 2^53 in full,
+          -- with a fraction: 1000000000000000.0 (beyond: 1e+16).
+          if v == floor(v) and v >= -MAX_T and v <= MAX_T then return format('%d', v) .. '.0' end
+          local a = v < 0 and -v or v
+          if a < 2.2250738585072014e-308 then
+            -- Subnormal: the shortest digits may be fewer than 15.
+            local p = 0
+            local s = format('%.0e', v)
+            while tonumber(s) ~= v do
+              p = p + 1
+              s = format('%.' .. p .. 'e', v)
+            end
+            return s
+          end
+          -- Normal: 15 digits read back exactly only when the shortest
+          -- form has at most 15 (then %g's trailing-zero stripping gives
+          -- it); else 16 or 17.
+          local p = 15
           local s = format('%.15g', v)
           if tonumber(s) ~= v then
+            p = 16
             s = format('%.16g', v)
-            if tonumber(s) ~= v then s = format('%.17g', v) end
+            if tonumber(s) ~= v then
+              p = 17
+              s = format('%.17g', v)
+            end
+          end
+          -- Swift writes values above 2^53 with an exponent (1e+16), where
+          -- %g still writes all the digits.
+          if a > MAX_T and not find(s, 'e', 1, true) then
+            s = gsub(format('%.' .. (p - 1) .. 'e', v), '%.?0+e', 'e')
           end
           return s
         end
@@ -184,6 +216,8 @@ enum LuaRuntime {
           return pos + 6 + bytes, n + 1
         end
 
+        -- @DERIVED@
+
         -- The features of KEYS[1] read at T = ARGV[1] (epoch ms; default:
         -- the server clock) as one JSON object, or nil for no such entity.
         local function features(keys, args)
@@ -221,6 +255,7 @@ enum LuaRuntime {
               pos, n = last_n(s, pos, f, out, n)
             end
           end
+          if derived then n = derived(out, n) end
           out[n + 1] = '}'
           return concat(out)
         end

@@ -29,6 +29,10 @@ extension Topology {
             if let filter = f.filter { d += " where \(filter)" }
             lines.append("    \(f.name.padding(14)) \(d)")
         }
+        if !derived.isEmpty {
+            lines.append("  derived      (at read time, after the features)")
+            for d in derived { lines.append("    \(d.name.padding(14)) = \(d.expression)") }
+        }
         lines.append("  sink         redis \(Secrets.redactingURLPassword(sink.redisURL)), prefix \"\(sink.keyPrefix)\", ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))")
         lines.append("  dead letter  \(deadLetter.enabled ? "kafka topic \(deadLetter.topic)" : "disabled (rejected events are only counted)")")
         lines.append("  fields read  \(FeatureEngine.fieldPaths(of: self).map(\.description).uniqued().joined(separator: ", "))")

@@ -29,6 +29,7 @@ public struct TopologyLoader: Sendable {
     /// Parses topology YAML text; `file` names it in diagnostics.
     public func parse(_ text: String, file: String) throws(TopologyErrors) -> Topology {
         var r = NodeReader(file: file, environment: environment)
+        r.sourceLines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let root: Node
         do {
             guard let n = try Yams.compose(yaml: text) else {
@@ -65,6 +66,8 @@ struct NodeReader {
     let file: String
     let environment: [String: String]
     var diagnostics: [Diagnostic] = []
+    /// The file's lines, for positions inside block scalars.
+    var sourceLines: [Substring] = []
 
     mutating func report(_ node: Node?, _ message: String, fix: String? = nil) {
         let m = node?.mark
@@ -162,7 +165,7 @@ struct NodeReader {
     // MARK: Sections
 
     mutating func topology(_ root: Node) -> Topology? {
-        let keys = ["name", "source", "key", "time", "allowed_lateness", "features", "sink", "dead_letter", "max_event_bytes"]
+        let keys = ["name", "source", "key", "time", "allowed_lateness", "features", "derived", "sink", "dead_letter", "max_event_bytes"]
         guard let m = mapping(root, "the topology", allowed: keys) else { return nil }
         let name = required(m, "name", in: "the topology", example: "name: clickstream").flatMap { string($0, "name") }
         if let name, name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
@@ -174,15 +177,16 @@ struct NodeReader {
         let lateness = m["allowed_lateness"].map { duration($0, "allowed_lateness") } ?? 300_000
         let maxBytes = m["max_event_bytes"].map { integer($0, "max_event_bytes", range: 64...(64 << 20)) } ?? (1 << 20)
         let features = required(m, "features", in: "the topology", example: "features: [...]").flatMap { self.features($0) }
+        let derived: [DerivedSpec]? = m["derived"] == nil ? [] : self.derived(m["derived"]!, features: features)
         let sink = required(m, "sink", in: "the topology", example: "sink: {redis: redis://127.0.0.1:6379}").flatMap { self.sink($0, topologyName: name ?? "eddy") }
         let dlq = m["dead_letter"].map { deadLetter($0) } ?? DeadLetterConfig(topic: "")
-        guard let name, let source, let key, let time, let lateness, let features, let sink, let dlq, let maxBytes else {
+        guard let name, let source, let key, let time, let lateness, let features, let derived, let sink, let dlq, let maxBytes else {
             return nil
         }
         var d = dlq
         if d.topic.isEmpty { d.topic = (source.topics.first ?? name) + ".dlq" }
         return Topology(name: name, source: source, key: key, time: time, allowedLatenessMs: lateness,
-                        features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes)
+                        features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes, derived: derived)
     }
 
     mutating func source(_ node: Node, topologyName: String) -> SourceConfig? {

@@ -53,7 +53,7 @@ struct DriftCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
-        let columns = FeatureBuckets.monitoredColumns(t)
+        let columns = FeatureBuckets.driftColumns(t)
         if columns.isEmpty { throw CLIError("topology \(t.name) has no numeric features to monitor") }
         var saved: Drift.Baseline?
         if let baseline {
@@ -92,7 +92,7 @@ struct DriftCommand: ParsableCommand {
             print("saved the distributions of \(columns.count) features over \(current.entities) entities to \(saveBaseline)")
             return
         }
-        let rows = Drift.compare(baseline: saved!.features, current: current.features, order: columns.map(\.name))
+        let rows = Drift.compare(baseline: saved!.features, current: current.features, order: columns)
         print(Drift.report(rows))
         let flagged = rows.filter(\.flagged)
         if !flagged.isEmpty {

@@ -87,6 +87,35 @@ struct DriftTests {
         #expect(sampled.entitiesObserved.load(ordering: .relaxed) == 8)  // every 7th of 50: 0, 7, ..., 49
     }
 
+    @Test("the monitor counts derived columns, computed at each written entity's key time")
+    func monitorDerived() throws {
+        var t = try exampleTopology("clickstream")
+        t.derived = [try DerivedSpec(name: "clicks_per_event", source: "clicks_1h / session_events"),
+                     try DerivedSpec(name: "log_spend", source: "log(spend_24h)")]
+        let e = engine(t, clickstreamEvents(users: 50, perUser: 9))
+        let monitor = FeatureMonitor(topology: t)
+        #expect(monitor.columns.map(\.name) == ["session_events", "session_duration_ms", "clicks_1h", "spend_24h",
+                                                "clicks_per_event", "log_spend"])
+        observeAll(e, monitor)
+        var expected = ["clicks_per_event": FeatureDistribution(), "log_spend": FeatureDistribution()]
+        for slot in 0..<Int32(e.store.slotLimit) where e.store.isLive(slot) {
+            var w = JSONWriter()
+            w.raw("{")
+            e.writeFeatures(slot, at: e.keyTime(slot)!, into: &w)
+            w.raw("}")
+            let object = try #require(JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: Any])
+            for name in expected.keys { expected[name]!.add((object[name] as? NSNumber)?.doubleValue) }
+        }
+        for name in expected.keys {
+            let got = try #require(monitor.distribution(named: name))
+            #expect(got.counts == expected[name]!.counts && got.nulls == expected[name]!.nulls, "\(name)")
+            #expect(abs(got.sum - expected[name]!.sum) <= 1e-9 * abs(got.sum), "\(name)")
+        }
+        #expect(monitor.distribution(named: "clicks_per_event")!.total == 50)
+        // The feature columns are still counted as before.
+        #expect(monitor.distribution(named: "session_events")!.counts[FeatureBuckets.index(9)] == 50)
+    }
+
     @Test("a topology with min/avg windows: empty windows are nulls")
     func nulls() throws {
         let t = try makeTopology("""
@@ -148,6 +177,18 @@ struct DriftTests {
         #expect(events.flagged)
         let text = Drift.report(rows)
         #expect(text.contains("session_events") && text.contains("DRIFT"))
+
+        // Derived columns drift too: compared through the same reads.
+        var derived = t
+        derived.derived = [try DerivedSpec(name: "events_per_click", source: "session_events / max(clicks_1h, 1)")]
+        #expect(FeatureBuckets.driftColumns(derived).last == "events_per_click")
+        let withDerived = try Drift.distributions(FeatureClient(connection: connection, topology: derived),
+                                                  keys: try Drift.sampleKeys(connection, prefix: "clickstream:", limit: 10_000), at: at)
+        let ratio = try #require(withDerived.features["events_per_click"])
+        #expect(ratio.total == 300 && ratio.nulls == 0)
+        let shifted = Drift.compare(baseline: withDerived.features, current: loaded.features.merging(
+            ["events_per_click": FeatureDistribution(counts: (0..<FeatureBuckets.count).map { $0 == FeatureBuckets.index(1) ? 300 : 0 }, nulls: 0)]) { $1 })
+        #expect(shifted.first { $0.feature == "events_per_click" }?.flagged == (ratio.counts[FeatureBuckets.index(1)] < 150))
 
         // A baseline taken with other buckets is refused.
         var other = saved

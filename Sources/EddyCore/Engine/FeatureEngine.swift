@@ -19,6 +19,9 @@ public final class FeatureEngine {
     var scratch: [UInt8] = []
     /// Output names as JSON key bytes, per feature and column.
     let columnKeys: [[[UInt8]]]
+    /// The derived columns, written after the feature columns; nil when
+    /// the topology has none.
+    public let derived: DerivedColumns?
 
     public init(topology: Topology, expectedKeys: Int = 1024) {
         self.topology = topology
@@ -40,6 +43,7 @@ public final class FeatureEngine {
         self.emptyState = empty
         self.emptyBlob = [0, 0] + empty
         self.columnKeys = topology.features.map { $0.outputNames.map { Array($0.utf8) } }
+        self.derived = DerivedColumns(topology: topology)
         scratch.reserveCapacity(1024)
     }
 
@@ -195,15 +199,40 @@ public final class FeatureEngine {
         }
     }
 
-    /// Writes features read at `T` from a state blob.
+    /// Writes features read at `T` from a state blob, then the derived
+    /// columns computed from them.
     public func writeFeatures(blob b: UnsafeRawPointer, at t: Int64, into w: inout JSONWriter) {
         var first = true
+        guard let derived else {
+            forEachColumn(blob: b, at: t, into: &w) { w, _, _, name in
+                if !first { w.raw(UInt8(ascii: ",")) }
+                first = false
+                w.key(name)
+                return true
+            }
+            return
+        }
+        var column = 0
         forEachColumn(blob: b, at: t, into: &w) { w, _, _, name in
+            if column > 0 { derived.end(column: column - 1, at: w.bytes.count) }
             if !first { w.raw(UInt8(ascii: ",")) }
             first = false
             w.key(name)
+            derived.begin(column: column, at: w.bytes.count)
+            column += 1
             return true
         }
+        derived.write(into: &w, end: w.bytes.count, first: first)
+    }
+
+    /// The derived columns read at `T` from a state blob, in file order
+    /// (NaN: null); empty when the topology has none. Writes the features
+    /// into `scratch` on the way; the values are valid until the next read.
+    public func derivedValues(blob b: UnsafeRawPointer, at t: Int64, scratch w: inout JSONWriter) -> UnsafeBufferPointer<Double> {
+        guard let derived else { return UnsafeBufferPointer(start: nil, count: 0) }
+        w.reset()
+        writeFeatures(blob: b, at: t, into: &w)
+        return UnsafeBufferPointer(start: derived.values + derived.featureColumnCount, count: derived.programs.count)
     }
 
     /// Calls `begin` before each column's JSON value is written into `w`;

@@ -37,3 +37,18 @@ extension FeatureSpec {
         }
     }
 }
+
+extension FeatureSpec {
+    /// The type of each output column, parallel to `outputNames`: which
+    /// columns a derived expression may read (`ColumnType.isNumeric`).
+    /// Window aggregates and session start/last/events/duration are
+    /// numbers (or null), `<session>_active` is a boolean (1 or 0 in a
+    /// derived expression), `last_n` lists are not numeric.
+    public var outputTypes: [ColumnType] {
+        switch kind {
+        case .session: return [.number, .number, .number, .number, .boolean]
+        case .window: return [.number]
+        case .lastN: return [.other]
+        }
+    }
+}

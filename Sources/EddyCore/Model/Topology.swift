@@ -10,6 +10,9 @@ public struct Topology: Sendable, Equatable {
     /// Events with `ts < K - allowedLatenessMs` are late (SEMANTICS.md).
     public var allowedLatenessMs: Int64
     public var features: [FeatureSpec]
+    /// Columns computed at read time from the feature columns, written
+    /// after them, in this order (SEMANTICS.md, Derived features).
+    public var derived: [DerivedSpec]
     public var sink: SinkConfig
     public var deadLetter: DeadLetterConfig
     /// Messages larger than this are invalid (`message_too_large`).
@@ -18,7 +21,7 @@ public struct Topology: Sendable, Equatable {
     public init(
         name: String, source: SourceConfig, key: KeySource, time: TimeSource,
         allowedLatenessMs: Int64, features: [FeatureSpec], sink: SinkConfig,
-        deadLetter: DeadLetterConfig, maxEventBytes: Int = 1 << 20
+        deadLetter: DeadLetterConfig, maxEventBytes: Int = 1 << 20, derived: [DerivedSpec] = []
     ) {
         self.name = name
         self.source = source
@@ -29,7 +32,12 @@ public struct Topology: Sendable, Equatable {
         self.sink = sink
         self.deadLetter = deadLetter
         self.maxEventBytes = maxEventBytes
+        self.derived = derived
     }
+
+    /// Every output column after `key` and `ts`/`key_time`: the feature
+    /// columns, then the derived columns.
+    public var outputColumns: [String] { features.flatMap(\.outputNames) + derived.map(\.name) }
 }
 
 /// Where a topology's events come from.
