@@ -39,6 +39,8 @@ struct WorkerBench: ParsableCommand {
     @Flag(name: .customLong("compare-waves"), help: "Also drain the events with every partition read at once (--catch-up-waves 1) and in waves again, each into an emptied Redis, and report the ratio.")
     var compareWaves = false
     @Option(name: .customLong("property"), help: "Extra consumer property k=v (repeatable).") var properties: [String] = []
+    @Flag(name: .customLong("tls"), help: "Also drain the events over TLS (rediss://, a CA made with the openssl CLI) and over plaintext again, alternately, twice each, each into an emptied Redis, and report the ratio (target >= 85%).")
+    var compareTLS = false
 
     var fetchProperties: [String: String] {
         var out: [String: String] = [:]
@@ -50,7 +52,13 @@ struct WorkerBench: ParsableCommand {
         logToStandardError(level: .warning)
         // Entity hashes hold values over 64 bytes (the state blob); a larger
         // listpack limit keeps them compact and cheaper to write (Deploy/README.md, sizing).
-        let redis = try RedisServerProcess(options: ["hash-max-listpack-value": "1024"])
+        var redisOptions = ["hash-max-listpack-value": "1024"]
+        let certificates = compareTLS
+            ? try TestCertificates(directory: FileManager.default.temporaryDirectory.appendingPathComponent(
+                "eddy-bench-tls-\(UInt32.random(in: 0...UInt32.max))").path)
+            : nil
+        if let certificates { redisOptions.merge(certificates.redisOptions()) { mine, _ in mine } }
+        let redis = try RedisServerProcess(options: redisOptions)
         let cluster = try MockCluster(brokers: 1, topics: [
             ("clickstream", partitions), ("clickstream.dlq", partitions),
             ("clickstream-steady", steadyPartitions), ("clickstream-steady.dlq", steadyPartitions),
@@ -84,11 +92,12 @@ struct WorkerBench: ParsableCommand {
         // again (new groups) into an emptied Redis, unfenced first, while
         // the topic holds only the preload (before the steady phase).
         /// Drains the whole topic again (a new group) into an emptied Redis.
-        func drainAgain(_ label: String, group: String, _ configure: (inout WorkerConfig) -> Void) throws -> Double {
+        func drainAgain(_ label: String, group: String, redisURL: String? = nil,
+                        _ configure: (inout WorkerConfig) -> Void = { _ in }) throws -> Double {
             _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
             var t = topology
             t.source.group += group
-            var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+            var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redisURL ?? redis.url.description)
             config.batchesInFlight = 8
             configure(&config)
             let (rate, written) = try drain(config)
@@ -107,6 +116,18 @@ struct WorkerBench: ParsableCommand {
             let waves = WorkerConfig.defaultCatchUpWaves
             waveComparison = (try drainAgain("all-partitions-at-once", group: "-waves1") { $0.catchUpWaves = 1 },
                               try drainAgain("\(waves)-wave", group: "-waves\(waves)") { $0.catchUpWaves = waves })
+        }
+
+        // 2d. TLS against plaintext, alternately (the machine's speed drifts).
+        var tlsComparison: (plain: [Double], tls: [Double])?
+        if let certificates, let tlsURL = redis.tlsURL(certificates.clientTLS) {
+            var plain: [Double] = [], tls: [Double] = []
+            for round in 1...2 {
+                plain.append(try drainAgain("plaintext \(round)", group: "-plain\(round)"))
+                tls.append(try drainAgain("TLS \(round)", group: "-tls\(round)",
+                                          redisURL: RedisTarget.single(tlsURL).urlTextWithCredentials))
+            }
+            tlsComparison = (plain, tls)
         }
 
         worker.stop()
@@ -145,7 +166,7 @@ struct WorkerBench: ParsableCommand {
                 "ratio":\(String(format: "%.3f", workerRate / rawRate)),"entities_written":\(written),\
                 "steady_rate":\(rate),"steady_seconds":\(steadySeconds),"freshness_p50_ms":\(p50),"freshness_p99_ms":\(p99),"consume_delay_p50_ms":\(d50),"consume_delay_p99_ms":\(d99),\
                 "freshness_events":\(observed),"freshness_within_10ms":\(String(format: "%.3f", within10)),"rss_min":\(rssMin),"rss_max":\(rssMax),"rss_growth":\(String(format: "%.3f", growth))\
-                \(waveComparison.map { ",\"all_at_once_per_s\":\(Int($0.allAtOnce)),\"waves_again_per_s\":\(Int($0.waves)),\"waves_ratio\":\(String(format: "%.3f", $0.waves / $0.allAtOnce))" } ?? "")\(fenceComparison.map { ",\"unfenced_per_s\":\(Int($0.unfenced)),\"fenced_again_per_s\":\(Int($0.fenced)),\"fence_ratio\":\(String(format: "%.3f", $0.fenced / $0.unfenced))" } ?? "")\(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
+                \(waveComparison.map { ",\"all_at_once_per_s\":\(Int($0.allAtOnce)),\"waves_again_per_s\":\(Int($0.waves)),\"waves_ratio\":\(String(format: "%.3f", $0.waves / $0.allAtOnce))" } ?? "")\(tlsComparison.map { ",\"tls_per_s\":\($0.tls.map { Int($0) }),\"plain_again_per_s\":\($0.plain.map { Int($0) }),\"tls_ratio\":\(String(format: "%.3f", $0.tls.reduce(0, +) / $0.plain.reduce(0, +)))" } ?? "")\(fenceComparison.map { ",\"unfenced_per_s\":\(Int($0.unfenced)),\"fenced_again_per_s\":\(Int($0.fenced)),\"fence_ratio\":\(String(format: "%.3f", $0.fenced / $0.unfenced))" } ?? "")\(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
                 """)
         } else {
             print("worker, clickstream, \(events) events preloaded in \(partitions) partitions, \(users) users")
@@ -156,6 +177,10 @@ struct WorkerBench: ParsableCommand {
             print("  worker resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
             if let f = fenceComparison {
                 print("  fenced writes \(Int(f.fenced)) events/s vs at-least-once writes \(Int(f.unfenced)) events/s = \(String(format: "%.0f%%", 100 * f.fenced / f.unfenced)) (target >= 80%)")
+            }
+            if let t = tlsComparison {
+                let plain = t.plain.reduce(0, +) / Double(t.plain.count), tls = t.tls.reduce(0, +) / Double(t.tls.count)
+                print("  writes over TLS \(t.tls.map { String(Int($0)) }.joined(separator: ", ")) events/s vs plaintext \(t.plain.map { String(Int($0)) }.joined(separator: ", ")) (alternating): means \(Int(tls)) vs \(Int(plain)) = \(String(format: "%.0f%%", 100 * tls / plain)) (target >= 85%)")
             }
             if let w = waveComparison {
                 print("  catch-up in \(WorkerConfig.defaultCatchUpWaves) waves of partitions \(Int(w.waves)) events/s vs every partition at once \(Int(w.allAtOnce)) events/s = \(String(format: "%.0f%%", 100 * w.waves / w.allAtOnce))")
