@@ -28,6 +28,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
+        // libFuzzer harnesses (.ci/fuzz builds them with -sanitize=fuzzer,address); built
+        // normally, a replayer of saved inputs.
+        .executableTarget(name: "eddy-fuzz", dependencies: [
+            "EddyCore", "EddyRedis", "EddyServer", "EddyStore", "EddyTopology",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // Debian's C libraries, as system library modules.
         .systemLibrary(
             name: "CRdKafka", pkgConfig: "rdkafka",

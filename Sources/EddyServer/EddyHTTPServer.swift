@@ -51,14 +51,20 @@ public final class EddyHTTPServer: Sendable {
         public var maxKeys: Int
         /// A name for `/readyz` and logs (`serve`, `worker`).
         public var role: String
+        /// When set, every request needs one of these bearer tokens (401 without).
+        public var tokens: BearerTokens?
+        /// With ``tokens``: `/healthz` and `/readyz` answer without one.
+        public var openHealth: Bool
 
         public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxKeys: Int = 10_000,
-                    role: String = "serve") {
+                    role: String = "serve", tokens: BearerTokens? = nil, openHealth: Bool = false) {
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes
             self.maxKeys = maxKeys
             self.role = role
+            self.tokens = tokens
+            self.openHealth = openHealth
         }
     }
 
@@ -112,6 +118,9 @@ public final class EddyHTTPServer: Sendable {
     /// The router with every route (requests are counted around it, see `MeteredResponder`).
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        if let tokens = options.tokens {
+            router.add(middleware: BearerAuthMiddleware(tokens: tokens, openHealth: options.openHealth))
+        }
         router.get("/v1/features/:topology/:key") { request, context in
             await self.getOne(request, context)
         }
@@ -156,7 +165,7 @@ public final class EddyHTTPServer: Sendable {
         }
         guard !topologies.isEmpty else { return nil }
         return FastPathRoutes(
-            topologies: topologies,
+            topologies: topologies, tokens: options.tokens,
             ok: requestMetrics.metrics(route: FastPathRoutes.route, method: "GET", status: 200),
             notFound: requestMetrics.metrics(route: FastPathRoutes.route, method: "GET", status: 404))
     }

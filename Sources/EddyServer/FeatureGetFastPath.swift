@@ -7,7 +7,7 @@ import NIOHTTPTypes
 
 /// What the fast path needs from the server: the topologies it may answer
 /// and the metrics a read updates. Shared by every connection's handler.
-struct FastPathRoutes: Sendable {
+package struct FastPathRoutes: Sendable {
     struct Topology: Sendable {
         let reader: TopologyReader
         let loopReads: LoopReads
@@ -19,6 +19,8 @@ struct FastPathRoutes: Sendable {
 
     /// By topology name; only topologies read on the event loops (single Redis servers).
     let topologies: [String: Topology]
+    /// With bearer tokens, a read without an accepted one is left to the router (a 401).
+    let tokens: BearerTokens?
     let ok: (count: Metrics.Counter, duration: Metrics.Timer)
     let notFound: (count: Metrics.Counter, duration: Metrics.Timer)
 
@@ -42,11 +44,22 @@ struct FastPathRoutes: Sendable {
               request.headerFields[.contentLength] == nil || request.headerFields[.contentLength] == "0",
               request.headerFields[.transferEncoding] == nil
         else { return nil }
+        if let tokens, !tokens.allows(authorization: request.headerFields[.authorization]) { return nil }
         var close = false
         if let connection = request.headerFields[.connection]?.lowercased() {
             guard connection == "close" || connection == "keep-alive" else { return nil }  // an upgrade, say
             close = connection == "close"
         }
+        guard let read = Self.parseRead(path), let topology = topologies[read.topology],
+              topology.reader.libraryChecked.load(ordering: .relaxed)
+        else { return nil }
+        return Plan(topology: topology, key: read.key, at: read.at, close: close)
+    }
+
+    /// The parts of `/v1/features/{topology}/{key}[?at=T]`, percent-decoded; nil for any other
+    /// path, or one the router answers better (a lone `at=T` that parses is the only query taken).
+    /// Takes untrusted bytes: fuzzed by `eddy-fuzz http-path`.
+    package static func parseRead(_ path: String) -> (topology: String, key: String, at: Int64?)? {
         let utf8 = path.utf8
         guard utf8.starts(with: Self.prefix) else { return nil }
         let rest = utf8.dropFirst(Self.prefix.count)
@@ -54,10 +67,7 @@ struct FastPathRoutes: Sendable {
         guard let slash = rest[..<pathEnd].firstIndex(of: UInt8(ascii: "/")) else { return nil }
         let name = rest[..<slash]
         let rawKey = rest[rest.index(after: slash)..<pathEnd]
-        guard !name.isEmpty, !rawKey.isEmpty, !rawKey.contains(UInt8(ascii: "/")),
-              let topology = topologies[EddyHTTPServer.percentDecoded(Substring(name))],
-              topology.reader.libraryChecked.load(ordering: .relaxed)
-        else { return nil }
+        guard !name.isEmpty, !rawKey.isEmpty, !rawKey.contains(UInt8(ascii: "/")) else { return nil }
         var at: Int64?
         if pathEnd != rest.endIndex {
             // Only a lone `at=T` that parses; anything else gets the router's answer.
@@ -67,7 +77,7 @@ struct FastPathRoutes: Sendable {
             guard let t = ReadTime.parse(text.removingPercentEncoding ?? String(text)) else { return nil }
             at = t
         }
-        return Plan(topology: topology, key: EddyHTTPServer.percentDecoded(Substring(rawKey)), at: at, close: close)
+        return (EddyHTTPServer.percentDecoded(Substring(name)), EddyHTTPServer.percentDecoded(Substring(rawKey)), at)
     }
 }
 

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// A RESP2 reply, as the event-loop reads (`LoopReads`) need it.
-enum LoopReply: Sendable, Equatable {
+package enum LoopReply: Sendable, Equatable {
     case bulk([UInt8])
     /// A null bulk string (or null array).
     case null
@@ -19,14 +19,14 @@ enum LoopReply: Sendable, Equatable {
 /// copy every `ByteBuffer` into it and free a tree per read. Here a reply is
 /// read in place from NIO's buffer, and the fast path only needs bulk bytes,
 /// null, status and error (arrays and integers are skipped, not built).
-struct RESPReplyDecoder: ByteToMessageDecoder {
-    typealias InboundOut = LoopReply
+package struct RESPReplyDecoder: ByteToMessageDecoder {
+    package typealias InboundOut = LoopReply
 
     struct ProtocolError: Error, CustomStringConvertible {
         let description: String
     }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         var view = buffer
         guard let reply = try Self.parse(&view) else { return .needMoreData }
         buffer.moveReaderIndex(to: view.readerIndex)
@@ -34,7 +34,7 @@ struct RESPReplyDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+    package mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
         -> DecodingState
     {
         try decode(context: context, buffer: &buffer)
@@ -42,7 +42,7 @@ struct RESPReplyDecoder: ByteToMessageDecoder {
 
     /// The next whole reply, consumed from `buffer`; nil (and `buffer` in
     /// some partly read state) when more bytes are needed.
-    static func parse(_ buffer: inout ByteBuffer) throws -> LoopReply? {
+    package static func parse(_ buffer: inout ByteBuffer) throws -> LoopReply? {
         guard let type = buffer.readInteger(as: UInt8.self), let line = readLine(&buffer) else { return nil }
         switch type {
         case UInt8(ascii: "+"): return .status(line)

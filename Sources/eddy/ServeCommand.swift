@@ -39,6 +39,14 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     @OptionGroup var redisCredentials: RedisCredentialOptions
 
     @Option(help: """
+        Require a bearer token (Authorization: Bearer T) on every request: the tokens are this file's lines         (blank lines and # comments skipped; several, to rotate them). SIGHUP re-reads the file.
+        """)
+    var authTokenFile: String?
+
+    @Flag(help: "With --auth-token-file: /healthz and /readyz answer without a token (orchestrator probes).")
+    var authOpenHealth = false
+
+    @Option(help: """
         Redis connections per Redis URL; each batches the requests that arrive while it waits. One lane \
         pipelines everything queued during a round trip and wakes least; more help when large POSTs \
         would delay single reads.
@@ -97,8 +105,16 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         let (host, port) = EddyHTTPServer.parseListen(listen)!
         let hub = MetricsHub()
         MetricsSystem.bootstrap(hub.factory)
+        var tokens: BearerTokens?
+        if let authTokenFile {
+            do { tokens = try BearerTokens(path: authTokenFile) } catch { throw CLIError("--auth-token-file: \(error)") }
+            reloadTokensOnSIGHUP(tokens!, logger: logger)
+        } else if authOpenHealth {
+            throw CLIError("--auth-open-health goes with --auth-token-file")
+        }
         let server = EddyHTTPServer(
-            options: .init(host: host, port: port, role: "serve"), topologies: served, hub: hub,
+            options: .init(host: host, port: port, role: "serve", tokens: tokens, openHealth: authOpenHealth),
+            topologies: served, hub: hub,
             readiness: pools.keys.sorted().map { HealthCheck.redis(pools[$0]!, name: "redis \(pools[$0]!.target)") },
             logger: logger)
         for (_, pool) in pools.sorted(by: { $0.key < $1.key }) {
@@ -114,4 +130,27 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
             throw CLIError("eddy serve: \(error)")
         }
     }
+}
+
+/// Re-reads the token file on every SIGHUP; a file that fails to load leaves the tokens in use.
+private func reloadTokensOnSIGHUP(_ tokens: BearerTokens, logger: Logger) {
+    signal(SIGHUP, SIG_IGN)  // delivered to the dispatch source instead of ending the process
+    let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+    source.setEventHandler {
+        do {
+            let count = try tokens.reload()
+            logger.notice("SIGHUP: \(count) bearer tokens loaded from \(tokens.path)")
+        } catch {
+            logger.error("SIGHUP: \(error); the tokens loaded before stay in use")
+        }
+    }
+    source.resume()
+    sighupSource.set(source)
+}
+
+/// Keeps the SIGHUP source alive for the life of the process.
+private let sighupSource = SourceHolder()
+private final class SourceHolder: @unchecked Sendable {
+    private var source: (any DispatchSourceSignal)?
+    func set(_ s: any DispatchSourceSignal) { source = s }
 }

@@ -155,3 +155,31 @@ extension timeval {
         }
     }
 }
+
+/// hiredis's RESP reader over bytes from anywhere (not a socket): what every
+/// reply Eddy reads from Redis goes through, reachable for the fuzzer
+/// (`eddy-fuzz resp`) and for tests.
+package enum RESPBytes {
+    /// The complete replies in `bytes`, in order, decoded as connections decode them; a
+    /// protocol error throws ``RedisError/protocolError(reason:)``. Bytes after the last
+    /// complete reply are ignored.
+    package static func replies(in bytes: UnsafeRawBufferPointer) throws(RedisError) -> [RedisReply] {
+        guard let reader = redisReaderCreate() else { throw .invalidUsage("cannot create a RESP reader") }
+        defer { redisReaderFree(reader) }
+        if bytes.count > 0,
+           redisReaderFeed(reader, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count) != REDIS_OK {
+            throw .protocolError(reason: "feed failed")
+        }
+        var replies: [RedisReply] = []
+        while true {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
+                let reason = withUnsafeBytes(of: reader.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                throw .protocolError(reason: reason)
+            }
+            guard let raw else { return replies }
+            defer { freeReplyObject(raw) }
+            replies.append(try Hiredis.decode(raw.assumingMemoryBound(to: redisReply.self)))
+        }
+    }
+}
