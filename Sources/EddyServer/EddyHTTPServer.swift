@@ -55,6 +55,14 @@ public final class EddyHTTPServer: Sendable {
         public var tokens: BearerTokens?
         /// With ``tokens``: `/healthz` and `/readyz` answer without one.
         public var openHealth: Bool
+        /// A connection must deliver a complete request head this soon after opening or after
+        /// its previous response (idle keep-alive and slow clients); else it is closed.
+        public var requestHeadTimeout: Duration = .seconds(30)
+        /// Limits of the request head, answered 400 by the HTTP decoder: one header line, and
+        /// all header lines together (the request line counts in the list).
+        public var maxHeaderFieldBytes = 8 * 1024
+        public var maxHeaderListBytes = 16 * 1024
+        public var maxHeaderFields = 100
 
         public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxKeys: Int = 10_000,
                     role: String = "serve", tokens: BearerTokens? = nil, openHealth: Bool = false) {
@@ -142,10 +150,15 @@ public final class EddyHTTPServer: Sendable {
         -> some ApplicationProtocol
     {
         let fastPath = fastPathRoutes()
+        let headTimeout = TimeAmount(options.requestHeadTimeout)
         return Application(
             responder: MeteredResponder(inner: makeRouter().buildResponder(), metrics: requestMetrics),
             server: .http1(configuration: .init(
-                additionalChannelHandlers: fastPath.map { [FeatureGetFastPath(routes: $0)] } ?? [])),
+                additionalChannelHandlers: [RequestHeadDeadline(timeout: headTimeout)]
+                    + (fastPath.map { [FeatureGetFastPath(routes: $0)] } ?? []),
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: options.maxHeaderFieldBytes, maxHeaderListSize: options.maxHeaderListBytes,
+                    maxHeaderFieldCount: options.maxHeaderFields))),
             configuration: .init(address: .hostname(options.host, port: options.port),
                                  serverName: nil),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },

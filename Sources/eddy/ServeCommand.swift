@@ -47,6 +47,12 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     var authOpenHealth = false
 
     @Option(help: """
+        Seconds a connection may take to deliver a complete request head, from opening or from its \
+        previous response: idle keep-alive connections and slow clients (slowloris) are closed.
+        """)
+    var requestHeadTimeout: Double = 30
+
+    @Option(help: """
         Redis connections per Redis URL; each batches the requests that arrive while it waits. One lane \
         pipelines everything queued during a round trip and wakes least; more help when large POSTs \
         would delay single reads.
@@ -113,7 +119,11 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
             throw CLIError("--auth-open-health goes with --auth-token-file")
         }
         let server = EddyHTTPServer(
-            options: .init(host: host, port: port, role: "serve", tokens: tokens, openHealth: authOpenHealth),
+            options: {
+                var o = EddyHTTPServer.Options(host: host, port: port, role: "serve", tokens: tokens, openHealth: authOpenHealth)
+                o.requestHeadTimeout = .milliseconds(Int64(max(requestHeadTimeout, 0.01) * 1000))
+                return o
+            }(),
             topologies: served, hub: hub,
             readiness: pools.keys.sorted().map { HealthCheck.redis(pools[$0]!, name: "redis \(pools[$0]!.target)") },
             logger: logger)
