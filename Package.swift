@@ -1,5 +1,10 @@
 // swift-tools-version: 6.1
 import PackageDescription
+import Foundation
+
+/// `.ci/fuzz` builds `eddy-fuzz` with EDDY_FUZZING=1: libFuzzer then supplies `main`, so the
+/// harness leaves out its own (main.swift, the replayer of saved inputs).
+let fuzzing = ProcessInfo.processInfo.environment["EDDY_FUZZING"] == "1"
 
 /// Runtime exclusivity checks off, in release builds only (see the targets
 /// that use it for what each measured).
@@ -33,7 +38,8 @@ let package = Package(
         .executableTarget(name: "eddy-fuzz", dependencies: [
             "EddyCore", "EddyRedis", "EddyServer", "EddyStore", "EddyTopology",
             .product(name: "NIOCore", package: "swift-nio"),
-        ]),
+        ], exclude: fuzzing ? ["main.swift"] : ["FuzzMain.swift"],
+        swiftSettings: fuzzing ? [.unsafeFlags(["-parse-as-library"])] : []),
         // Debian's C libraries, as system library modules.
         .systemLibrary(
             name: "CRdKafka", pkgConfig: "rdkafka",
