@@ -154,7 +154,13 @@ func readTimes(for entity: Entity, _ e: FeatureEngine, rng: inout SplitMix64) ->
             if let last = object?[f.name + "_last"]?.double.map(Int64.init) {
                 ts.formUnion([last + gap, last + gap + 1])
             }
-        case .lastN: break
+        case .tiled(_, _, let w, let h) where w > 0:
+            let boundary = floorDiv(k, h) * h
+            ts.formUnion([boundary, boundary - 1, boundary + h, boundary + h - 1, boundary + w, boundary + w - 1,
+                          boundary + w - h, k - Int64.random(in: 0...w, using: &rng)])
+        case .timeSince:
+            ts.formUnion([k - 3_600_000, k + 3_600_000])
+        default: break
         }
     }
     return ts.sorted()
