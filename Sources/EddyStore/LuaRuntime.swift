@@ -61,16 +61,26 @@ enum LuaRuntime {
           return format('%d', v)
         end
 
-        -- JSONWriter.double: integral values below 1e15 without a fraction,
-        -- others with the fewest digits (15 to 17) that read back the same.
+        -- JSONWriter.double (Swift's description): integral values below 1e15
+        -- without a fraction, integral values up to 2^53 with '.0', others
+        -- with the fewest digits (15 to 17) that read back the same, in
+        -- exponent form beyond 2^53 (as %g writes them below 1e-4).
+        local TWO53 = 9007199254740992
         local function number(v)
           if v == floor(v) and v > -1e15 and v < 1e15 then return format('%d', v) end
           -- A sum that overflowed is not a JSON number: null, as the engine writes.
           if v ~= v or v == huge or v == -huge then return 'null' end
+          if v == floor(v) and v >= -TWO53 and v <= TWO53 then return format('%d', v) .. '.0' end
           local s = format('%.15g', v)
           if tonumber(s) ~= v then
             s = format('%.16g', v)
             if tonumber(s) ~= v then s = format('%.17g', v) end
+          end
+          if v > TWO53 or v < -TWO53 then
+            local digits = gsub(gsub(gsub(gsub(s, 'e.*$', ''), '[-.]', ''), '^0+', ''), '0+$', '')
+            local p = #digits
+            if p < 1 then p = 1 end
+            s = format('%.' .. (p - 1) .. 'e', v)
           end
           return s
         end
