@@ -124,7 +124,10 @@ public struct FunctionLibrary: Sendable, Hashable {
                     lines.append(head + ", \(p)},  -- distinct_count")
                 case .percentile(let quantiles, let a):
                     let g = (1 + a) / (1 - a)
-                    lines.append(head + ", \(g.description), {\(quantiles.map(\.description).joined(separator: ", "))}},  -- percentile")
+                    // The quantiles' indices in ascending order (one walk reads them all).
+                    let order = quantiles.indices.sorted { quantiles[$0] < quantiles[$1] }.map { String($0 + 1) }
+                    lines.append(head + ", \(g.description), {\(quantiles.map(\.description).joined(separator: ", "))}, "
+                                 + "{\(order.joined(separator: ", "))}},  -- percentile")
                 case .countBy(let top, _):
                     lines.append(head + ", \(top)},  -- count_by")
                 default:

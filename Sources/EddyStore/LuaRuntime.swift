@@ -14,7 +14,8 @@
 ///   1 count, 2 sum, 3 min, 4 max, 5 avg;
 /// - last_n: `{3, prefix}`;
 /// - the "More aggregations": `{4, code, {column prefixes}, W, H, ...}` with
-///   code 1 distinct_count (then p), 2 percentile (then g and the quantiles),
+///   code 1 distinct_count (then p), 2 percentile (then g, the quantiles and
+///   their indices in ascending order),
 ///   3 first, 4 last, 5 variance, 6 stddev, 7 count_by (then top); `W` and
 ///   `H` 0 for a lifetime aggregate (also for windows);
 /// - time_since: `{5, prefix}`.
@@ -306,6 +307,17 @@ enum LuaRuntime {
           return floor(e + 0.5)
         end
 
+        -- struct formats for n buckets: '<' and n times 'i4I4'.
+        local BUCKET_FORMATS = {}
+        local function bucket_format(n)
+          local fmt = BUCKET_FORMATS[n]
+          if not fmt then
+            fmt = '<' .. string.rep('i4I4', n)
+            BUCKET_FORMATS[n] = fmt
+          end
+          return fmt
+        end
+
         local BIAS = 33554432
         local function bucket_value(key, g)
           if key == 0 then return 0 end
@@ -366,40 +378,53 @@ enum LuaRuntime {
             out[n + 1] = c[1] .. int(distinct(s, ps, count, f[6]))
             return e, n + 1
           elseif code == 2 then
+            -- Sum the buckets of the tiles by key (one unpack per tile),
+            -- order the keys, then one cumulative walk for every quantile.
             local counts, keys, nk, total = {}, {}, 0, 0
             for i = 1, count do
               local q = ps[i]
               local nb = unpack_('<I4', s, q)
-              for k = 0, nb - 1 do
-                local key, cnt = unpack_('<i4I4', s, q + 4 + k * 8)
-                if counts[key] then
-                  counts[key] = counts[key] + cnt
-                else
-                  counts[key] = cnt
-                  nk = nk + 1
-                  keys[nk] = key
-                end
-                total = total + cnt
-              end
-            end
-            sort(keys)
-            local qs = f[7]
-            for i = 1, #qs do
-              local text = 'null'
-              if total > 0 then
-                local rank = floor(qs[i] * (total - 1))
-                local cum = 0
-                for k = 1, nk do
-                  cum = cum + counts[keys[k]]
-                  if cum > rank then
-                    text = number(bucket_value(keys[k], f[6]))
-                    break
+              local p = q + 4
+              while nb > 0 do
+                local chunk = nb < 1000 and nb or 1000
+                local v = {unpack_(bucket_format(chunk), s, p)}
+                for k = 1, 2 * chunk, 2 do
+                  local key, cnt = v[k], v[k + 1]
+                  local c = counts[key]
+                  if c then
+                    counts[key] = c + cnt
+                  else
+                    counts[key] = cnt
+                    nk = nk + 1
+                    keys[nk] = key
                   end
+                  total = total + cnt
                 end
+                nb = nb - chunk
+                p = p + 8 * chunk
               end
-              out[n + i] = c[i] .. text
             end
-            return e, n + #qs
+            local qs = f[7]
+            local nq = #qs
+            if total == 0 then
+              for i = 1, nq do out[n + i] = c[i] .. 'null' end
+              return e, n + nq
+            end
+            if count > 1 then sort(keys) end
+            -- Quantiles in ascending rank, each at the first bucket whose
+            -- cumulative count exceeds floor(q * (n - 1)).
+            local order = f[8]
+            local k, cum = 0, 0
+            for j = 1, nq do
+              local i = order[j]
+              local rank = floor(qs[i] * (total - 1))
+              while cum <= rank do
+                k = k + 1
+                cum = cum + counts[keys[k]]
+              end
+              out[n + i] = c[i] .. number(bucket_value(keys[k], f[6]))
+            end
+            return e, n + nq
           elseif code == 3 or code == 4 then
             local text = 'null'
             if count > 0 then
