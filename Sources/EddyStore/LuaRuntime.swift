@@ -319,6 +319,7 @@ enum LuaRuntime {
         end
 
         local BIAS = 33554432
+        local SHIFT = 67108864
         local function bucket_value(key, g)
           if key == 0 then return 0 end
           if key > 0 then return 2 * g ^ (key - BIAS) / (g + 1) end
@@ -378,9 +379,12 @@ enum LuaRuntime {
             out[n + 1] = c[1] .. int(distinct(s, ps, count, f[6]))
             return e, n + 1
           elseif code == 2 then
-            -- Sum the buckets of the tiles by key (one unpack per tile),
-            -- order the keys, then one cumulative walk for every quantile.
-            local counts, keys, nk, total = {}, {}, 0, 0
+            -- Every tile's (key, count) as one number, (key + 2^26) * 2^26 +
+            -- count (exact: |key| < 2^26, counts below 2^26), sorted: equal
+            -- keys end up adjacent, so one cumulative walk over the sorted
+            -- list reads every quantile (ascending ranks) without a table of
+            -- sums. A count of 2^26 or more takes the table of sums instead.
+            local pairs_, np, total, big = {}, 0, 0, false
             for i = 1, count do
               local q = ps[i]
               local nb = unpack_('<I4', s, q)
@@ -389,15 +393,10 @@ enum LuaRuntime {
                 local chunk = nb < 1000 and nb or 1000
                 local v = {unpack_(bucket_format(chunk), s, p)}
                 for k = 1, 2 * chunk, 2 do
-                  local key, cnt = v[k], v[k + 1]
-                  local c = counts[key]
-                  if c then
-                    counts[key] = c + cnt
-                  else
-                    counts[key] = cnt
-                    nk = nk + 1
-                    keys[nk] = key
-                  end
+                  local cnt = v[k + 1]
+                  if cnt >= SHIFT then big = true end
+                  np = np + 1
+                  pairs_[np] = (v[k] + SHIFT) * SHIFT + cnt
                   total = total + cnt
                 end
                 nb = nb - chunk
@@ -410,19 +409,43 @@ enum LuaRuntime {
               for i = 1, nq do out[n + i] = c[i] .. 'null' end
               return e, n + nq
             end
-            if count > 1 then sort(keys) end
+            local keys, counts
+            if big then
+              -- (Read the tiles again: these counts do not fit the encoding.)
+              keys, counts = {}, {}
+              local nk = 0
+              for i = 1, count do
+                local q = ps[i]
+                local nb = unpack_('<I4', s, q)
+                for b = 0, nb - 1 do
+                  local key, cnt = unpack_('<i4I4', s, q + 4 + 8 * b)
+                  if counts[key] then counts[key] = counts[key] + cnt else nk = nk + 1; keys[nk] = key; counts[key] = cnt end
+                end
+              end
+              sort(keys)
+            elseif count > 1 then
+              sort(pairs_)
+            end
             -- Quantiles in ascending rank, each at the first bucket whose
             -- cumulative count exceeds floor(q * (n - 1)).
             local order = f[8]
-            local k, cum = 0, 0
+            local k, cum, key = 0, 0, 0
             for j = 1, nq do
               local i = order[j]
               local rank = floor(qs[i] * (total - 1))
               while cum <= rank do
                 k = k + 1
-                cum = cum + counts[keys[k]]
+                if big then
+                  key = keys[k]
+                  cum = cum + counts[key]
+                else
+                  local x = pairs_[k]
+                  key = floor(x / SHIFT)
+                  cum = cum + (x - key * SHIFT)
+                  key = key - SHIFT
+                end
               end
-              out[n + i] = c[i] .. number(bucket_value(keys[k], f[6]))
+              out[n + i] = c[i] .. number(bucket_value(key, f[6]))
             end
             return e, n + nq
           elseif code == 3 or code == 4 then

@@ -125,4 +125,40 @@ struct MoreKindsEquivalenceTests {
         let value = JSONValue.parse(expectedObject(e, all[0], at: 2_999_000))?["d12"]?.double ?? 0
         #expect(abs(value - 2_500) < 250, "estimate \(value)")
     }
+
+    /// Bucket counts of 2^26 and more (the Lua reader's exact-number limit
+    /// for its sorted encoding) take its table of sums: a hand-made state
+    /// with such counts reads as the engine reads it.
+    @Test func hugeBucketCounts() throws {
+        let topology = try makeTopology("""
+              - {name: p, kind: percentile, field: x, quantiles: [0.1, 0.5, 0.9], window: 2m, hop: 1m}
+            """, name: "huge")
+        let e = engine(topology, ["{\"user_id\":\"u\",\"ts\":0,\"x\":1}", "{\"user_id\":\"u\",\"ts\":1,\"x\":-2}",
+                                  "{\"user_id\":\"u\",\"ts\":60000,\"x\":1}", "{\"user_id\":\"u\",\"ts\":60001,\"x\":50}"])
+        var entity = entities(of: e)[0]
+        // Section: u32 payload, tiles `i64 start, u32 size`, `u32 buckets`,
+        // then `i32 key, u32 count`. Tile 0 holds keys [-2 bucket, 1 bucket].
+        let section = 2 + entity.key.count + 8
+        let firstCount = section + 4 + 12 + 4 + 4
+        entity.blob.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(70_000_000), toByteOffset: firstCount, as: UInt32.self) }
+        let copy = FeatureEngine(topology: topology)
+        try withRedis { _, redis throws in
+            let library = FunctionLibrary(topology: topology)
+            try library.install(on: redis)
+            try store([entity], topology: topology, on: redis)
+            for t: Int64 in [0, 60_000, 120_000] {
+                try redis.appendFcall(library.functionName) { call in
+                    call.keys.add(entity.redisKey)
+                    call.arguments.add(t)
+                }
+                guard case .bulk(let actual) = try redis.pipeline(count: 1)[0] else { Issue.record("no reply"); continue }
+                var w = JSONWriter()
+                w.raw("{\"key\":\"u\",\"key_time\":60001,")
+                entity.blob.withUnsafeBytes { copy.writeFeatures(blob: $0.baseAddress!, at: t, into: &w) }
+                w.raw(UInt8(ascii: "}"))
+                #expect(String(decoding: actual, as: UTF8.self) == String(decoding: w.bytes, as: UTF8.self))
+                if t == 60_000 { #expect(String(decoding: actual, as: UTF8.self).contains("\"p_p90\":-1.99366")) }
+            }
+        }
+    }
 }
