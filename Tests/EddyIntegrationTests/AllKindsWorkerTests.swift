@@ -63,5 +63,28 @@ import Testing
             #expect(verify.status == 0, "verify at \(t):\n\(verify.stderr.suffix(4000))")
             #expect(verify.stderr.contains("equal 1500, different 0, missing in Redis 0"), "\(verify.stderr.suffix(2000))")
         }
+
+        // eddy get (FCALL through FeatureClient) at a key's key time prints
+        // replay's final line for that key, byte for byte.
+        let final = rig.dir.appendingPathComponent("final.jsonl").path
+        let replay = try Harness.run(["replay", "--topology", rig.topologyPath, "--input", rig.events, "--emit", "final",
+                                      "--out", final], in: rig.dir)
+        #expect(replay.status == 0, "\(replay.stderr)")
+        let lines = try String(contentsOfFile: final, encoding: .utf8).split(separator: "\n").prefix(5)
+        #expect(lines.count == 5)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            let key = object["key"] as? String ?? "", k = (object["key_time"] as? NSNumber)?.int64Value ?? 0
+            let out = rig.dir.appendingPathComponent("get-\(key).txt").path
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Harness.eddy)
+            p.arguments = ["get", "--topology", rig.topologyPath, "--redis", rig.redisURL, "--at", String(k), key]
+            FileManager.default.createFile(atPath: out, contents: nil)
+            p.standardOutput = FileHandle(forWritingAtPath: out)
+            try p.run()
+            p.waitUntilExit()
+            let got = try String(contentsOfFile: out, encoding: .utf8).trimmingCharacters(in: .newlines)
+            #expect(got == String(line), "eddy get \(key) at \(k)")
+        }
     }
 }
