@@ -28,9 +28,8 @@ extension Topology {
             case .tiled(let agg, let field, let w, let h):
                 switch agg {
                 case .distinctCount(let p, let limit): d = "distinct_count of \(field) (precision \(p), exact to \(limit))"
-                case .percentile(let q, let a):
+                case .percentile(_, let a):
                     d = "percentile of \(field) (relative accuracy \(a)) -> \(f.outputNames.joined(separator: ", "))"
-                    _ = q
                 case .countBy(let top, let max): d = "count_by of \(field) (top \(top), \(max) values per tile)"
                 default: d = "\(agg.kindName) of \(field)"
                 }
