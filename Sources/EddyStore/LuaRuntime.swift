@@ -214,6 +214,9 @@ enum LuaRuntime {
 
         -- The tiles of a "More aggregations" section at pos that a read at t
         -- folds, ascending by start: their payload positions and sizes.
+        -- (Two tables reused by every section of a read: each feature is
+        -- done with them before the next one asks.)
+        local TILE_POS, TILE_SIZE = {}, {}
         local function tiles_at(s, pos, f, t)
           local payload = unpack_('<I4', s, pos)
           local lo, hi = -huge, huge
@@ -221,7 +224,7 @@ enum LuaRuntime {
             hi = hop_start(t, f[5])
             lo = hi - f[4]
           end
-          local ps, sizes, n = {}, {}, 0
+          local ps, sizes, n = TILE_POS, TILE_SIZE, 0
           local p, e = pos + 4, pos + 4 + payload
           while p < e do
             local start, size = unpack_('<i8I4', s, p)
@@ -339,31 +342,30 @@ enum LuaRuntime {
 
         local function count_by(s, ps, n, top)
           local counts, texts, nt = {}, {}, 0
-          local function add(text, c)
-            if counts[text] then
-              counts[text] = counts[text] + c
-            else
-              counts[text] = c
-              nt = nt + 1
-              texts[nt] = text
-            end
-          end
           for i = 1, n do
             local q = ps[i]
             local other, entries = unpack_('<I4H', s, q)
-            if other > 0 then add('__other__', other) end
+            if other > 0 then
+              local text = '__other__'
+              local have = counts[text]
+              if have then counts[text] = have + other else counts[text] = other; nt = nt + 1; texts[nt] = text end
+            end
             local c = q + 6
             for _ = 1, entries do
               local count, length = unpack_('<I4H', s, c)
-              add(sub(s, c + 6, c + 5 + length), count)
+              local text = sub(s, c + 6, c + 5 + length)
+              local have = counts[text]
+              if have then counts[text] = have + count else counts[text] = count; nt = nt + 1; texts[nt] = text end
               c = c + 6 + length
             end
           end
-          sort(texts, function(a, b)
-            local ca, cb = counts[a], counts[b]
-            if ca ~= cb then return ca > cb end
-            return bytes_less(a, b)
-          end)
+          if nt > 1 then
+            sort(texts, function(a, b)
+              local ca, cb = counts[a], counts[b]
+              if ca ~= cb then return ca > cb end
+              return bytes_less(a, b)
+            end)
+          end
           local parts = {}
           for i = 1, (nt < top and nt or top) do
             parts[i] = jstring(texts[i]) .. ':' .. int(counts[texts[i]])
