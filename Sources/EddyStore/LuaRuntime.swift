@@ -15,7 +15,8 @@
 /// - last_n: `{3, prefix}`;
 /// - the "More aggregations": `{4, code, {column prefixes}, W, H, ...}` with
 ///   code 1 distinct_count (then p), 2 percentile (then g, the quantiles and
-///   their indices in ascending order),
+///   their indices in ascending order; entries 9 and 10 are the reader's
+///   cache of bucket value texts and its size),
 ///   3 first, 4 last, 5 variance, 6 stddev, 7 count_by (then top); `W` and
 ///   `H` 0 for a lifetime aggregate (also for windows);
 /// - time_since: `{5, prefix}`.
@@ -447,7 +448,24 @@ enum LuaRuntime {
                   key = key - SHIFT
                 end
               end
-              out[n + i] = c[i] .. number(bucket_value(key, f[6]))
+              -- A bucket's value text depends only on its key: formatting a
+              -- 17-digit double costs more than the rest of the read, so the
+              -- texts are kept across reads (at most 4096 per feature).
+              local cache = f[9]
+              if not cache then
+                cache = {}
+                f[9] = cache
+                f[10] = 0
+              end
+              local text = cache[key]
+              if not text then
+                text = number(bucket_value(key, f[6]))
+                if f[10] < 4096 then
+                  cache[key] = text
+                  f[10] = f[10] + 1
+                end
+              end
+              out[n + i] = c[i] .. text
             end
             return e, n + nq
           elseif code == 3 or code == 4 then
