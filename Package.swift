@@ -50,9 +50,15 @@ let package = Package(
         .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]),
+        // XXH64 for distinct_count (SEMANTICS.md): Debian's libxxhash, not a
+        // hash written here.
+        .systemLibrary(
+            name: "CXXHash", pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]),
 
         // Pure, deterministic feature core: no I/O, no clocks, no threads.
-        // One C inline: a prefetch hint for the memory-bound key lookups.
+        // One C inline: a prefetch hint for the memory-bound key lookups;
+        // and XXH64 from libxxhash (CXXHash) for distinct_count.
         //
         // `uncheckedExclusivity` (release builds only) is set on the four
         // targets whose hot paths were measured with it (callgrind, the
@@ -61,7 +67,7 @@ let package = Package(
         // time. Everywhere else the runtime checks stay on.
         .target(name: "CEddySupport"),
         // Unchecked: the runtime checks cost 13% of the replay hot path.
-        .target(name: "EddyCore", dependencies: ["CEddySupport"], swiftSettings: uncheckedExclusivity),
+        .target(name: "EddyCore", dependencies: ["CEddySupport", "CXXHash"], swiftSettings: uncheckedExclusivity),
         // YAML topology files -> validated, compiled plans.
         .target(name: "EddyTopology", dependencies: [
             "EddyCore", .product(name: "Yams", package: "Yams"),

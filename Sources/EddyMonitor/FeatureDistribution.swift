@@ -75,6 +75,15 @@ public enum FeatureBuckets {
                 let names = f.outputNames
                 columns.append(Column(name: names[2], feature: i, column: 2))
                 columns.append(Column(name: names[3], feature: i, column: 3))
+            case .tiled(let agg, _, _, _):
+                switch agg {
+                case .distinctCount, .percentile, .variance, .stddev:
+                    for (c, name) in f.outputNames.enumerated() { columns.append(Column(name: name, feature: i, column: c)) }
+                case .first, .last, .countBy:
+                    break  // not numeric (first/last may hold any value)
+                }
+            case .timeSince:
+                columns.append(Column(name: f.name, feature: i, column: 0))
             case .lastN:
                 break
             }

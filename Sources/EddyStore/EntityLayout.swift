@@ -8,10 +8,11 @@ import EddyCore
 /// | `_fp` | fingerprint of the topology's features the blob was built with |
 /// | `_K` | key time, epoch ms |
 /// | `_o:<partition>` | offset of the last event applied from that Kafka partition (the fence) |
-/// | `<point feature>` | JSON value of each feature that does not depend on read time: `last_n` arrays and session start/last/events/duration |
+/// | `<point feature>` | JSON value of each feature that does not depend on read time: `last_n` arrays, session start/last/events/duration, and every column of a lifetime aggregate (no `window`) |
 ///
-/// Windows and `session_active` depend on the read time, so they are read
-/// through the Function library (`FunctionLibrary`), never stored.
+/// Windows, `session_active` and `time_since` depend on the read time, so
+/// they are read through the Function library (`FunctionLibrary`), never
+/// stored.
 public enum EntityLayout {
     public static let stateField = "_state"
     public static let fingerprintField = "_fp"
@@ -43,7 +44,8 @@ public enum EntityLayout {
         switch f.kind {
         case .lastN: return true
         case .session: return column < 4
-        case .window: return false
+        case .window, .tiled: return f.kind.isLifetime
+        case .timeSince: return false
         }
     }
 }

@@ -117,6 +117,24 @@ public struct FunctionLibrary: Sendable, Hashable {
                 lines.append("  {2, \(prefixes[0]), \(code), \(w), \(h), \(tileSize)},  -- \(aggregation.rawValue)")
             case .lastN:
                 lines.append("  {3, \(prefixes[0])},")
+            case .tiled(let agg, _, let w, let h):
+                let head = "  {4, \(tileCode(agg)), {\(prefixes.joined(separator: ", "))}, \(w), \(h)"
+                switch agg {
+                case .distinctCount(let p, _):
+                    lines.append(head + ", \(p)},  -- distinct_count")
+                case .percentile(let quantiles, let a):
+                    let g = (1 + a) / (1 - a)
+                    // The quantiles' indices in ascending order (one walk reads them all).
+                    let order = quantiles.indices.sorted { quantiles[$0] < quantiles[$1] }.map { String($0 + 1) }
+                    lines.append(head + ", \(g.description), {\(quantiles.map(\.description).joined(separator: ", "))}, "
+                                 + "{\(order.joined(separator: ", "))}},  -- percentile")
+                case .countBy(let top, _):
+                    lines.append(head + ", \(top)},  -- count_by")
+                default:
+                    lines.append(head + "},  -- \(agg.kindName)")
+                }
+            case .timeSince:
+                lines.append("  {5, \(prefixes[0])},  -- time_since")
             }
         }
         lines.append("}")
@@ -131,6 +149,19 @@ public struct FunctionLibrary: Sendable, Hashable {
         case .min: return 3
         case .max: return 4
         case .avg: return 5
+        }
+    }
+
+    /// The "More aggregations" numbers `LuaRuntime` uses (EddyCore's `TileCode`).
+    static func tileCode(_ a: TileAggregation) -> Int {
+        switch a {
+        case .distinctCount: return 1
+        case .percentile: return 2
+        case .first: return 3
+        case .last: return 4
+        case .variance: return 5
+        case .stddev: return 6
+        case .countBy: return 7
         }
     }
 

@@ -12,7 +12,14 @@
 /// - session: `{1, {5 column prefixes}, gap}`;
 /// - window: `{2, prefix, aggregation, W, H, tile size}` with aggregation
 ///   1 count, 2 sum, 3 min, 4 max, 5 avg;
-/// - last_n: `{3, prefix}`.
+/// - last_n: `{3, prefix}`;
+/// - the "More aggregations": `{4, code, {column prefixes}, W, H, ...}` with
+///   code 1 distinct_count (then p), 2 percentile (then g, the quantiles and
+///   their indices in ascending order; entries 9 and 10 are the reader's
+///   cache of bucket value texts and its size),
+///   3 first, 4 last, 5 variance, 6 stddev, 7 count_by (then top); `W` and
+///   `H` 0 for a lifetime aggregate (also for windows);
+/// - time_since: `{5, prefix}`.
 /// A prefix is the column's JSON key with its separators: `,"name":`.
 ///
 /// The library's top level runs without Redis' standard globals, so the
@@ -47,7 +54,8 @@ enum LuaRuntime {
         local floor = math.floor
         local huge = math.huge
         local format, byte, sub, find, gsub = string.format, string.byte, string.sub, string.find, string.gsub
-        local concat = table.concat
+        local concat, sort = table.concat, table.sort
+        local frexp, log, sqrt = math.frexp, math.log, math.sqrt
 
         -- K before the first event (Int64.min, exactly -2^63 as a double).
         local NO_KEY_TIME = -9223372036854775808
@@ -146,8 +154,11 @@ enum LuaRuntime {
         local function window(s, pos, f, t, out, n)
           local tiles = unpack_('<I4', s, pos)
           local agg, size = f[3], f[6]
-          local hi = hop_start(t, f[5])
-          local lo = hi - f[4]
+          local lo, hi = -huge, huge
+          if f[5] ~= 0 then
+            hi = hop_start(t, f[5])
+            lo = hi - f[4]
+          end
           local count, acc = 0, 0.0
           local p = pos + 4
           for _ = 1, tiles do
@@ -216,6 +227,308 @@ enum LuaRuntime {
           return pos + 6 + bytes, n + 1
         end
 
+        -- A tagged value (last_n, first, last) as JSON.
+        local function tagged(tag, body)
+          if tag == TAG_S then return jstring(body) end
+          if tag == TAG_T then return 'true' end
+          if tag == TAG_F then return 'false' end
+          return body
+        end
+
+        -- The tiles of a "More aggregations" section at pos that a read at t
+        -- folds, ascending by start: their payload positions and sizes.
+        -- (Two tables reused by every section of a read: each feature is
+        -- done with them before the next one asks.)
+        local TILE_POS, TILE_SIZE = {}, {}
+        local function tiles_at(s, pos, f, t)
+          local payload = unpack_('<I4', s, pos)
+          local lo, hi = -huge, huge
+          if f[5] ~= 0 then
+            hi = hop_start(t, f[5])
+            lo = hi - f[4]
+          end
+          local ps, sizes, n = TILE_POS, TILE_SIZE, 0
+          local p, e = pos + 4, pos + 4 + payload
+          while p < e do
+            local start, size = unpack_('<i8I4', s, p)
+            if start > lo and start <= hi then
+              n = n + 1
+              ps[n] = p + 12
+              sizes[n] = size
+            end
+            p = p + 12 + size
+          end
+          return ps, sizes, n, e
+        end
+
+        -- M[j] = max(M[j], rho) for the hash hi * 2^32 + lo (registers 0-based).
+        local function add_register(regs, p, lo, hi)
+          local shift = 2 ^ (32 - p)
+          local j = floor(hi / shift)
+          local rem = hi % shift
+          local rho
+          if rem > 0 then
+            local _, e = frexp(rem)
+            rho = 32 - p - e + 1
+          elseif lo > 0 then
+            local _, e = frexp(lo)
+            rho = 32 - p + 32 - e + 1
+          else
+            rho = 64 - p + 1
+          end
+          if rho > regs[j] then regs[j] = rho end
+        end
+
+        local function distinct(s, ps, n, p)
+          local seen, members, count = {}, {}, 0
+          local sets = true
+          for i = 1, n do
+            local q = ps[i]
+            local c = unpack_('<H', s, q)
+            if c == 65535 then
+              sets = false
+            else
+              for k = 0, c - 1 do
+                local h = sub(s, q + 2 + k * 8, q + 9 + k * 8)
+                if not seen[h] then
+                  seen[h] = true
+                  count = count + 1
+                  members[count] = q + 2 + k * 8
+                end
+              end
+            end
+          end
+          if sets then return count end
+          local m = 2 ^ p
+          local regs = {}
+          for j = 0, m - 1 do regs[j] = 0 end
+          for i = 1, count do
+            local lo, hi = unpack_('<I4I4', s, members[i])
+            add_register(regs, p, lo, hi)
+          end
+          for i = 1, n do
+            local q = ps[i]
+            if unpack_('<H', s, q) == 65535 then
+              local base = q + 2
+              for j0 = 0, m - 1, 1024 do
+                local last = j0 + 1023
+                if last > m - 1 then last = m - 1 end
+                local chunk = {byte(s, base + j0, base + last)}
+                for k = 1, #chunk do
+                  local v = chunk[k]
+                  if v > regs[j0 + k - 1] then regs[j0 + k - 1] = v end
+                end
+              end
+            end
+          end
+          local sum, zeros = 0.0, 0
+          for j = 0, m - 1 do
+            local r = regs[j]
+            sum = sum + 2 ^ (-r)
+            if r == 0 then zeros = zeros + 1 end
+          end
+          local alpha = 0.7213 / (1 + 1.079 / m)
+          local e = alpha * m * m / sum
+          if e <= 2.5 * m and zeros > 0 then e = m * log(m / zeros) end
+          return floor(e + 0.5)
+        end
+
+        -- struct formats for n buckets: '<' and n times 'i4I4'.
+        local BUCKET_FORMATS = {}
+        local function bucket_format(n)
+          local fmt = BUCKET_FORMATS[n]
+          if not fmt then
+            fmt = '<' .. string.rep('i4I4', n)
+            BUCKET_FORMATS[n] = fmt
+          end
+          return fmt
+        end
+
+        local BIAS = 33554432
+        local SHIFT = 67108864
+        local function bucket_value(key, g)
+          if key == 0 then return 0 end
+          if key > 0 then return 2 * g ^ (key - BIAS) / (g + 1) end
+          return -(2 * g ^ (-BIAS - key) / (g + 1))
+        end
+
+        -- Bytewise order (Lua's < on strings follows the locale).
+        local function bytes_less(a, b)
+          local la, lb = #a, #b
+          local m = la < lb and la or lb
+          for i = 1, m do
+            local x, y = byte(a, i), byte(b, i)
+            if x ~= y then return x < y end
+          end
+          return la < lb
+        end
+
+        local function count_by(s, ps, n, top)
+          local counts, texts, nt = {}, {}, 0
+          for i = 1, n do
+            local q = ps[i]
+            local other, entries = unpack_('<I4H', s, q)
+            if other > 0 then
+              local text = '__other__'
+              local have = counts[text]
+              if have then counts[text] = have + other else counts[text] = other; nt = nt + 1; texts[nt] = text end
+            end
+            local c = q + 6
+            for _ = 1, entries do
+              local count, length = unpack_('<I4H', s, c)
+              local text = sub(s, c + 6, c + 5 + length)
+              local have = counts[text]
+              if have then counts[text] = have + count else counts[text] = count; nt = nt + 1; texts[nt] = text end
+              c = c + 6 + length
+            end
+          end
+          if nt > 1 then
+            sort(texts, function(a, b)
+              local ca, cb = counts[a], counts[b]
+              if ca ~= cb then return ca > cb end
+              return bytes_less(a, b)
+            end)
+          end
+          local parts = {}
+          for i = 1, (nt < top and nt or top) do
+            parts[i] = jstring(texts[i]) .. ':' .. int(counts[texts[i]])
+          end
+          return '{' .. concat(parts, ',') .. '}'
+        end
+
+        -- A "More aggregations" section at pos (TiledLayout in EddyCore).
+        local function tiled(s, pos, f, t, out, n)
+          local code, c = f[2], f[3]
+          local ps, sizes, count, e = tiles_at(s, pos, f, t)
+          if code == 1 then
+            out[n + 1] = c[1] .. int(distinct(s, ps, count, f[6]))
+            return e, n + 1
+          elseif code == 2 then
+            -- Every tile's (key, count) as one number, (key + 2^26) * 2^26 +
+            -- count (exact: |key| < 2^26, counts below 2^26), sorted: equal
+            -- keys end up adjacent, so one cumulative walk over the sorted
+            -- list reads every quantile (ascending ranks) without a table of
+            -- sums. A count of 2^26 or more takes the table of sums instead.
+            local pairs_, np, total, big = {}, 0, 0, false
+            for i = 1, count do
+              local q = ps[i]
+              local nb = unpack_('<I4', s, q)
+              local p = q + 4
+              while nb > 0 do
+                local chunk = nb < 1000 and nb or 1000
+                local v = {unpack_(bucket_format(chunk), s, p)}
+                for k = 1, 2 * chunk, 2 do
+                  local cnt = v[k + 1]
+                  if cnt >= SHIFT then big = true end
+                  np = np + 1
+                  pairs_[np] = (v[k] + SHIFT) * SHIFT + cnt
+                  total = total + cnt
+                end
+                nb = nb - chunk
+                p = p + 8 * chunk
+              end
+            end
+            local qs = f[7]
+            local nq = #qs
+            if total == 0 then
+              for i = 1, nq do out[n + i] = c[i] .. 'null' end
+              return e, n + nq
+            end
+            local keys, counts
+            if big then
+              -- (Read the tiles again: these counts do not fit the encoding.)
+              keys, counts = {}, {}
+              local nk = 0
+              for i = 1, count do
+                local q = ps[i]
+                local nb = unpack_('<I4', s, q)
+                for b = 0, nb - 1 do
+                  local key, cnt = unpack_('<i4I4', s, q + 4 + 8 * b)
+                  if counts[key] then counts[key] = counts[key] + cnt else nk = nk + 1; keys[nk] = key; counts[key] = cnt end
+                end
+              end
+              sort(keys)
+            elseif count > 1 then
+              sort(pairs_)
+            end
+            -- Quantiles in ascending rank, each at the first bucket whose
+            -- cumulative count exceeds floor(q * (n - 1)).
+            local order = f[8]
+            local k, cum, key = 0, 0, 0
+            for j = 1, nq do
+              local i = order[j]
+              local rank = floor(qs[i] * (total - 1))
+              while cum <= rank do
+                k = k + 1
+                if big then
+                  key = keys[k]
+                  cum = cum + counts[key]
+                else
+                  local x = pairs_[k]
+                  key = floor(x / SHIFT)
+                  cum = cum + (x - key * SHIFT)
+                  key = key - SHIFT
+                end
+              end
+              -- A bucket's value text depends only on its key: formatting a
+              -- 17-digit double costs more than the rest of the read, so the
+              -- texts are kept across reads (at most 4096 per feature).
+              local cache = f[9]
+              if not cache then
+                cache = {}
+                f[9] = cache
+                f[10] = 0
+              end
+              local text = cache[key]
+              if not text then
+                text = number(bucket_value(key, f[6]))
+                if f[10] < 4096 then
+                  cache[key] = text
+                  f[10] = f[10] + 1
+                end
+              end
+              out[n + i] = c[i] .. text
+            end
+            return e, n + nq
+          elseif code == 3 or code == 4 then
+            local text = 'null'
+            if count > 0 then
+              local i = code == 3 and 1 or count
+              local q = ps[i]
+              text = tagged(byte(s, q + 8), sub(s, q + 9, q + sizes[i] - 1))
+            end
+            out[n + 1] = c[1] .. text
+            return e, n + 1
+          elseif code == 5 or code == 6 then
+            local text = 'null'
+            if count > 0 then
+              local tn, mean, m2 = unpack_('<i8dd', s, ps[1])
+              for i = 2, count do
+                local nb, mb, m2b = unpack_('<i8dd', s, ps[i])
+                local na = tn
+                local total = na + nb
+                local d = mb - mean
+                mean = mean + d * nb / total
+                m2 = m2 + m2b + d * d * na * nb / total
+                tn = total
+              end
+              local variance = m2 / tn
+              text = number(code == 5 and variance or sqrt(variance))
+            end
+            out[n + 1] = c[1] .. text
+            return e, n + 1
+          else
+            out[n + 1] = c[1] .. count_by(s, ps, count, f[6])
+            return e, n + 1
+          end
+        end
+
+        -- time_since section at pos: the greatest kept ts.
+        local function time_since(s, pos, f, t, out, n)
+          local ts = unpack_('<i8', s, pos)
+          out[n + 1] = f[2] .. (ts == NO_KEY_TIME and 'null' or int(t - ts))
+          return pos + 8, n + 1
+        end
         -- @DERIVED@
 
         -- The features of KEYS[1] read at T = ARGV[1] (epoch ms; default:
@@ -251,8 +564,12 @@ enum LuaRuntime {
               pos, n = session(s, pos, f, t, out, n)
             elseif kind == 2 then
               pos, n = window(s, pos, f, t, out, n)
-            else
+            elseif kind == 3 then
               pos, n = last_n(s, pos, f, out, n)
+            elseif kind == 4 then
+              pos, n = tiled(s, pos, f, t, out, n)
+            else
+              pos, n = time_since(s, pos, f, t, out, n)
             end
           end
           if derived then n = derived(out, n) end

@@ -24,7 +24,18 @@ extension Topology {
             case .session(let gap):
                 d = "session, gap \(formatDuration(gap)) -> \(f.outputNames.joined(separator: ", "))"
             case .window(let agg, let field, let w, let h):
-                d = "\(agg.rawValue)\(field.map { " of \($0)" } ?? "") over \(formatDuration(w)), hop \(formatDuration(h)) (\(w / h) tiles)"
+                d = "\(agg.rawValue)\(field.map { " of \($0)" } ?? "")" + span(w, h)
+            case .tiled(let agg, let field, let w, let h):
+                switch agg {
+                case .distinctCount(let p, let limit): d = "distinct_count of \(field) (precision \(p), exact to \(limit))"
+                case .percentile(_, let a):
+                    d = "percentile of \(field) (relative accuracy \(a)) -> \(f.outputNames.joined(separator: ", "))"
+                case .countBy(let top, let max): d = "count_by of \(field) (top \(top), \(max) values per tile)"
+                default: d = "\(agg.kindName) of \(field)"
+                }
+                d += span(w, h)
+            case .timeSince:
+                d = "time_since (ms since the latest matching event)"
             }
             if let filter = f.filter { d += " where \(filter)" }
             lines.append("    \(f.name.padding(14)) \(d)")
@@ -38,6 +49,10 @@ extension Topology {
         lines.append("  fields read  \(FeatureEngine.fieldPaths(of: self).map(\.description).uniqued().joined(separator: ", "))")
         return lines.joined(separator: "\n")
     }
+}
+
+private func span(_ w: Int64, _ h: Int64) -> String {
+    w == 0 ? " over the lifetime" : " over \(formatDuration(w)), hop \(formatDuration(h)) (\(w / h) tiles)"
 }
 
 extension String {

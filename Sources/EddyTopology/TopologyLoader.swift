@@ -132,10 +132,10 @@ struct NodeReader {
         return ms
     }
 
-    mutating func integer(_ node: Node?, _ what: String, range: ClosedRange<Int>) -> Int? {
+    mutating func integer(_ node: Node?, _ what: String, range: ClosedRange<Int>, fix: String? = nil) -> Int? {
         guard let node, let s = string(node, what) else { return nil }
         guard let v = Int(s), range.contains(v) else {
-            report(node, "\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(s)'")
+            report(node, "\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(s)'", fix: fix)
             return nil
         }
         return v
@@ -301,10 +301,33 @@ struct NodeReader {
         return ok ? out : nil
     }
 
-    static let kinds = ["last_n", "session", "count", "sum", "min", "max", "avg"]
+    static let kinds = [
+        "last_n", "session", "count", "sum", "min", "max", "avg",
+        "distinct_count", "percentile", "first", "last", "variance", "stddev", "count_by", "time_since",
+    ]
+
+    /// Every option a feature may have besides name, kind and where.
+    static let options = [
+        "field", "n", "distinct", "gap", "window", "hop",
+        "precision", "exact_limit", "quantiles", "relative_accuracy", "top", "max_values",
+    ]
+
+    /// The options each kind takes.
+    static func applicable(_ kind: String) -> Set<String> {
+        switch kind {
+        case "last_n": return ["field", "n", "distinct"]
+        case "session": return ["gap"]
+        case "count", "sum", "min", "max", "avg", "first", "last", "variance", "stddev": return ["field", "window", "hop"]
+        case "distinct_count": return ["field", "window", "hop", "precision", "exact_limit"]
+        case "percentile": return ["field", "window", "hop", "quantiles", "relative_accuracy"]
+        case "count_by": return ["field", "window", "hop", "top", "max_values"]
+        case "time_since": return []
+        default: return Set(options)
+        }
+    }
 
     mutating func feature(_ node: Node) -> FeatureSpec? {
-        let keys = ["name", "kind", "field", "n", "distinct", "gap", "window", "hop", "where"]
+        let keys = ["name", "kind", "where"] + Self.options
         guard let m = mapping(node, "a feature", allowed: keys) else { return nil }
         guard let nameNode = m["name"], let name = string(nameNode, "feature name") else {
             if m["name"] == nil { report(node, "feature has no name", fix: "add `name: clicks_1h`") }
@@ -340,14 +363,17 @@ struct NodeReader {
     mutating func featureKind(
         _ node: Node, _ m: [String: Node], name: String, kind: String, kindNode: Node, filter: FilterExpr?
     ) -> FeatureSpec? {
-        func unused(_ names: [String]) {
-            for n in names where m[n] != nil {
-                report(m[n], "'\(n)' does not apply to a \(kind) feature", fix: "remove it")
+        if Self.kinds.contains(kind) {
+            let takes = Self.applicable(kind)
+            for n in Self.options where m[n] != nil && !takes.contains(n) {
+                let fix = takes.isEmpty
+                    ? "remove it (a \(kind) feature takes only name, kind and where)"
+                    : "remove it (a \(kind) feature takes \(Self.options.filter(takes.contains).joined(separator: ", ")))"
+                report(m[n], "'\(n)' does not apply to a \(kind) feature", fix: fix)
             }
         }
         switch kind {
         case "last_n":
-            unused(["gap", "window", "hop"])
             guard let fieldNode = m["field"] else { report(node, "last_n feature '\(name)' needs a field", fix: "add `field: item_id`"); return nil }
             let field = fieldPath(fieldNode, "field")
             let n = m["n"].map { integer($0, "n", range: 1...1000) } ?? 10
@@ -355,13 +381,11 @@ struct NodeReader {
             guard let field, let n, let distinct else { return nil }
             return FeatureSpec(name: name, kind: .lastN(field: field, n: n, distinct: distinct), filter: filter)
         case "session":
-            unused(["field", "n", "distinct", "window", "hop"])
             guard let gapNode = m["gap"] else { report(node, "session feature '\(name)' needs a gap", fix: "add `gap: 30m`"); return nil }
             guard let gap = duration(gapNode, "gap") else { return nil }
             guard gap > 0 else { report(gapNode, "gap must be longer than 0"); return nil }
             return FeatureSpec(name: name, kind: .session(gapMs: gap), filter: filter)
         case "count", "sum", "min", "max", "avg":
-            unused(["n", "distinct", "gap"])
             let agg = Aggregation(rawValue: kind)!
             var field: FieldPath?
             if let f = m["field"] {
@@ -371,32 +395,108 @@ struct NodeReader {
                 report(node, "\(kind) feature '\(name)' needs a numeric field", fix: "add `field: price`")
                 return nil
             }
-            guard let wNode = m["window"] else { report(node, "\(kind) feature '\(name)' needs a window", fix: "add `window: 1h`"); return nil }
-            guard let window = duration(wNode, "window") else { return nil }
-            guard window > 0 else { report(wNode, "window must be longer than 0"); return nil }
-            var hop: Int64
-            if let hNode = m["hop"] {
-                guard let h = duration(hNode, "hop") else { return nil }
-                guard h > 0 else { report(hNode, "hop must be longer than 0"); return nil }
-                guard window % h == 0 else {
-                    report(hNode, "window \(formatDuration(window)) is not a multiple of hop \(formatDuration(h))",
-                           fix: "choose a hop that divides the window, e.g. \(formatDuration(window / 12 > 0 && window % 12 == 0 ? window / 12 : window))")
-                    return nil
-                }
-                hop = h
-            } else {
-                guard window % 12 == 0 else {
-                    report(wNode, "window \(formatDuration(window)) cannot be split into 12 hops (the default)",
-                           fix: "add a `hop:` that divides the window")
-                    return nil
-                }
-                hop = window / 12
-            }
+            guard let (window, hop) = windowAndHop(m) else { return nil }
             return FeatureSpec(name: name, kind: .window(agg, field: field, windowMs: window, hopMs: hop), filter: filter)
+        case "distinct_count", "percentile", "first", "last", "variance", "stddev", "count_by":
+            guard let f = m["field"] else {
+                report(node, "\(kind) feature '\(name)' needs a field", fix: "add `field: \(kind == "distinct_count" || kind == "count_by" ? "merchant_id" : "amount")`")
+                return nil
+            }
+            let field = fieldPath(f, "field")
+            let span = windowAndHop(m)
+            var agg: TileAggregation?
+            switch kind {
+            case "distinct_count":
+                let precision = m["precision"].map { integer($0, "precision", range: 4...16, fix: "HyperLogLog precision p gives 2^p registers; the default is 12") } ?? 12
+                let limit = m["exact_limit"].map { integer($0, "exact_limit", range: 0...4096, fix: "members kept exactly per tile before switching to registers; the default is 64") } ?? 64
+                if let precision, let limit { agg = .distinctCount(precision: precision, exactLimit: limit) }
+            case "percentile":
+                let quantiles = m["quantiles"].map { self.quantiles($0) } ?? [0.5, 0.9, 0.99]
+                let accuracy = m["relative_accuracy"].map {
+                    number($0, "relative_accuracy", valid: { $0 >= 0.0001 && $0 <= 0.5 }, range: "from 0.0001 to 0.5",
+                           fix: "a relative accuracy such as 0.01 (1%, the default)")
+                } ?? 0.01
+                if let quantiles, let accuracy { agg = .percentile(quantiles: quantiles, relativeAccuracy: accuracy) }
+            case "count_by":
+                let top = m["top"].map { integer($0, "top", range: 1...1000, fix: "how many texts a read returns; the default is 10") } ?? 10
+                let maxValues = m["max_values"].map { integer($0, "max_values", range: 1...4096, fix: "distinct texts counted per tile before __other__; the default is 64") } ?? 64
+                if let top, let maxValues { agg = .countBy(top: top, maxValues: maxValues) }
+            case "first": agg = .first
+            case "last": agg = .last
+            case "variance": agg = .variance
+            default: agg = .stddev
+            }
+            guard let field, let span, let agg else { return nil }
+            return FeatureSpec(name: name, kind: .tiled(agg, field: field, windowMs: span.0, hopMs: span.1), filter: filter)
+        case "time_since":
+            for n in Self.options where m[n] != nil { return nil }  // reported above
+            return FeatureSpec(name: name, kind: .timeSince, filter: filter)
         default:
             let hint = closest(kind, in: Self.kinds).map { "did you mean '\($0)'? " } ?? ""
             report(kindNode, "unknown feature kind '\(kind)'", fix: "\(hint)kinds are: \(Self.kinds.joined(separator: ", "))")
             return nil
         }
+    }
+
+    /// `window` and `hop` (default: a twelfth of the window) in ms; `(0, 0)`
+    /// without a window, a lifetime aggregate. Nil after reporting a problem.
+    mutating func windowAndHop(_ m: [String: Node]) -> (Int64, Int64)? {
+        guard let wNode = m["window"] else {
+            if let hNode = m["hop"] {
+                report(hNode, "hop without a window", fix: "add `window:` (a multiple of the hop), or remove `hop` for a lifetime aggregate")
+                return nil
+            }
+            return (0, 0)
+        }
+        guard let window = duration(wNode, "window") else { return nil }
+        guard window > 0 else { report(wNode, "window must be longer than 0", fix: "remove `window` for a lifetime aggregate"); return nil }
+        if let hNode = m["hop"] {
+            guard let h = duration(hNode, "hop") else { return nil }
+            guard h > 0 else { report(hNode, "hop must be longer than 0"); return nil }
+            guard window % h == 0 else {
+                report(hNode, "window \(formatDuration(window)) is not a multiple of hop \(formatDuration(h))",
+                       fix: "choose a hop that divides the window, e.g. \(formatDuration(window / 12 > 0 && window % 12 == 0 ? window / 12 : window))")
+                return nil
+            }
+            return (window, h)
+        }
+        guard window % 12 == 0 else {
+            report(wNode, "window \(formatDuration(window)) cannot be split into 12 hops (the default)",
+                   fix: "add a `hop:` that divides the window")
+            return nil
+        }
+        return (window, window / 12)
+    }
+
+    /// A number option satisfying `valid`.
+    mutating func number(_ node: Node, _ what: String, valid: (Double) -> Bool, range: String, fix: String) -> Double? {
+        guard let s = string(node, what) else { return nil }
+        guard let v = Double(s), v.isFinite, valid(v) else {
+            report(node, "\(what) must be a number \(range), not '\(s)'", fix: fix)
+            return nil
+        }
+        return v
+    }
+
+    /// `quantiles`: a non-empty list of numbers strictly between 0 and 1,
+    /// each once.
+    mutating func quantiles(_ node: Node) -> [Double]? {
+        guard let seq = node.sequence else {
+            report(node, "quantiles must be a list of numbers between 0 and 1", fix: "write `quantiles: [0.5, 0.99]`")
+            return nil
+        }
+        guard !seq.isEmpty else {
+            report(node, "quantiles is empty", fix: "list at least one, like `quantiles: [0.5, 0.99]`, or remove it for [0.5, 0.9, 0.99]")
+            return nil
+        }
+        var out: [Double] = []
+        var ok = true
+        for item in seq {
+            guard let q = number(item, "a quantile", valid: { $0 > 0 && $0 < 1 }, range: "strictly between 0 and 1",
+                                 fix: "write quantiles as fractions: 0.99 for p99, 0.999 for p99.9") else { ok = false; continue }
+            if out.contains(q) { report(item, "quantile \(q) appears twice", fix: "keep one of them"); ok = false; continue }
+            out.append(q)
+        }
+        return ok ? out : nil
     }
 }

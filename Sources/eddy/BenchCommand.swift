@@ -1,7 +1,9 @@
 import ArgumentParser
 import EddyCore
 import EddyDevKit
+import EddyRedis
 import EddyReplay
+import EddyStore
 import Foundation
 
 struct BenchCommand: ParsableCommand {
@@ -15,11 +17,15 @@ struct BenchCommand: ParsableCommand {
 struct ReplayBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "replay --emit final over generated clickstream events, on one core.",
+        abstract: "replay --emit final over generated clickstream (or card) events, on one core.",
         discussion: """
             Generates the events in memory first (seeded, reproducible), then times the replay. \
             Baselines on the same bytes: a bare line split (memchr), and Foundation's JSONSerialization \
-            parsing the same events (the naive way). Memory: resident set growth over the run divided by keys.
+            parsing the same events (the naive way). Memory: resident set growth over the run divided by keys, \
+            and the bytes of each key's stored hash fields. Card transactions (card_id, amount, merchant_id, \
+            status, reason) are generated for the fraud topology, clickstream events otherwise. With --redis, \
+            the final state is also written there (the backfill path), and the bench reports Redis's MEMORY \
+            USAGE per key and the Redis time per FCALL read at the last event time (INFO commandstats).
             """
     )
 
@@ -29,13 +35,23 @@ struct ReplayBench: ParsableCommand {
     @Option(help: "Generator seed.") var seed: UInt64 = 42
     @Option(help: "Timed repetitions (the median is reported).") var repeats = 3
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Option(help: "Events: clickstream or cards (default: cards for a topology keyed by card_id).") var generator: String?
+    @Option(help: "Also write the state to this Redis (emptied first!) and measure MEMORY USAGE and FCALL time.")
+    var redis: String?
+    @Option(help: "With --redis: FCALL reads to time.") var reads = 20_000
 
     func run() throws {
         let t = try loadTopology(topology)
         var data: [UInt8] = []
-        data.reserveCapacity(events * 110)
-        var gen = ClickstreamGenerator(seed: seed, users: users)
-        for _ in 0..<events { gen.next(into: &data); data.append(0x0A) }
+        data.reserveCapacity(events * 120)
+        let cards = generator == "cards" || (generator == nil && t.key == .field(FieldPath(["card_id"])))
+        if cards {
+            var gen = CardGenerator(seed: seed, cards: users)
+            for _ in 0..<events { gen.next(into: &data); data.append(0x0A) }
+        } else {
+            var gen = ClickstreamGenerator(seed: seed, users: users)
+            for _ in 0..<events { gen.next(into: &data); data.append(0x0A) }
+        }
 
         // Baseline 1: split lines only.
         let splitRate = try median((0..<repeats).map { _ in try timeLines(data) { _ in } })
@@ -55,6 +71,7 @@ struct ReplayBench: ParsableCommand {
         var rates: [Double] = []
         var cpuRates: [Double] = []
         var bytesPerKey = 0.0, arenaPerKey = 0.0, keys = 0, summary = ""
+        var stateBytesPerKey = 0.0, hashBytesPerKey = 0.0
         for r in 0..<repeats {
             let rss0 = residentBytes()
             let session = ReplaySession(topology: t, emit: .final)
@@ -75,7 +92,12 @@ struct ReplayBench: ParsableCommand {
                 bytesPerKey = Double(residentBytes() - rss0) / Double(max(keys, 1))
                 arenaPerKey = Double(session.engine.store.allocatedBytes) / Double(max(keys, 1))
                 summary = session.summary.description
+                (stateBytesPerKey, hashBytesPerKey) = storedBytes(session.engine)
             }
+        }
+        var redisResult = ""
+        if let redis {
+            redisResult = try measureRedis(t, data: data, url: redis)
         }
         let rate = median(rates)
         let cpuRate = median(cpuRates)
@@ -84,7 +106,8 @@ struct ReplayBench: ParsableCommand {
                 {"bench":"replay","events":\(events),"keys":\(keys),"events_per_s":\(Int(rate)),"events_per_cpu_s":\(Int(cpuRate)),\
                 "split_lines_per_s":\(Int(splitRate)),"foundation_json_per_s":\(Int(foundationRate)),\
                 "ratio_vs_foundation":\(String(format: "%.2f", rate / foundationRate)),\
-                "rss_bytes_per_key":\(Int(bytesPerKey)),"store_bytes_per_key":\(Int(arenaPerKey))}
+                "rss_bytes_per_key":\(Int(bytesPerKey)),"store_bytes_per_key":\(Int(arenaPerKey)),\
+                "state_bytes_per_key":\(Int(stateBytesPerKey)),"hash_bytes_per_key":\(Int(hashBytesPerKey))\(redisResult)}
                 """)
         } else {
             print("replay --emit final, \(t.name), \(events) events, \(keys) keys, median of \(repeats)")
@@ -92,8 +115,76 @@ struct ReplayBench: ParsableCommand {
             print("  baseline: split lines \(fmt(splitRate)) lines/s  (replay is \(String(format: "%.1f%%", 100 * rate / splitRate)) of it)")
             print("  baseline: Foundation   \(fmt(foundationRate)) events/s parsed by JSONSerialization (replay is \(String(format: "%.1fx", rate / foundationRate)))")
             print("  memory                 \(Int(bytesPerKey)) bytes/key resident growth, \(Int(arenaPerKey)) bytes/key allocated by the state store (target <= 300)")
+            print("  stored per key         \(Int(stateBytesPerKey)) bytes of _state, \(Int(hashBytesPerKey)) bytes of hash fields and values")
+            if !redisResult.isEmpty { print("  redis                 \(redisResult)") }
             print("  first run: \(summary)")
         }
+    }
+
+    /// Average `_state` bytes and hash field+value bytes per key (what the worker writes).
+    func storedBytes(_ engine: FeatureEngine) -> (Double, Double) {
+        var fields = EntityFields(engine: engine)
+        var state = 0, hash = 0, keys = 0
+        let store = engine.store
+        for s in 0..<Int32(store.slotLimit) where store.isLive(s) && engine.keyTime(s) != nil {
+            keys += 1
+            state += store.length(s)
+            fields.forEach(slot: s) { name, value in hash += name.count + value.count }
+        }
+        return (Double(state) / Double(max(keys, 1)), Double(hash) / Double(max(keys, 1)))
+    }
+
+    /// Writes the final state to Redis (the backfill path), then Redis's
+    /// own numbers: MEMORY USAGE per key (a sample of 2000) and the time
+    /// per FCALL read at the last event time (INFO commandstats).
+    func measureRedis(_ t: Topology, data: [UInt8], url: String) throws -> String {
+        let target = try resolveRedisURL(url, topology: t)
+        guard case .single(let redisURL) = target else { throw ValidationError("--redis: a single server") }
+        let connection = try RedisConnection(url: redisURL)
+        _ = try connection.command("FLUSHALL")
+        let session = ReplaySession(topology: t, emit: .final, trackOffsets: true)
+        var out = JSONWriter(capacity: 1 << 20)
+        var offset: Int64 = 0
+        forEachLine(data) { line in
+            session.consume(line, key: nil, timestampMs: 0, source: 0, offset: offset, into: &out)
+            offset += 1
+        }
+        try session.finish(to: try OutputFile(path: "/dev/null"))
+        let backfill = RedisBackfill(target: target, topology: t)
+        try backfill.prepare()
+        let counts = try backfill.write(session, partitionNames: ["bench:0"])
+        backfill.close()
+        let engine = session.engine
+        var keys: [[UInt8]] = []
+        var maxK = Int64.min
+        for s in 0..<Int32(engine.store.slotLimit) where engine.store.isLive(s) {
+            guard let k = engine.keyTime(s) else { continue }
+            maxK = max(maxK, k)
+            keys.append(Array(t.sink.keyPrefix.utf8) + Array(engine.store.keyBytes(s)))
+        }
+        let sample = Array(keys.prefix(2000))
+        for k in sample { try connection.append("MEMORY", "USAGE", k, "SAMPLES", "0") }
+        let usage = try connection.pipeline(count: sample.count).compactMap(\.integer).reduce(0, +)
+        let library = FunctionLibrary(topology: t)
+        try library.install(on: .single(connection))
+        _ = try connection.command("CONFIG", "RESETSTAT")
+        var done = 0
+        while done < reads {
+            let n = min(500, reads - done)
+            for i in 0..<n {
+                try connection.appendFcall(library.functionName) { call in
+                    call.keys.add(keys[(done + i) % keys.count])
+                    call.arguments.add(maxK)
+                }
+            }
+            _ = try connection.pipeline(count: n)
+            done += n
+        }
+        let info = try connection.command("INFO", "commandstats").string ?? ""
+        let fcall = info.split(separator: "\r\n").first { $0.hasPrefix("cmdstat_fcall:") } ?? ""
+        let usec = fcall.split(separator: ",").first { $0.hasPrefix("usec_per_call=") }.map { String($0.dropFirst(14)) } ?? "0"
+        return ",\"redis_keys_written\":\(counts.written),\"redis_memory_usage_per_key\":\(Int(usage) / max(sample.count, 1)),"
+            + "\"fcall_usec_per_call\":\(usec),\"fcall_reads\":\(reads)"
     }
 
     func fmt(_ r: Double) -> String { String(format: "%10.0f", r) }

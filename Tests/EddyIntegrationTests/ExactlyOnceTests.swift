@@ -357,7 +357,9 @@ final class Rig {
     let topologyPath: String
     let total: Int
 
-    init(events count: Int, users: Int, seed: Int, redisOptions: [String: String] = [:], cluster: Bool = false) throws {
+    /// `features`: more features (YAML list items) appended to clickstream's.
+    init(events count: Int, users: Int, seed: Int, redisOptions: [String: String] = [:], cluster: Bool = false,
+         features: String = "") throws {
         dir = try Harness.tempDir()
         redis = try RedisServerProcess(options: redisOptions)
         self.cluster = cluster ? try RedisClusterProcess(options: redisOptions) : nil
@@ -370,7 +372,7 @@ final class Rig {
         precondition(lines.count == count)
         let base = try String(contentsOfFile: Harness.root.appendingPathComponent("Topologies/clickstream.yaml").path,
                               encoding: .utf8)
-        let yaml = base.replacingOccurrences(of: "  format: json\n", with: """
+        var yaml = base.replacingOccurrences(of: "  format: json\n", with: """
               format: json
               properties:
                 session.timeout.ms: "4000"
@@ -378,6 +380,9 @@ final class Rig {
 
             """)
         precondition(yaml != base)
+        if !features.isEmpty {
+            yaml = yaml.replacingOccurrences(of: "features:\n", with: "features:\n" + features)
+        }
         topologyPath = dir.appendingPathComponent("clickstream.yaml").path
         try yaml.write(toFile: topologyPath, atomically: true, encoding: .utf8)
     }

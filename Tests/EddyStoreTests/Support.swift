@@ -143,7 +143,7 @@ func readTimes(for entity: Entity, _ e: FeatureEngine, rng: inout SplitMix64) ->
     var ts: Set<Int64> = [k, k - 1, k + 1, k + 40 * day, k - 40 * day, 0, -1, -day - 1]
     for f in e.topology.features {
         switch f.kind {
-        case .window(_, _, let w, let h):
+        case .window(_, _, let w, let h) where w > 0:
             let boundary = floorDiv(k, h) * h
             ts.formUnion([boundary, boundary - 1, boundary + h, boundary + h - 1, boundary + w, boundary + w - 1,
                           boundary + w - h, boundary - w + h, k - Int64.random(in: 0...w, using: &rng),
@@ -154,7 +154,13 @@ func readTimes(for entity: Entity, _ e: FeatureEngine, rng: inout SplitMix64) ->
             if let last = object?[f.name + "_last"]?.double.map(Int64.init) {
                 ts.formUnion([last + gap, last + gap + 1])
             }
-        case .lastN: break
+        case .tiled(_, _, let w, let h) where w > 0:
+            let boundary = floorDiv(k, h) * h
+            ts.formUnion([boundary, boundary - 1, boundary + h, boundary + h - 1, boundary + w, boundary + w - 1,
+                          boundary + w - h, k - Int64.random(in: 0...w, using: &rng)])
+        case .timeSince:
+            ts.formUnion([k - 3_600_000, k + 3_600_000])
+        default: break
         }
     }
     return ts.sorted()

@@ -19,6 +19,12 @@ public final class FeatureEngine {
     var scratch: [UInt8] = []
     /// Output names as JSON key bytes, per feature and column.
     let columnKeys: [[[UInt8]]]
+    /// Per feature: its percentile quantiles (empty for other kinds).
+    let quantiles: [[Double]]
+    /// Reusable buffers of the "More aggregations" reads.
+    let readScratch = ReadScratch()
+    /// Scratch for a canonical number text (distinct_count, count_by).
+    let textScratch: UnsafeMutablePointer<UInt8>
     /// The derived columns, written after the feature columns; nil when
     /// the topology has none.
     public let derived: DerivedColumns?
@@ -38,14 +44,23 @@ public final class FeatureEngine {
             case .session: empty.append(contentsOf: repeatElement(0, count: SessionLayout.size))
             case .window: empty.append(contentsOf: repeatElement(0, count: 4))
             case .lastN: empty.append(contentsOf: repeatElement(0, count: LastNLayout.header))
+            case .tiled: empty.append(contentsOf: repeatElement(0, count: TiledLayout.header))
+            case .timeSince: withUnsafeBytes(of: noKeyTime.littleEndian) { empty.append(contentsOf: $0) }
             }
         }
         self.emptyState = empty
         self.emptyBlob = [0, 0] + empty
         self.columnKeys = topology.features.map { $0.outputNames.map { Array($0.utf8) } }
+        self.quantiles = topology.features.map {
+            if case .tiled(.percentile(let q, _), _, _, _) = $0.kind { return q }
+            return []
+        }
+        self.textScratch = .allocate(capacity: CanonicalText.capacity + 8)
         self.derived = DerivedColumns(topology: topology)
         scratch.reserveCapacity(1024)
     }
+
+    deinit { textScratch.deallocate() }
 
     /// Every field path the topology reads: key, time, feature fields, filters.
     public static func fieldPaths(of t: Topology) -> [FieldPath] {
@@ -56,6 +71,7 @@ public final class FeatureEngine {
             switch f.kind {
             case .lastN(let p, _, _): paths.append(p)
             case .window(_, let p?, _, _): paths.append(p)
+            case .tiled(_, let p, _, _): paths.append(p)
             default: break
             }
             if let filter = f.filter { paths.append(contentsOf: filter.fieldPaths) }
@@ -157,8 +173,16 @@ public final class FeatureEngine {
                 case .window:
                     offset = WindowOperator.apply(
                         store, slot, offset, f, passes: passes, decoder: decoder, ts: ts,
-                        dropThrough: advanced ? k - latenessMs - f.windowMs : nil)
+                        dropThrough: advanced && !f.isLifetime ? k - latenessMs - f.windowMs : nil)
                     b = store.blob(slot)
+                case .tiled:
+                    offset = TiledOperator.apply(
+                        store, slot, offset, f, passes: passes, decoder: decoder, ts: ts,
+                        dropThrough: advanced && !f.isLifetime ? k - latenessMs - f.windowMs : nil, text: textScratch)
+                    b = store.blob(slot)
+                case .timeSince:
+                    if passes { TiledOperator.applyTimeSince(b + offset, ts: ts) }
+                    offset += 8
                 case .lastN:
                     offset = LastNOperator.apply(store, slot, offset, f, passes: passes, decoder: decoder, ts: ts)
                     b = store.blob(slot)
@@ -256,6 +280,18 @@ public final class FeatureEngine {
             case .lastN:
                 if begin(&w, i, 0, columnKeys[i][0]) { LastNOperator.write(b + offset, into: &w) }
                 offset += LastNLayout.header + Int(b.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            case .tiled:
+                let p = b + offset
+                if f.tiled == .percentile {
+                    TiledOperator.prepare(p, f, at: t, scratch: readScratch)
+                }
+                for c in 0..<columnKeys[i].count where begin(&w, i, c, columnKeys[i][c]) {
+                    TiledOperator.write(p, f, column: c, quantiles: quantiles[i], at: t, scratch: readScratch, into: &w)
+                }
+                offset += TiledOperator.sectionSize(p)
+            case .timeSince:
+                if begin(&w, i, 0, columnKeys[i][0]) { TiledOperator.writeTimeSince(b + offset, at: t, into: &w) }
+                offset += 8
             }
         }
     }

@@ -37,7 +37,7 @@ enum WindowOperator {
             }
         }
 
-        let start = floorDiv(ts, f.hopMs) * f.hopMs
+        let start = f.isLifetime ? 0 : floorDiv(ts, f.hopMs) * f.hopMs
         var j = n - 1
         while j >= 0, b.loadUnaligned(fromByteOffset: tiles + j * size, as: Int64.self) > start { j -= 1 }
         if j >= 0, b.loadUnaligned(fromByteOffset: tiles + j * size, as: Int64.self) == start {
@@ -81,8 +81,8 @@ enum WindowOperator {
     /// and avg are null.
     static func read(_ p: UnsafeRawPointer, _ f: CompiledFeature, at t: Int64) -> (count: Int64, value: Double) {
         let n = Int(p.loadUnaligned(as: UInt32.self))
-        let hi = floorDiv(t, f.hopMs) * f.hopMs
-        let lo = hi - f.windowMs
+        let hi = f.isLifetime ? Int64.max : floorDiv(t, f.hopMs) * f.hopMs
+        let lo = f.isLifetime ? Int64.min : hi - f.windowMs
         var count: Int64 = 0
         var acc = 0.0
         for j in 0..<n {
