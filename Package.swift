@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // Debian's C libraries, as system library modules.
@@ -61,6 +62,14 @@ let package = Package(
         // in finish (2026-12-06).
         .target(name: "EddyReplay", dependencies: ["EddyCore", "EddyKafka", "EddyPipeline", "EddyRedis", "EddyStore", "CZlib"],
                 swiftSettings: uncheckedExclusivity),
+        // Avro and Protobuf: writer schemas (Avro JSON, FileDescriptorSets)
+        // parsed into EddyCore's pure schema model, the Confluent schema
+        // registry client, Avro object container files. The decoding
+        // itself is EddyCore's (BinaryPlan).
+        .target(name: "EddyFormats", dependencies: [
+            "EddyCore", "CZlib",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         // Lock-free SPSC rings, stage threads, parking.
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),
