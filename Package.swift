@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "EddyCore", dependencies: ["CEddySupport"], swiftSettings: uncheckedExclusivity),
         // YAML topology files -> validated, compiled plans.
         .target(name: "EddyTopology", dependencies: [
-            "EddyCore", .product(name: "Yams", package: "Yams"),
+            "EddyCore", "EddyFormats", .product(name: "Yams", package: "Yams"),
         ]),
         // Replay over files (JSON Lines, gzip) or a bounded Kafka range:
         // point-in-time rows, labels, CSV, backfills into Redis, verify.
@@ -153,6 +153,10 @@ let package = Package(
             "EddyCore", "EddyTopology", "EddyReplay", "EddyDevKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
+        .testTarget(name: "EddyFormatsTests", dependencies: [
+            "EddyFormats", "EddyCore", "EddyTopology",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "EddyTopologyTests", dependencies: ["EddyTopology", "EddyCore"]),
         .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline", "EddyDevKit"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyDevKit"]),

@@ -206,7 +206,7 @@ struct AvroCompiler {
         // Paths going below a type that has no named fields.
         func into(_ what: String) {
             for n in needs {
-                issues.append(PlanIssue(field: n.field, message: "goes into \(what) at '\(n.rest.first ?? "")': paths reach only record fields"))
+                issues.append(PlanIssue(field: n.field, message: "goes into \(what) before '\(n.rest.first ?? "")': paths reach only record fields"))
             }
         }
         func leafKind(_ k: LeafKind) { if leaf >= 0 { leafKinds[Int(leaf)].insert(k) } }
