@@ -401,3 +401,22 @@ func readZigzag(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) throws(Re
     }
     return Int64(bitPattern: (result >> 1) ^ (0 &- (result & 1)))
 }
+
+extension BinaryPlan {
+    /// The length of the Avro datum at the start of `bytes` (e.g. in an
+    /// object container file's block, where datums follow each other
+    /// unmarked), or nil if it is truncated or malformed. Best with a plan
+    /// compiled for no paths (it only skips).
+    public func avroDatumLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard format == .avro, let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return nil }
+        let noText = UnsafeMutablePointer<Bool>.allocate(capacity: max(paths.count, 1))
+        noText.initialize(repeating: false, count: max(paths.count, 1))
+        let slots = UnsafeMutablePointer<FieldSlot>.allocate(capacity: max(paths.count, 1))
+        slots.initialize(repeating: FieldSlot(), count: max(paths.count, 1))
+        let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: maxTextBytes)
+        defer { noText.deallocate(); slots.deallocate(); scratch.deallocate() }
+        var r = BinaryRun(plan: self, p: base, start: 0, end: bytes.count, slots: slots, scratch: scratch, needsText: noText)
+        do { try r.avro(avroRoot) } catch { return nil }
+        return r.i
+    }
+}
