@@ -107,7 +107,7 @@ let package = Package(
         // (ShardStage.process) 22% more instructions over the same 100k
         // events (843M against 689M, callgrind, 2026-12-06).
         .target(name: "EddyWorker", dependencies: [
-            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore", "EddyMetrics",
+            "EddyCore", "EddyFormats", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore", "EddyMetrics",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -133,7 +133,7 @@ let package = Package(
         // generator, ring and Redis benchmarks, a bare HTTP GET. Used by
         // `eddy dev`, `eddy bench` and the tests.
         .target(name: "EddyDevKit", dependencies: [
-            "CRdKafka", "EddyKafka", "EddyRedis", "EddyPipeline", "EddyReplay",
+            "EddyCore", "EddyFormats", "CRdKafka", "EddyKafka", "EddyRedis", "EddyPipeline", "EddyReplay",
         ]),
 
         .executableTarget(name: "eddy", dependencies: [

@@ -66,6 +66,36 @@ public final class SchemaRegistryClient: @unchecked Sendable {
         return try get("/subjects/\(s)/versions/\(version)" + (format == .protobuf ? "?format=serialized" : ""))
     }
 
+    /// Registers `schema` under `subject` (`POST /subjects/{s}/versions`)
+    /// and returns its id.
+    public func register(subject: String, schema: String, schemaType: String) throws -> UInt32 {
+        var base = settings.url
+        while base.hasSuffix("/") { base.removeLast() }
+        guard let url = URL(string: base + "/subjects/\(subject)/versions") else { throw SchemaError("bad registry URL") }
+        var request = URLRequest(url: url, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        request.setValue("application/vnd.schemaregistry.v1+json", forHTTPHeaderField: "Content-Type")
+        if let u = settings.username {
+            request.setValue("Basic \(Data("\(u):\(settings.password ?? "")".utf8).base64EncodedString())", forHTTPHeaderField: "Authorization")
+        }
+        var body: [String: Any] = ["schema": schema]
+        if schemaType != "AVRO" { body["schemaType"] = schemaType }
+        request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        let box = ResultBox()
+        let done = DispatchSemaphore(value: 0)
+        session.dataTask(with: request) { data, response, error in
+            box.data = data; box.status = (response as? HTTPURLResponse)?.statusCode ?? 0; box.error = error
+            done.signal()
+        }.resume()
+        _ = done.wait(timeout: .now() + timeout + 1)
+        guard box.status == 200, let data = box.data,
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let id = obj["id"] as? Int
+        else {
+            throw SchemaError("registering \(subject) at \(settings.url) failed: HTTP \(box.status) \(box.error.map { "\($0)" } ?? "")")
+        }
+        return UInt32(id)
+    }
+
     func get(_ path: String) throws(RegistryUnavailable) -> Answer {
         var base = settings.url
         while base.hasSuffix("/") { base.removeLast() }
