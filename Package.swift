@@ -171,7 +171,7 @@ let package = Package(
         ]),
         .testTarget(name: "EddyWorkerTests", dependencies: ["EddyWorker", "EddyKafka"]),
         .testTarget(name: "EddyIntegrationTests", dependencies: [
-            "EddyKafka", "EddyRedis", "EddyCore", "EddyReplay", "EddyTopology", "EddyDevKit",
+            "EddyFormats", "EddyKafka", "EddyRedis", "EddyCore", "EddyReplay", "EddyTopology", "EddyDevKit",
         ]),
     ]
 )
