@@ -84,7 +84,7 @@ struct ReplayBench: ParsableCommand {
         for _ in 0..<events { gen.next(into: &data); data.append(0x0A) }
         if format != "json" {
             let e = try encoded(data, topology: t)
-            var binary: [(Double, Double)] = [], plain: [Double] = [], summary = ""
+            var binary: [(Double, Double)] = [], plain: [Double] = [], plainCPU: [Double] = [], summary = ""
             for _ in 0..<repeats {
                 // Alternately: the encoded events, then the same events as JSON.
                 let (rate, cpuRate, s) = try timeBinary(e, topology: t)
@@ -92,23 +92,27 @@ struct ReplayBench: ParsableCommand {
                 let session = ReplaySession(topology: t, emit: .final)
                 var out = JSONWriter(capacity: 1 << 20)
                 let start = monotonicSeconds()
+                let cpuStart = threadCPUSeconds()
                 forEachLine(data) { session.consume($0, into: &out) }
                 try session.finish(to: try OutputFile(path: "/dev/null"))
                 plain.append(Double(events) / (monotonicSeconds() - start))
+                plainCPU.append(Double(events) / (threadCPUSeconds() - cpuStart))
             }
             let rate = median(binary.map(\.0)), cpuRate = median(binary.map(\.1)), jsonRate = median(plain)
+            let jsonCPU = median(plainCPU)
             let bytes = Double(e.bytes.count) / Double(events), jsonBytes = Double(data.count - events) / Double(events)
             if json {
                 print("""
                     {"bench":"replay","format":"\(format)","events":\(events),"events_per_s":\(Int(rate)),"events_per_cpu_s":\(Int(cpuRate)),\
-                    "json_events_per_s":\(Int(jsonRate)),"ratio_vs_json":\(String(format: "%.3f", rate / jsonRate)),\
+                    "json_events_per_s":\(Int(jsonRate)),"json_events_per_cpu_s":\(Int(jsonCPU)),"ratio_vs_json":\(String(format: "%.3f", rate / jsonRate)),\
+                    "cpu_ratio_vs_json":\(String(format: "%.3f", cpuRate / jsonCPU)),\
                     "bytes_per_event":\(String(format: "%.1f", bytes)),"json_bytes_per_event":\(String(format: "%.1f", jsonBytes))}
                     """)
             } else {
                 print("replay --emit final, \(t.name), \(events) events as \(format) (Confluent-framed) and as JSON, median of \(repeats), alternating")
                 print("  \(format.padding(toLength: 9, withPad: " ", startingAt: 0))  \(fmt(rate)) events/s wall, \(fmt(cpuRate)) per CPU-second; \(String(format: "%.1f", bytes)) bytes/event")
-                print("  json       \(fmt(jsonRate)) events/s wall; \(String(format: "%.1f", jsonBytes)) bytes/event")
-                print("  ratio      \(String(format: "%.3f", rate / jsonRate)) (target >= 1)")
+                print("  json       \(fmt(jsonRate)) events/s wall, \(fmt(jsonCPU)) per CPU-second; \(String(format: "%.1f", jsonBytes)) bytes/event")
+                print("  ratio      \(String(format: "%.3f", rate / jsonRate)) wall, \(String(format: "%.3f", cpuRate / jsonCPU)) per CPU-second (target >= 1)")
                 print("  \(summary)")
             }
             return
