@@ -76,10 +76,8 @@ extension NodeReader {
                 report(m["descriptor"], "source.descriptor needs the message type too", fix: "add `message: pkg.Event`")
                 ok = false
             }
-            if out.registry != nil && out.descriptorFile != nil {
-                report(m["descriptor"], "source has both schema_registry and descriptor", fix: "keep one: the registry (messages carry a schema id) or a fixed descriptor (bare messages)")
-                ok = false
-            }
+            // Both: the registry gives writer schemas, the descriptor is the
+            // reader (paths resolve to its field numbers).
         default: break
         }
         return ok ? out : nil
@@ -124,13 +122,26 @@ public enum FixedSchemas {
         throw SchemaError("the source has no fixed schema")
     }
 
+    /// The Protobuf reader schema of `descriptor` + `message`.
+    public static func readerSchema(for t: Topology) throws -> (schema: ProtoSchema, root: Int) {
+        guard let f = t.source.descriptorFile, let message = t.source.message else { throw SchemaError("no descriptor") }
+        guard let data = FileManager.default.contents(atPath: f) else { throw SchemaError("cannot read \(f)") }
+        let schema = try ProtoDescriptors.schema(files: ProtoDescriptors.files(descriptorSet: data))
+        guard let root = schema.message(named: message) else { throw SchemaError("message \(message) is not in \(f)") }
+        return (schema, root)
+    }
+
     /// How to read `t`'s messages: nil for JSON; a fixed plan; or, with a
     /// registry, an empty table that `SchemaResolver` fills.
     public static func binarySource(for t: Topology) throws -> BinarySource? {
         switch t.source.format {
         case "avro", "protobuf":
             let format: BinaryPlan.Format = t.source.format == "avro" ? .avro : .protobuf
-            if t.source.schemaRegistry != nil { return BinarySource(table: SchemaTable(format: format, topology: t)) }
+            if t.source.schemaRegistry != nil {
+                let table = SchemaTable(format: format, topology: t)
+                if format == .protobuf, t.source.descriptorFile != nil { table.protobufReader = try readerSchema(for: t) }
+                return BinarySource(table: table)
+            }
             return BinarySource(fixed: try plan(for: t))
         default:
             return nil

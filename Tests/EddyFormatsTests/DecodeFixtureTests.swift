@@ -200,3 +200,26 @@ enum Fixtures {
         #expect(t.source.format == "avro")
     }
 }
+
+@Suite struct ProtobufReaderTests {
+    /// With a reader descriptor beside the registry, paths resolve to the
+    /// reader's field numbers: v2 renamed `delta` (11) to `change`, and
+    /// `delta` still reads it; `count` (8), removed in v2, is missing.
+    @Test func fieldsResolveByNumberThroughTheReader() throws {
+        let t = try Fixtures.topology(format: "protobuf", extraSource: ", descriptor: event.desc, message: shop.Event, schema_registry: {url: \"http://127.0.0.1:1\"}",
+                                      fields: Fixtures.fieldNames.filter { $0 != "uid_old" && $0 != "added" })
+        let source = try #require(try FixedSchemas.binarySource(for: t))
+        let table = try #require(source.table)
+        #expect(table.protobufReader != nil)
+        table.add(12, try Fixtures.protobufEntry(table, file: "event_v2.proto"))
+        let e = FeatureEngine(topology: t, binary: source)
+        let c = (try Fixtures.cases()["cases"] as! [[String: Any]]).first { $0["name"] as? String == "protobuf v2 evolution" }!
+        var bytes = Fixtures.bytes(hex: c["hex"] as! String)
+        #expect(bytes.withUnsafeMutableBytes { e.decode(UnsafeRawBufferPointer($0)) } == nil)
+        let d = e.decoder
+        let delta = d.field(d.fields.index(of: FieldPath(dotted: "delta"))!)
+        #expect(delta.kind == .number && delta.number == 9)
+        #expect(d.field(d.fields.index(of: FieldPath(dotted: "count"))!).kind == .missing)
+        #expect(String(decoding: d.fieldBytes(d.fields.index(of: FieldPath(dotted: "kind"))!), as: UTF8.self) == "REFUND")
+    }
+}

@@ -95,6 +95,21 @@ import Testing
         #expect(worker.log.contains("holding consumption"))
     }
 
+    /// `eddy replay --input F.avro` (fastavro's container files, null and
+    /// deflate codecs) gives exactly the rows of the same events as JSON.
+    @Test(arguments: ["null", "deflate"])
+    func replayOfAvroContainerFilesEqualsJSON(codec: String) throws {
+        let dir = try Harness.tempDir()
+        let fixtures = Harness.root.appendingPathComponent("Tests/EddyFormatsTests/Fixtures").path
+        let json = dir.appendingPathComponent("json.jsonl").path, avro = dir.appendingPathComponent("avro.jsonl").path
+        for (input, out) in [("Topologies/clickstream.sample.jsonl", json), ("\(fixtures)/clickstream.\(codec).avro", avro)] {
+            let r = try Harness.run(["replay", "--topology", "clickstream", "--input", input, "--emit", "rows", "--out", out], in: dir)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let a = try String(contentsOfFile: json, encoding: .utf8), b = try String(contentsOfFile: avro, encoding: .utf8)
+        #expect(!a.isEmpty && a == b)
+    }
+
     /// A schema id the registry does not know (404) is a dead letter,
     /// `unknown_schema`; the worker goes on.
     @Test func unknownSchemaIsADeadLetter() throws {

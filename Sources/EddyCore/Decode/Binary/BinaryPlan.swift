@@ -98,12 +98,18 @@ public final class BinaryPlan: @unchecked Sendable {
     }
 
     /// Compiles the Protobuf message `root` of `schema` for `paths`.
+    /// - Parameter reader: a reader schema and its message: path names
+    ///   resolve to field numbers there, and numbers against the writer
+    ///   (a field renamed in the writer keeps its number). Nil: names
+    ///   resolve against the writer itself.
     public static func protobuf(_ schema: ProtoSchema, root: Int, paths: [FieldPath], keyField: Int = -1,
-                                timeField: Int = -1, timeIsText: Bool = false) -> BinaryPlan
+                                timeField: Int = -1, timeIsText: Bool = false,
+                                reader: (schema: ProtoSchema, root: Int)? = nil) -> BinaryPlan
     {
         var c = ProtoCompiler(schema: schema, fieldCount: paths.count)
+        c.reader = reader?.schema
         let needs = paths.enumerated().map { Need(rest: $0.element.components[...], field: $0.offset) }
-        let rootPlan = c.build(message: root, needs: needs, prefix: [])
+        let rootPlan = c.build(message: root, needs: needs, prefix: [], readerMessage: reader?.root)
         let (issues, mismatch) = finishIssues(c.issues, leafKinds: c.leafKinds, paths: paths, keyField: keyField,
                                               timeField: timeField, timeIsText: timeIsText)
         return BinaryPlan(format: .protobuf, paths: paths, issues: issues, missing: c.missing.sorted(), mismatch: mismatch,
@@ -327,6 +333,7 @@ struct ProtoCompiler {
     var missing: Set<Int> = []
     var leafKinds: [Set<LeafKind>]
     var symbols = SymbolTable()
+    var reader: ProtoSchema?
 
     init(schema: ProtoSchema, fieldCount: Int) {
         self.schema = schema
@@ -335,13 +342,21 @@ struct ProtoCompiler {
 
     static let timestampName = "google.protobuf.Timestamp"
 
-    mutating func build(message m: Int, needs: [Need], prefix: [String]) -> Int32 {
+    mutating func build(message m: Int, needs: [Need], prefix: [String], readerMessage: Int? = nil) -> Int32 {
         let msg = schema.messages[m]
         var mine: [ProtoAction] = []
         var byField: [Int32: (leaf: Int32, sub: [Need])] = [:]
+        // With a reader schema: name -> number there, number -> writer field.
+        var readerSub: [Int32: Int] = [:]
+        func writerField(_ name: String) -> ProtoField? {
+            guard let r = reader, let rm = readerMessage else { return msg.fields.first { $0.name == name } }
+            guard let rf = r.messages[rm].fields.first(where: { $0.name == name }) else { return nil }
+            if case .message(let ri) = rf.kind { readerSub[rf.number] = ri }
+            return msg.fields.first { $0.number == rf.number }
+        }
         for n in needs {
             let name = n.rest.first!
-            guard let f = msg.fields.first(where: { $0.name == name }) else {
+            guard let f = writerField(name) else {
                 missing.insert(n.field)
                 issues.append(PlanIssue(field: n.field, message: "'\(name)' is not a field of message \(msg.fullName) (fields: \(msg.fields.map(\.name).joined(separator: ", ")))"))
                 continue
@@ -389,7 +404,7 @@ struct ProtoCompiler {
                         issues.append(PlanIssue(field: Int(leaf), message: "is a message (\(schema.messages[sub2].fullName)), which a feature cannot read: name one of its fields"))
                         action.slot = -1
                     }
-                    action.a = build(message: sub2, needs: sub, prefix: prefix + [f.name])
+                    action.a = build(message: sub2, needs: sub, prefix: prefix + [f.name], readerMessage: readerSub[f.number])
                 }
             }
             if action.code != .message && action.code != .timestamp {

@@ -42,6 +42,9 @@ public final class SchemaTable: @unchecked Sendable {
     public let keyField: Int
     public let timeField: Int
     public let timeIsText: Bool
+    /// Protobuf: a reader schema (`descriptor` + `message` beside the
+    /// registry): paths resolve to its field numbers.
+    public var protobufReader: (schema: ProtoSchema, root: Int)?
     static let capacity = 4096
     /// Per slot: id + 1 (0 = empty), published last.
     let keys: UnsafeMutablePointer<Int64>
@@ -103,7 +106,8 @@ public final class SchemaTable: @unchecked Sendable {
 
     /// Compiles message `root` of a Protobuf schema for this table's paths.
     public func compile(protobuf schema: ProtoSchema, root: Int) -> BinaryPlan {
-        BinaryPlan.protobuf(schema, root: root, paths: paths, keyField: keyField, timeField: timeField, timeIsText: timeIsText)
+        BinaryPlan.protobuf(schema, root: root, paths: paths, keyField: keyField, timeField: timeField, timeIsText: timeIsText,
+                            reader: protobufReader)
     }
 }
 
