@@ -118,6 +118,41 @@ enum Fixtures {
         #expect(reasons == ["bad_magic", "truncated", "unknown_schema", "schema_mismatch"])
     }
 
+    /// Mutated and random bytes never crash a decoder: each is read or
+    /// refused with a reason. (Also a Protobuf field repeated many times,
+    /// which rewrites its slot's text each time.)
+    @Test func mutatedInputIsReadOrRefusedNeverACrash() throws {
+        let t = try Fixtures.topology()
+        let (avro, pb) = try tables(t)
+        let engines = ["avro": FeatureEngine(topology: t, binary: BinarySource(table: avro)),
+                       "protobuf": FeatureEngine(topology: t, binary: BinarySource(table: pb))]
+        let cases = try Fixtures.cases()["cases"] as! [[String: Any]]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        var refused = 0, read = 0
+        for round in 0..<20_000 {
+            let c = cases[round % cases.count]
+            let e = engines[c["format"] as! String]!
+            var bytes = Fixtures.bytes(hex: c["hex"] as! String)
+            switch next() % 4 {
+            case 0: for _ in 0..<(1 + next() % 4) where bytes.count > 5 { bytes[5 + Int(next() % UInt64(bytes.count - 5))] = UInt8(next() & 0xFF) }
+            case 1: bytes = Array(bytes.prefix(Int(next() % UInt64(bytes.count + 1))))
+            case 2: bytes = Array(bytes.prefix(6)) + (0..<Int(next() % 64)).map { _ in UInt8(next() & 0xFF) }
+            default: bytes.insert(UInt8(next() & 0xFF), at: Int(next() % UInt64(bytes.count + 1)))
+            }
+            let r = bytes.withUnsafeMutableBytes { e.decode(UnsafeRawBufferPointer($0)) }
+            if r == nil { read += 1 } else { refused += 1 }
+        }
+        #expect(refused > 1000 && read > 100, "read \(read), refused \(refused)")
+        // Field 8 (count, an int32 with text for last_n) 10,000 times: the last wins.
+        var msg: [UInt8] = [0, 0, 0, 0, 11, 2, 2, 0x0A, 0x04, 0x0A, 0x02, 0x75, 0x31, 0x12, 0x02, 0x08, 0x01]
+        for k in 0..<10_000 { msg += [0x40, UInt8(k % 100)] }
+        let e = engines["protobuf"]!
+        #expect(msg.withUnsafeMutableBytes { e.decode(UnsafeRawBufferPointer($0)) } == nil)
+        let i = e.decoder.fields.index(of: FieldPath(dotted: "count"))!
+        #expect(String(decoding: e.decoder.fieldBytes(i), as: UTF8.self) == "99")
+    }
+
     /// Numbers read by last_n keep their text, as JSON's do.
     @Test func numberTextForLastN() throws {
         let t = try Fixtures.topology()

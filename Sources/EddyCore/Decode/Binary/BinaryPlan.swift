@@ -45,8 +45,11 @@ public final class BinaryPlan: @unchecked Sendable {
     let symbolLength: UnsafeMutablePointer<Int32>
     let symbolNumber: UnsafeMutablePointer<Int32>
     let symbolCount: Int
-    /// Scratch bytes a decode may need for number and symbol text.
+    /// Scratch bytes a decode may need for number and symbol text: each
+    /// field has its own `textStride` bytes (a field written again, e.g. a
+    /// repeated Protobuf occurrence, reuses them).
     let maxTextBytes: Int
+    let textStride: Int
 
     deinit {
         avroOps.deallocate(); protoMessages.deallocate(); protoActions.deallocate()
@@ -74,7 +77,8 @@ public final class BinaryPlan: @unchecked Sendable {
         symbolPool = copy(symbols.pool); symbolStart = copy(symbols.start); symbolLength = copy(symbols.length)
         symbolNumber = copy(symbols.number); symbolCount = symbols.start.count
         let longest = symbols.length.max().map(Int.init) ?? 0
-        maxTextBytes = paths.count * max(40, longest) + 64
+        textStride = max(40, longest)
+        maxTextBytes = paths.count * textStride + 64
     }
 
     // MARK: Compiling

@@ -16,8 +16,9 @@ struct BinaryRun {
     let slots: UnsafeMutablePointer<FieldSlot>
     let scratch: UnsafeMutablePointer<UInt8>
     let needsText: UnsafePointer<Bool>
-    var used = 0
     var i: Int
+    /// Nested Protobuf groups being skipped.
+    var groupDepth = 0
 
     init(plan: BinaryPlan, p: UnsafePointer<UInt8>, start: Int, end: Int, slots: UnsafeMutablePointer<FieldSlot>,
          scratch: UnsafeMutablePointer<UInt8>, needsText: UnsafePointer<Bool>)
@@ -98,7 +99,8 @@ struct BinaryRun {
                 n /= 10
                 count += 1
             } while n > 0
-            let start = used
+            let start = s * plan.textStride
+            var used = start
             if v < 0 { scratch[used] = UInt8(ascii: "-"); used += 1 }
             memcpy(scratch + used, d.baseAddress! + 24 - count, count)
             used += count
@@ -122,14 +124,15 @@ struct BinaryRun {
         guard v.isFinite else { slots[s].kind = .null; return }
         if v == v.rounded(), abs(v) < 1e15 { writeIntegerText(s, Int64(v)); return }
         var text = v.description  // shortest round-trip text; small strings are inline
-        let start = used
+        let start = s * plan.textStride
+        var n = 0
         text.withUTF8 { u in
-            memcpy(scratch + used, u.baseAddress!, u.count)
-            used += u.count
+            n = min(u.count, plan.textStride)
+            memcpy(scratch + start, u.baseAddress!, n)
         }
         slots[s].inScratch = true
         slots[s].start = Int32(start)
-        slots[s].length = Int32(used - start)
+        slots[s].length = Int32(n)
     }
 
     @inline(__always)
@@ -155,12 +158,12 @@ struct BinaryRun {
     mutating func setSymbol(_ slot: Int32, _ symbol: Int) {
         let s = Int(slot)
         let n = Int(plan.symbolLength[symbol])
-        memcpy(scratch + used, plan.symbolPool + Int(plan.symbolStart[symbol]), n)
+        let start = s * plan.textStride
+        memcpy(scratch + start, plan.symbolPool + Int(plan.symbolStart[symbol]), n)
         slots[s].kind = .string
         slots[s].inScratch = true
-        slots[s].start = Int32(used)
+        slots[s].start = Int32(start)
         slots[s].length = Int32(n)
-        used += n
     }
 
     @inline(__always)
@@ -234,6 +237,7 @@ struct BinaryRun {
                 var count = try zigzag()
                 if count == 0 { break }
                 if count < 0 {
+                    guard count > Int64.min else { throw .truncated }
                     let size = try zigzag()
                     if size > 0 {  // the block's byte size: skip it whole
                         try skip(Int(clamping: size))
@@ -288,10 +292,13 @@ struct BinaryRun {
         case 1: guard limit - i >= 8 else { throw .truncated }; i += 8
         case 2:
             let n = try varint()
-            guard n <= UInt64(limit - i) else { throw .truncated }
+            guard n <= UInt64(max(0, limit - i)) else { throw .truncated }
             i += Int(n)
         case 5: guard limit - i >= 4 else { throw .truncated }; i += 4
         case 3:  // a group: skip to its end tag
+            groupDepth += 1
+            defer { groupDepth -= 1 }
+            guard groupDepth <= 64 else { throw .truncated }
             while true {
                 guard i < limit else { throw .truncated }
                 let key = try varint()
@@ -324,7 +331,7 @@ struct BinaryRun {
         case .message, .timestamp, .string, .bytes:
             guard wire == 2 else { try skipWire(wire, limit); return }
             let n = try varint()
-            guard n <= UInt64(limit - i) else { throw .truncated }
+            guard n <= UInt64(max(0, limit - i)) else { throw .truncated }
             let sub = i + Int(n)
             switch a.code {
             case .message:
