@@ -110,6 +110,22 @@ import Testing
         #expect(!a.isEmpty && a == b)
     }
 
+    /// `eddy replay --from-kafka` on an Avro topic (schemas from the
+    /// registry) gives the final features of the same events as JSON.
+    @Test func replayFromKafkaEqualsJSONReplay() throws {
+        let s = try setup(format: "avro", count: 5000, users: 300)
+        let kafkaOut = s.dir.appendingPathComponent("kafka.jsonl").path, jsonOut = s.dir.appendingPathComponent("json.jsonl").path
+        let r1 = try Harness.run(["replay", "--topology", s.topology, "--from-kafka", "--brokers", s.kafka.brokers, "--out", kafkaOut], in: s.dir)
+        #expect(r1.status == 0, "\(r1.stderr)")
+        let r2 = try Harness.run(["replay", "--topology", "clickstream", "--input", s.events, "--out", jsonOut], in: s.dir)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        // Kafka's arrival order differs across partitions, but each key's
+        // events stay in order, so each key's final line is the same.
+        let a = try String(contentsOfFile: kafkaOut, encoding: .utf8).split(separator: "\n").sorted()
+        let b = try String(contentsOfFile: jsonOut, encoding: .utf8).split(separator: "\n").sorted()
+        #expect(a.count == 300 && a == b)
+    }
+
     /// A schema id the registry does not know (404) is a dead letter,
     /// `unknown_schema`; the worker goes on.
     @Test func unknownSchemaIsADeadLetter() throws {
