@@ -170,6 +170,8 @@ struct BinaryRun {
     func validateUTF8(_ start: Int, _ length: Int) throws(RejectReason) {
         var k = start
         let e = start + length
+        // ASCII eight bytes at a time.
+        while e - k >= 8, UnsafeRawPointer(p + k).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { k += 8 }
         while k < e {
             let c = p[k]
             if c < 0x80 { k += 1; continue }
