@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // libFuzzer harnesses (.ci/fuzz builds them with -sanitize=fuzzer,address); built
@@ -70,7 +71,7 @@ let package = Package(
         .target(name: "EddyCore", dependencies: ["CEddySupport", "CXXHash"], swiftSettings: uncheckedExclusivity),
         // YAML topology files -> validated, compiled plans.
         .target(name: "EddyTopology", dependencies: [
-            "EddyCore", .product(name: "Yams", package: "Yams"),
+            "EddyCore", "EddyFormats", .product(name: "Yams", package: "Yams"),
         ]),
         // Replay over files (JSON Lines, gzip) or a bounded Kafka range:
         // point-in-time rows, labels, CSV, backfills into Redis, verify.
@@ -79,6 +80,14 @@ let package = Package(
         // in finish (2026-12-06).
         .target(name: "EddyReplay", dependencies: ["EddyCore", "EddyKafka", "EddyPipeline", "EddyRedis", "EddyStore", "CZlib"],
                 swiftSettings: uncheckedExclusivity),
+        // Avro and Protobuf: writer schemas (Avro JSON, FileDescriptorSets)
+        // parsed into EddyCore's pure schema model, the Confluent schema
+        // registry client, Avro object container files. The decoding
+        // itself is EddyCore's (BinaryPlan).
+        .target(name: "EddyFormats", dependencies: [
+            "EddyCore", "CZlib",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         // Lock-free SPSC rings, stage threads, parking.
         .target(name: "EddyPipeline", dependencies: [
             .product(name: "Atomics", package: "swift-atomics"),
@@ -119,7 +128,7 @@ let package = Package(
         // (ShardStage.process) 22% more instructions over the same 100k
         // events (843M against 689M, callgrind, 2026-12-06).
         .target(name: "EddyWorker", dependencies: [
-            "EddyCore", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore", "EddyMetrics",
+            "EddyCore", "EddyFormats", "EddyPipeline", "EddyKafka", "EddyRedis", "EddyStore", "EddyMetrics",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -145,12 +154,12 @@ let package = Package(
         // generator, ring and Redis benchmarks, a bare HTTP GET. Used by
         // `eddy dev`, `eddy bench` and the tests.
         .target(name: "EddyDevKit", dependencies: [
-            "CRdKafka", "EddyKafka", "EddyRedis", "EddyPipeline", "EddyReplay",
+            "EddyCore", "EddyFormats", "CRdKafka", "EddyKafka", "EddyRedis", "EddyPipeline", "EddyReplay",
         ]),
 
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
-            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer", "EddyDevKit",
+            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer", "EddyDevKit", "EddyFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -165,6 +174,10 @@ let package = Package(
             "EddyCore", "EddyTopology", "EddyReplay", "EddyDevKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
+        .testTarget(name: "EddyFormatsTests", dependencies: [
+            "EddyFormats", "EddyCore", "EddyTopology",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "EddyTopologyTests", dependencies: ["EddyTopology", "EddyCore"]),
         .testTarget(name: "EddyPipelineTests", dependencies: ["EddyPipeline", "EddyDevKit"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyDevKit"]),
@@ -179,7 +192,7 @@ let package = Package(
         ]),
         .testTarget(name: "EddyWorkerTests", dependencies: ["EddyWorker", "EddyKafka"]),
         .testTarget(name: "EddyIntegrationTests", dependencies: [
-            "EddyKafka", "EddyRedis", "EddyCore", "EddyReplay", "EddyTopology", "EddyDevKit",
+            "EddyFormats", "EddyKafka", "EddyRedis", "EddyCore", "EddyReplay", "EddyTopology", "EddyDevKit",
         ]),
     ]
 )

@@ -3,7 +3,11 @@
 # installs what is missing, builds, starts redis-server and a local mock Kafka,
 # streams demo clickstream events through the worker, shows a few users'
 # features changing in Redis, then stops everything cleanly.
+#   Deploy/quickstart.sh --avro      the same with an Avro topic and a local schema registry
+#   Deploy/quickstart.sh --protobuf  ... a Protobuf topic
 set -euo pipefail
+FORMAT=json
+case "${1:-}" in --avro) FORMAT=avro ;; --protobuf) FORMAT=protobuf ;; "") ;; *) echo "usage: $0 [--avro|--protobuf]" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 
 REDIS_PORT=${REDIS_PORT:-6390}
@@ -35,22 +39,36 @@ for _ in $(seq 50); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
 export EDDY_BROKERS=$(cat "$WORK/bootstrap")
 echo "    Kafka at $EDDY_BROKERS"
 
-echo "==> the topology"
-$EDDY check Topologies/clickstream.yaml
+TOPOLOGY=clickstream
+PRODUCE_FORMAT=()
+if [ "$FORMAT" != json ]; then
+  echo "==> starting a local schema registry (eddy dev registry)"
+  $EDDY dev registry --port 0 --url-file "$WORK/registry" >"$WORK/registry.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do [ -s "$WORK/registry" ] && break; sleep 0.1; done
+  REGISTRY=$(cat "$WORK/registry")
+  echo "    registry at $REGISTRY"
+  TOPOLOGY="$WORK/clickstream-$FORMAT.yaml"
+  sed "s|^  format: json|  format: $FORMAT\n  schema_registry: {url: \"$REGISTRY\"}|" Topologies/clickstream.yaml >"$TOPOLOGY"
+  PRODUCE_FORMAT=(--format "$FORMAT" --registry "$REGISTRY")
+fi
 
-echo "==> starting the worker (eddy run clickstream)"
-$EDDY run clickstream --stats-interval 5 >"$WORK/worker.log" 2>&1 &
+echo "==> the topology"
+$EDDY check "$TOPOLOGY"
+
+echo "==> starting the worker (eddy run $TOPOLOGY)"
+$EDDY run "$TOPOLOGY" --stats-interval 5 >"$WORK/worker.log" 2>&1 &
 worker=$!
 pids+=($worker)
 
 echo "==> producing $EVENTS demo events at $RATE events/s"
-$EDDY dev produce --topology clickstream --generate "$EVENTS" --users 1000 --rate "$RATE" 2>"$WORK/produce.log" &
+$EDDY dev produce --topology "$TOPOLOGY" --generate "$EVENTS" --users 1000 --rate "$RATE" "${PRODUCE_FORMAT[@]}" 2>"$WORK/produce.log" &
 pids+=($!)
 
 for round in 1 2 3 4 5 6; do
   sleep 2
   echo "--- features of three users, round $round (eddy get clickstream u0000001 u0000002 u0000003)"
-  $EDDY get --topology clickstream u0000001 u0000002 u0000003 | cut -c1-240
+  $EDDY get --topology "$TOPOLOGY" u0000001 u0000002 u0000003 | cut -c1-240
 done
 echo "--- the same entity with redis-cli: point features are plain hash fields"
 redis-cli -p "$REDIS_PORT" hmget clickstream:u0000001 last_items session_events _K

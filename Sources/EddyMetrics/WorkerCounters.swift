@@ -68,6 +68,10 @@ public final class WorkerCounters: Sendable {
         (0..<(WorkerCounters.maxTopics * RejectReason.allCases.count)).map { _ in ManagedAtomic(0) }
     /// Failed Redis round trips (writes or state loads) that were retried.
     public let redisRetries = ManagedAtomic<Int>(0)
+    /// Failed schema registry requests (unreachable, timeouts, 5xx).
+    public let schemaRegistryErrors = ManagedAtomic<Int>(0)
+    /// 1 while consumption is held because the schema registry cannot answer.
+    public let schemaRegistryHeld = ManagedAtomic<Int>(0)
     /// Partitions assigned to this worker now.
     public let assignedPartitions = ManagedAtomic<Int>(0)
     /// Per-partition lag, published by the ingest thread every 100 ms.

@@ -91,6 +91,7 @@ public final class WorkerMetricsCollector: MetricsCollector, @unchecked Sendable
             (MirroredCounter(r, "eddy_worker_entities_written_total", help: "Entity writes Redis applied."), { $0.entitiesWritten.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_writes_fenced_total", help: "Entity writes the fence refused (an older offset than Redis holds)."), { $0.writesFenced.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_redis_errors_total", help: "Redis failures: failed round trips and failed script replies."), { $0.redisErrors.load(ordering: .relaxed) }),
+            (MirroredCounter(r, "eddy_worker_schema_registry_errors_total", help: "Schema registry requests that failed (unreachable, timeout, 5xx); consumption is held meanwhile."), { $0.schemaRegistryErrors.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_redis_retries_total", help: "Redis round trips (writes, state loads) retried after a failure."), { $0.redisRetries.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_kafka_errors_total", help: "Kafka errors reported by the consumer."), { $0.kafkaErrors.load(ordering: .relaxed) }),
             (MirroredCounter(r, "eddy_worker_offset_gaps_total", help: "Holes found in partition offsets and read again (records skipped by librdkafka, or transaction markers and compaction)."), { $0.offsetGaps.load(ordering: .relaxed) }),

@@ -304,6 +304,11 @@ public final class KafkaReplaySource {
     /// thus overlaps decoding and applying on another core. `session`, `out`,
     /// the session's callbacks, `onError` and `progress` are only used on
     /// the calling thread.
+    /// Registry topics: called with each schema id of a batch before the
+    /// batch is applied, to put it in the session's schema table (it
+    /// returns once the id is known, retrying while the registry is down).
+    public var resolveSchema: ((UInt32) -> Void)?
+
     public func run(into session: ReplaySession, output out: OutputFile?, progress: (() -> Void)? = nil) throws {
         let reader = Reader(consumer: consumer, plans: plans, copyKeys: session.usesMessageKey,
                             stallTimeoutSeconds: stallTimeoutSeconds)
@@ -333,6 +338,12 @@ public final class KafkaReplaySource {
         while true {
             guard let index = full.popBlocking(timeout: nil) else { continue }
             let batch = batches[index]
+            if let resolve = resolveSchema {
+                var last: UInt32 = .max
+                for r in 0..<batch.count {
+                    if let id = BinarySource.schemaID(batch.value(batch.records[r])), id != last { last = id; resolve(id) }
+                }
+            }
             if let out { apply(batch, to: session, into: &out.writer) } else { apply(batch, to: session, into: &scratch) }
             delivered = batch.info.delivered
             consumedOffsets = batch.info.consumedOffsets

@@ -58,9 +58,10 @@ public final class ReplaySession {
 
     /// - Parameter trackOffsets: keep each key's last applied Kafka
     ///   (source, offset) (see `lastApplied(_:)`); for `consume(_:key:...)`.
+    /// - Parameter binary: Avro or Protobuf messages (nil: JSON).
     public init(topology: Topology, emit: EmitMode, labels: LabelSet? = nil, expectedKeys: Int = 1 << 16,
-                trackOffsets: Bool = false) {
-        let engine = FeatureEngine(topology: topology, expectedKeys: expectedKeys)
+                trackOffsets: Bool = false, binary: BinarySource? = nil) {
+        let engine = FeatureEngine(topology: topology, expectedKeys: expectedKeys, binary: binary)
         self.engine = engine
         self.applier = LookaheadApplier(engine: engine) { InFlight(bytes: .allocate(byteCount: 4096, alignment: 16), capacity: 4096) }
         self.emit = emit

@@ -29,13 +29,17 @@ public enum WorkerHTTP {
             let n = counters.assignedPartitions.load(ordering: .relaxed)
             return (n > 0, n > 0 ? "\(n) partitions assigned" : "no partitions assigned")
         }
+        let registry = HealthCheck("schema_registry") {
+            let held = counters.schemaRegistryHeld.load(ordering: .relaxed) != 0
+            return (!held, held ? "unreachable or failing (\(counters.schemaRegistryErrors.load(ordering: .relaxed)) errors): consumption held, retrying" : "ok")
+        }
         let stages = HealthCheck("stages") {
             guard started() else { return (true, "starting") }
             return worker.isRunning ? (true, "running") : (false, "a stage stopped")
         }
         return EddyHTTPServer(
             options: .init(host: listen.host, port: listen.port, role: "worker"), topologies: [], hub: hub,
-            readiness: [kafka, .redis(redis)], liveness: [stages], logger: logger)
+            readiness: [kafka, registry, .redis(redis)], liveness: [stages], logger: logger)
     }
 }
 

@@ -10,6 +10,12 @@ extension Topology {
         }()
         lines.append("topology \(name)")
         lines.append("  source       kafka \(source.brokers), topics \(source.topics.joined(separator: ", ")), group \(source.group)")
+        if source.format != "json" {
+            let from = source.schemaRegistry.map { "schema registry \($0.url) (Confluent wire format)" }
+                ?? source.schemaFile.map { "fixed schema \($0) (bare datums)" }
+                ?? "descriptor \(source.descriptorFile ?? "?"), message \(source.message ?? "?") (bare messages)"
+            lines.append("  format       \(source.format), \(from)")
+        }
         if !source.properties.isEmpty {
             lines.append("               properties: " + source.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(Secrets.displayedValue(ofProperty: $0.key, $0.value))" }.joined(separator: ", "))
         }

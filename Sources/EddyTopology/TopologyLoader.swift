@@ -1,4 +1,5 @@
 import EddyCore
+import EddyFormats
 import Foundation
 import Yams
 
@@ -68,6 +69,8 @@ struct NodeReader {
     var diagnostics: [Diagnostic] = []
     /// The file's lines, for positions inside block scalars.
     var sourceLines: [Substring] = []
+    /// Where each field path was first written, to report schema problems.
+    var pathNodes: [FieldPath: Node] = [:]
 
     mutating func report(_ node: Node?, _ message: String, fix: String? = nil) {
         let m = node?.mark
@@ -159,6 +162,7 @@ struct NodeReader {
             report(node, "'\(s)' is not a field path for \(what)", fix: "name a field, or a nested one with dots: user.id")
             return nil
         }
+        if pathNodes[p] == nil { pathNodes[p] = node }
         return p
     }
 
@@ -185,12 +189,15 @@ struct NodeReader {
         }
         var d = dlq
         if d.topic.isEmpty { d.topic = (source.topics.first ?? name) + ".dlq" }
-        return Topology(name: name, source: source, key: key, time: time, allowedLatenessMs: lateness,
-                        features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes, derived: derived)
+        let t = Topology(name: name, source: source, key: key, time: time, allowedLatenessMs: lateness,
+                         features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes, derived: derived)
+        if source.schemaFile != nil || source.descriptorFile != nil { checkFixedSchema(t, sourceNode: m["source"]) }
+        return t
     }
 
     mutating func source(_ node: Node, topologyName: String) -> SourceConfig? {
-        guard let m = mapping(node, "source", allowed: ["brokers", "topic", "topics", "group", "format", "properties"]) else { return nil }
+        guard let m = mapping(node, "source", allowed: ["brokers", "topic", "topics", "group", "format", "properties",
+                                                        "schema_registry", "schema", "descriptor", "message"]) else { return nil }
         let brokers = m["brokers"].map { string($0, "source.brokers") } ?? "localhost:9092"
         var topics: [String] = []
         if let t = m["topic"], let s = string(t, "source.topic") { topics.append(s) }
@@ -204,9 +211,13 @@ struct NodeReader {
         if topics.isEmpty { report(node, "source names no topic", fix: "add `topic: NAME` (or `topics: [A, B]`)") }
         let group = m["group"].map { string($0, "source.group") } ?? "eddy-\(topologyName)"
         let format = m["format"].map { string($0, "source.format") } ?? "json"
-        if let format, format != "json" {
-            report(m["format"], "source.format '\(format)' is not supported", fix: "use `format: json` (JSON objects, one per message)")
+        var formatOK = true
+        if let format, !["json", "avro", "protobuf"].contains(format) {
+            report(m["format"], "source.format '\(format)' is not supported", fix: "use json, avro or protobuf")
+            formatOK = false
         }
+        let binary = formatOK ? formatSettings(m, format: format ?? "json") : nil
+        if binary == nil { formatOK = false }
         var props: [String: String] = [:]
         if let p = m["properties"] {
             if let pm = p.mapping {
@@ -215,8 +226,10 @@ struct NodeReader {
                 report(p, "source.properties must be a mapping of librdkafka properties", fix: "e.g. properties: {fetch.min.bytes: \"1\"}")
             }
         }
-        guard let brokers, let group, format == "json" else { return nil }
-        return SourceConfig(brokers: brokers, topics: topics, group: group, properties: props, format: "json")
+        guard let brokers, let group, let format, formatOK else { return nil }
+        return SourceConfig(brokers: brokers, topics: topics, group: group, properties: props, format: format,
+                            schemaRegistry: binary?.registry, schemaFile: binary?.schemaFile,
+                            descriptorFile: binary?.descriptorFile, message: binary?.message)
     }
 
     mutating func key(_ node: Node) -> KeySource? {
@@ -346,6 +359,7 @@ struct NodeReader {
         if let w = m["where"], let text = string(w, "where") {
             do {
                 filter = try FilterParser.parse(text)
+                for p in filter?.fieldPaths ?? [] where pathNodes[p] == nil { pathNodes[p] = w }
             } catch {
                 let mark = w.mark
                 let quoted = w.scalar?.style == .doubleQuoted || w.scalar?.style == .singleQuoted

@@ -1,4 +1,5 @@
 import EddyCore
+import EddyFormats
 import EddyKafka
 import EddyMetrics
 import EddyPipeline
@@ -35,10 +36,19 @@ final class IngestStage {
     var repeatsSeen = 0
     /// When to publish the next per-partition lag snapshot (metrics).
     var nextLagSample = ContinuousClock.now
+    /// Registry topics: fills the shard's schema table before a batch is
+    /// handed over. While the registry cannot answer, consumption is held
+    /// (partitions paused, the batch kept) and retried with backoff.
+    let schemas: SchemaResolver?
+    /// Records of the current batch whose schema ids are in the table.
+    var schemasResolved = 0
+    var registryBackoff = 0.1
+    var registryProblem = ""
 
     init(consumer: KafkaConsumer, topics: [String], batches: Pool<RecordBatch<HandOver>>, free: SPSCRing<Int>,
          output: SPSCRing<Int>, counters: WorkerCounters, logger: Logger, barrierDone: BarrierSignal,
-         drainTimeout: Duration, catchUpWaves: Int = 0, catchUpBacklog: Int = .max) {
+         drainTimeout: Duration, catchUpWaves: Int = 0, catchUpBacklog: Int = .max, schemas: SchemaResolver? = nil) {
+        self.schemas = schemas
         self.consumer = consumer
         self.topics = topics
         self.batches = batches
@@ -86,7 +96,7 @@ final class IngestStage {
                     continue
                 }
             }
-            if !paused.isEmpty { resume() }
+            if !paused.isEmpty, registryProblem.isEmpty { resume() }
             let batch = batches[current!]
             var filler = Filler(batch: batch, counters: counters, logger: logger)
             do {
@@ -102,6 +112,10 @@ final class IngestStage {
                 Thread.sleep(forTimeInterval: 0.1)
             }
             if consumer.offsetGaps != gapsSeen || consumer.offsetRepeats != repeatsSeen { reportGaps() }
+            if !schemasReady(batch) {
+                holdForRegistry(stop)
+                continue
+            }
             pushCurrent()
             if waves != nil { advanceWaves() }
             if ContinuousClock.now >= nextLagSample { publishLag() }
@@ -109,15 +123,63 @@ final class IngestStage {
         shutdown()
     }
 
+    /// Puts the schema id of every record of `batch` not yet checked in the
+    /// shard's table. False when the registry cannot answer: nothing is
+    /// handed over, nothing dead-lettered.
+    func schemasReady(_ batch: RecordBatch<HandOver>) -> Bool {
+        guard let schemas else { return true }
+        var last: UInt32 = .max
+        while schemasResolved < batch.count {
+            if let id = BinarySource.schemaID(batch.value(batch.records[schemasResolved])), id != last {
+                do {
+                    let known = schemas.table.entry(id) != nil
+                    try schemas.resolve(id)
+                    if !known, schemas.table.entry(id)?.unknown == true {
+                        logger.warning("schema \(id): \(schemas.lastProblem ?? "unknown"); its messages go to the dead-letter topic (unknown_schema)")
+                    }
+                } catch {
+                    counters.schemaRegistryErrors.wrappingIncrement(ordering: .relaxed)
+                    if registryProblem != error.reason {
+                        logger.error("\(error.reason): holding consumption until it answers (nothing is dead-lettered)")
+                    }
+                    registryProblem = error.reason
+                    counters.schemaRegistryHeld.store(1, ordering: .relaxed)
+                    return false
+                }
+                last = id
+            }
+            schemasResolved += 1
+        }
+        if !registryProblem.isEmpty {
+            logger.notice("schema registry answers again; consuming")
+            registryProblem = ""
+            registryBackoff = 0.1
+            counters.schemaRegistryHeld.store(0, ordering: .relaxed)
+        }
+        return true
+    }
+
+    /// The registry is down: pause the partitions (the batch so far is
+    /// kept) and wait a backoff before the next try.
+    func holdForRegistry(_ stop: StopToken) {
+        if paused.isEmpty { pause() }
+        let until = ContinuousClock.now + .milliseconds(Int(registryBackoff * 1000))
+        while ContinuousClock.now < until, !stop.isStopRequested { Thread.sleep(forTimeInterval: 0.02) }
+        registryBackoff = min(registryBackoff * 2, 5)
+    }
+
     /// Hands the current batch to the shard if it holds anything.
     func pushCurrent() {
         guard let index = current, batches[index].count > 0 || batches[index].info.control != .none else { return }
+        // Never hand over ids the table lacks (they would read as unknown).
+        guard schemasReady(batches[index]) else { return }
         recordConsumeDelay(batches[index])
         batches[index].info.handedOverAt = .now
         counters.handedToShard.wrappingIncrement(by: batches[index].count, ordering: .relaxed)
         let ok = output.tryPush(index)
         precondition(ok, "the shard ring holds every batch of the pool")
         current = nil
+        schemasResolved = 0
     }
 
     /// Kafka timestamp -> now for each message of `batch` (one clock read

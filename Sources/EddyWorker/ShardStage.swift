@@ -69,7 +69,7 @@ final class ShardStage {
          deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger, redisURL: RedisTarget,
          writtenFlush: ManagedAtomicBox) {
         self.config = config
-        let engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16)
+        let engine = FeatureEngine(topology: config.topology, expectedKeys: 1 << 16, binary: config.binary)
         self.engine = engine
         self.applier = LookaheadApplier(engine: engine) { -1 }
         self.batches = batches

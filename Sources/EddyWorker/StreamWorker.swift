@@ -125,7 +125,7 @@ public final class StreamWorker: @unchecked Sendable {
             consumer: consumer, topics: t.source.topics, batches: batchPool, free: freeBatches, output: shardRing,
             counters: counters, logger: logger, barrierDone: barrierDone,
             drainTimeout: .seconds(config.drainTimeoutSeconds),
-            catchUpWaves: config.catchUpWaves, catchUpBacklog: config.catchUpBacklog)
+            catchUpWaves: config.catchUpWaves, catchUpBacklog: config.catchUpBacklog, schemas: config.schemaResolver)
         coordinator.ingest = ingestStage
         if case .fixed(let partitions) = config.assignment {
             let assigned = try assignFixed(partitions, of: t.source.topics, consumer: consumer)

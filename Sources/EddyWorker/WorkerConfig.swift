@@ -1,4 +1,5 @@
 import EddyCore
+import EddyFormats
 import EddyStore
 
 /// Everything `eddy run` needs beyond the topology.
@@ -65,6 +66,11 @@ public struct WorkerConfig: Sendable {
     /// Metrics hook: sees the state blobs of each flush once Redis has taken
     /// them (e.g. feature-value monitoring). nil: nothing extra is done.
     public var writtenStateObserver: (any WrittenStateObserver)?
+    /// Avro or Protobuf messages (nil: JSON). With a registry, its table is
+    /// filled by `schemaResolver` on the ingest thread before each batch is
+    /// handed to the shard.
+    public var binary: BinarySource?
+    public var schemaResolver: SchemaResolver?
 
     public init(topology: Topology, brokers: String? = nil, redisURL: String? = nil) {
         self.topology = topology

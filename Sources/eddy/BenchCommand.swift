@@ -1,6 +1,7 @@
 import ArgumentParser
 import EddyCore
 import EddyDevKit
+import EddyFormats
 import EddyRedis
 import EddyReplay
 import EddyStore
@@ -39,6 +40,51 @@ struct ReplayBench: ParsableCommand {
     @Option(help: "Also write the state to this Redis (emptied first!) and measure MEMORY USAGE and FCALL time.")
     var redis: String?
     @Option(help: "With --redis: FCALL reads to time.") var reads = 20_000
+    @Option(help: "Message format: json, or avro / protobuf (the same events encoded, Confluent-framed, schema id 1; JSON is timed beside it).")
+    var format = "json"
+
+    func validate() throws {
+        if !["json", "avro", "protobuf"].contains(format) { throw ValidationError("--format is json, avro or protobuf") }
+    }
+
+    /// The events in `format`, Confluent-framed, and the schema table for them.
+    func encoded(_ data: [UInt8], topology t: Topology) throws -> (bytes: [UInt8], ends: [Int], binary: BinarySource) {
+        let table = SchemaTable(format: format == "avro" ? .avro : .protobuf, topology: t)
+        let fields = TopologyFields(t)
+        let avro = try AvroSchemaParser.parse(ClickstreamSchemas.avro)
+        let proto = try ProtoDescriptors.schema(files: [ClickstreamSchemas.protobufFile])
+        table.add(1, SchemaEntry(plans: [(path: format == "avro" ? [] : [0],
+                                          plan: format == "avro" ? fields.avroPlan(avro) : fields.protobufPlan(proto, root: 0))]))
+        var out: [UInt8] = [], ends: [Int] = []
+        out.reserveCapacity(data.count)
+        try forEachLine(data) { line in
+            let obj = try JSONSerialization.jsonObject(with: Data(line)) as! [String: Any]
+            Transcoder.frame(id: 1, protobuf: format == "protobuf", into: &out)
+            if format == "avro" { try Transcoder.avro(obj, avro, into: &out) } else { try Transcoder.protobuf(obj, proto, message: 0, into: &out) }
+            ends.append(out.count)
+        }
+        return (out, ends, BinarySource(table: table))
+    }
+
+    /// One replay of the encoded events: events/s wall and per CPU-second.
+    func timeBinary(_ e: (bytes: [UInt8], ends: [Int], binary: BinarySource), topology t: Topology) throws -> (Double, Double, String) {
+        let session = ReplaySession(topology: t, emit: .final, binary: e.binary)
+        var out = JSONWriter(capacity: 1 << 20)
+        let start = monotonicSeconds()
+        let cpuStart = threadCPUSeconds()
+        e.bytes.withUnsafeBytes { buf in
+            var from = 0
+            for end in e.ends {
+                session.consume(UnsafeRawBufferPointer(rebasing: buf[from..<end]), into: &out)
+                from = end
+            }
+        }
+        try session.finish(to: try OutputFile(path: "/dev/null"))
+        let seconds = monotonicSeconds() - start
+        let cpu = threadCPUSeconds() - cpuStart
+        session.setSeconds(seconds)
+        return (Double(e.ends.count) / seconds, Double(e.ends.count) / cpu, session.summary.description)
+    }
 
     func run() throws {
         let t = try loadTopology(topology)
@@ -51,6 +97,41 @@ struct ReplayBench: ParsableCommand {
         } else {
             var gen = ClickstreamGenerator(seed: seed, users: users)
             for _ in 0..<events { gen.next(into: &data); data.append(0x0A) }
+        }
+        if format != "json" {
+            let e = try encoded(data, topology: t)
+            var binary: [(Double, Double)] = [], plain: [Double] = [], plainCPU: [Double] = [], summary = ""
+            for _ in 0..<repeats {
+                // Alternately: the encoded events, then the same events as JSON.
+                let (rate, cpuRate, s) = try timeBinary(e, topology: t)
+                binary.append((rate, cpuRate)); summary = s
+                let session = ReplaySession(topology: t, emit: .final)
+                var out = JSONWriter(capacity: 1 << 20)
+                let start = monotonicSeconds()
+                let cpuStart = threadCPUSeconds()
+                forEachLine(data) { session.consume($0, into: &out) }
+                try session.finish(to: try OutputFile(path: "/dev/null"))
+                plain.append(Double(events) / (monotonicSeconds() - start))
+                plainCPU.append(Double(events) / (threadCPUSeconds() - cpuStart))
+            }
+            let rate = median(binary.map(\.0)), cpuRate = median(binary.map(\.1)), jsonRate = median(plain)
+            let jsonCPU = median(plainCPU)
+            let bytes = Double(e.bytes.count) / Double(events), jsonBytes = Double(data.count - events) / Double(events)
+            if json {
+                print("""
+                    {"bench":"replay","format":"\(format)","events":\(events),"events_per_s":\(Int(rate)),"events_per_cpu_s":\(Int(cpuRate)),\
+                    "json_events_per_s":\(Int(jsonRate)),"json_events_per_cpu_s":\(Int(jsonCPU)),"ratio_vs_json":\(String(format: "%.3f", rate / jsonRate)),\
+                    "cpu_ratio_vs_json":\(String(format: "%.3f", cpuRate / jsonCPU)),\
+                    "bytes_per_event":\(String(format: "%.1f", bytes)),"json_bytes_per_event":\(String(format: "%.1f", jsonBytes))}
+                    """)
+            } else {
+                print("replay --emit final, \(t.name), \(events) events as \(format) (Confluent-framed) and as JSON, median of \(repeats), alternating")
+                print("  \(format.padding(toLength: 9, withPad: " ", startingAt: 0))  \(fmt(rate)) events/s wall, \(fmt(cpuRate)) per CPU-second; \(String(format: "%.1f", bytes)) bytes/event")
+                print("  json       \(fmt(jsonRate)) events/s wall, \(fmt(jsonCPU)) per CPU-second; \(String(format: "%.1f", jsonBytes)) bytes/event")
+                print("  ratio      \(String(format: "%.3f", rate / jsonRate)) wall, \(String(format: "%.3f", cpuRate / jsonCPU)) per CPU-second (target >= 1)")
+                print("  \(summary)")
+            }
+            return
         }
 
         // Baseline 1: split lines only.

@@ -7,7 +7,7 @@ struct DevCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
         abstract: "Development helpers: generated data, a local Kafka (mock cluster), a producer.",
-        subcommands: [DevBrokerCommand.self, DevProduceCommand.self, GenerateCommand.self]
+        subcommands: [DevBrokerCommand.self, DevRegistryCommand.self, DevProduceCommand.self, GenerateCommand.self]
     )
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EddyCore
+import EddyFormats
 import EddyKafka
 import EddyRedis
 import EddyReplay
@@ -84,7 +85,8 @@ struct ReplayCommand: ParsableCommand {
         let labelSet = try labels.map { path in
             do { return try LabelSet(path: path) } catch { throw CLIError("\(path): \(error)") }
         }
-        let session = ReplaySession(topology: t, emit: emit, labels: labelSet, trackOffsets: emit == .redis)
+        let messages = try source.fromKafka ? MessageFormat.kafka(t) : MessageFormat.files(t, inputs: source.input)
+        let session = ReplaySession(topology: t, emit: emit, labels: labelSet, trackOffsets: emit == .redis, binary: messages.binary)
         var backfill: RedisBackfill?
         if emit == .redis {
             let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
@@ -105,7 +107,7 @@ struct ReplayCommand: ParsableCommand {
         }
         let start = monotonicSeconds()
         let kafka = try source.replay(topology: t, into: session, output: output, deadLetters: dlq, progress: progress,
-                                      label: "replay \(t.name)", commitGroup: commitGroup)
+                                      label: "replay \(t.name)", commitGroup: commitGroup, format: messages)
         if emit == .redis, let kafka, kafka.plans.contains(where: { $0.low > 0 }) {
             let trimmed = kafka.plans.filter { $0.low > 0 }.count
             printError("warning: \(trimmed) partition(s) no longer hold their oldest offsets (retention); the states written are built from the retained events only")
@@ -156,7 +158,7 @@ struct ReplayCommand: ParsableCommand {
 /// Where replayed events come from: files, or a range of the topology's
 /// Kafka topics. Shared by `eddy replay` and `eddy verify`.
 struct EventSourceOptions: ParsableArguments {
-    @Option(name: .long, help: "Events, JSON Lines in arrival order (repeatable; gzip recognized); - for standard input.")
+    @Option(name: .long, help: "Events, JSON Lines in arrival order (repeatable; gzip recognized), or Avro object container files (.avro: null or deflate codec); - for standard input.")
     var input: [String] = []
 
     @Flag(name: .long, help: "Read the topology's topics from Kafka instead of files.")
@@ -213,7 +215,7 @@ struct EventSourceOptions: ParsableArguments {
     /// Reads every event into `session`, writing rows to `output`; returns
     /// the Kafka source when reading Kafka (for its plan and counts).
     func replay(topology t: Topology, into session: ReplaySession, output: OutputFile?, deadLetters dlq: OutputFile?,
-                progress: Bool, label: String, commitGroup: String? = nil) throws -> KafkaReplaySource? {
+                progress: Bool, label: String, commitGroup: String? = nil, format: MessageFormat = MessageFormat()) throws -> KafkaReplaySource? {
         if fromKafka {
             let servers = resolveBrokers(brokers, topology: t)
             let kafka: KafkaReplaySource
@@ -224,6 +226,7 @@ struct EventSourceOptions: ParsableArguments {
                 throw CLIError("\(e). Start Kafka or pass --brokers LIST (or EDDY_BROKERS).")
             }
             for note in kafka.notes { printError("kafka: \(note)") }
+            if format.resolver != nil { kafka.resolveSchema = { format.resolveBlocking($0) } }
             kafka.onError = { printError("kafka: \($0)") }
             if let dlq {
                 let plans = kafka.plans
@@ -254,6 +257,21 @@ struct EventSourceOptions: ParsableArguments {
                 dlq.writer.int(Int64(line))
                 writeRejected(dlq, reason, bytes)
             }
+        }
+        if format.containerFiles {
+            var events = 0
+            let out = try output ?? OutputFile(path: "/dev/null")
+            for path in input {
+                do {
+                    let file = try AvroContainerReader(path: path)
+                    try file.forEachDatum { datum in
+                        session.consume(datum, into: &out.writer)
+                        try out.flushIfNeeded()
+                        events &+= 1
+                    }
+                } catch let e as SchemaError { throw CLIError("\(path): \(e)") }
+            }
+            return nil
         }
         let readers = try input.map { path in
             do { return try LineReader(path: path) } catch { throw CLIError("\(error)") }

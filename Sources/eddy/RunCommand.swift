@@ -97,6 +97,9 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
         config.catchUpWaves = catchUpWaves
         config.flushWhenIdle = flushWhenIdle
+        let messages = try MessageFormat.kafka(t)
+        config.binary = messages.binary
+        config.schemaResolver = messages.resolver
         let monitor = http == nil ? nil : FeatureMonitor(topology: t)
         config.writtenStateObserver = monitor
         let worker = StreamWorker(config: config, logger: logger)

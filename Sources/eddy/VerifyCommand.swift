@@ -73,10 +73,11 @@ struct VerifyCommand: ParsableCommand {
         let connection = try connectRedis(url, clientName: "eddy-verify", connectTimeout: .seconds(5),
                                           commandTimeout: .seconds(60))
 
-        let session = ReplaySession(topology: t, emit: .final, trackOffsets: source.fromKafka)
+        let messages = try source.fromKafka ? MessageFormat.kafka(t) : MessageFormat.files(t, inputs: source.input)
+        let session = ReplaySession(topology: t, emit: .final, trackOffsets: source.fromKafka, binary: messages.binary)
         let start = monotonicSeconds()
         let kafka = try source.replay(topology: t, into: session, output: nil, deadLetters: nil, progress: progress,
-                                      label: "verify \(t.name): replay")
+                                      label: "verify \(t.name): replay", format: messages)
         var none = JSONWriter(capacity: 0)
         session.endOfInput(into: &none)
         session.setSeconds(monotonicSeconds() - start)

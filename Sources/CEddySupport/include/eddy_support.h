@@ -14,4 +14,9 @@ static inline void eddy_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 /// Returns 1 on success (0 elsewhere than glibc).
 int eddy_fix_mmap_threshold(int bytes);
 
+/// Acquire load and release store of one word, for EddyCore's schema table
+/// (written by the thread that resolves schemas, read by decoders).
+static inline long long eddy_load_acquire(const long long *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void eddy_store_release(long long *p, long long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
 #endif

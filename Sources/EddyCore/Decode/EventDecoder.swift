@@ -15,6 +15,15 @@ public final class EventDecoder {
     let timeField: Int
     let timeUnit: TimeUnit
     let maxEventBytes: Int
+    /// Avro or Protobuf instead of JSON.
+    public let binary: BinarySource?
+    /// Per field: whether a binary number needs its text (key, last_n).
+    let needsText: UnsafeMutablePointer<Bool>
+    /// A Protobuf message-index path being read.
+    let indexPath: UnsafeMutablePointer<Int32>
+    /// The last schema id's plan (Avro, or Protobuf's first message).
+    var lastSchemaID: UInt32 = .max
+    var lastPlan: Unmanaged<BinaryPlan>?
 
     /// The current event's buffer (valid during and after `decode`).
     var buffer: UnsafePointer<UInt8>
@@ -27,7 +36,7 @@ public final class EventDecoder {
 
     /// - Parameter extraPaths: fields to extract besides those the topology
     ///   uses (none needed by the core itself).
-    public init(topology: Topology, fields: FieldTable) {
+    public init(topology: Topology, fields: FieldTable, binary: BinarySource? = nil) {
         self.fields = fields
         self.trie = TrieView(fields)
         self.slots = .allocate(capacity: max(fields.paths.count, 1))
@@ -45,6 +54,15 @@ public final class EventDecoder {
             timeUnit = .milliseconds
         }
         self.maxEventBytes = topology.maxEventBytes
+        self.binary = binary
+        if let b = binary { precondition((b.table?.paths ?? b.fixed!.paths) == fields.paths, "plans compiled for other paths") }
+        self.needsText = .allocate(capacity: max(fields.paths.count, 1))
+        self.needsText.initialize(repeating: false, count: max(fields.paths.count, 1))
+        if keyField >= 0 { needsText[keyField] = true }
+        for f in topology.features {
+            if case .lastN(let p, _, _) = f.kind, let i = fields.index(of: p) { needsText[i] = true }
+        }
+        self.indexPath = .allocate(capacity: 16)
         self.buffer = UnsafePointer(scratch)
         self.key = UnsafeRawBufferPointer(start: nil, count: 0)
     }
@@ -54,6 +72,8 @@ public final class EventDecoder {
         slots.deinitialize(count: max(fields.paths.count, 1))
         slots.deallocate()
         scratch.deallocate()
+        needsText.deallocate()
+        indexPath.deallocate()
     }
 
     /// Decodes one message.
@@ -67,6 +87,7 @@ public final class EventDecoder {
         _ message: UnsafeRawBufferPointer, messageKey: UnsafeRawBufferPointer? = nil, messageTimestamp: Int64 = 0
     ) -> RejectReason? {
         guard message.count <= maxEventBytes else { return .tooLarge }
+        if let b = binary { return decodeBinary(b, message, messageKey: messageKey, messageTimestamp: messageTimestamp) }
         guard let base = message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count > 0 else {
             return .notJSON
         }
@@ -80,7 +101,12 @@ public final class EventDecoder {
         buffer = base
         var scanner = JSONScanner(base, message.count, trie: trie, slots: slots, scratch: scratch)
         do { try scanner.scanDocument() } catch { return error }
+        return finish(messageKey: messageKey, messageTimestamp: messageTimestamp)
+    }
 
+    /// The key and the event time from the extracted fields.
+    @inline(__always)
+    func finish(messageKey: UnsafeRawBufferPointer?, messageTimestamp: Int64) -> RejectReason? {
         // Key.
         if keyField >= 0 {
             let s = slots[keyField]
@@ -106,7 +132,7 @@ public final class EventDecoder {
             switch s.kind {
             case .missing, .null: return .missingTime
             case .number:
-                guard let t = numberToMillis(s) else { return .badTime }
+                guard let t = binary == nil ? numberToMillis(s) : binaryNumberToMillis(s) else { return .badTime }
                 timestamp = t
             case .string where timeUnit == .rfc3339:
                 guard let t = parseRFC3339(bytes(of: s), Int(s.length)) else { return .badTime }
@@ -117,6 +143,95 @@ public final class EventDecoder {
             timestamp = messageTimestamp
         }
         return nil
+    }
+
+    /// A binary format's number (no text): logical times as they are,
+    /// others in the topology's unit.
+    @inline(__always)
+    func binaryNumberToMillis(_ s: FieldSlot) -> Int64? {
+        guard s.number.isFinite else { return nil }
+        if s.isTime { return Int64(s.number) }
+        switch timeUnit {
+        case .milliseconds:
+            guard abs(s.number) < 9e15 else { return nil }
+            return Int64(s.number.rounded(.down))
+        case .seconds:
+            guard abs(s.number) < 9e12 else { return nil }
+            return Int64((s.number * 1000).rounded(.down))
+        case .rfc3339:
+            return nil
+        }
+    }
+
+    /// Decodes one Avro or Protobuf message (see `BinarySource`).
+    func decodeBinary(
+        _ b: BinarySource, _ message: UnsafeRawBufferPointer, messageKey: UnsafeRawBufferPointer?, messageTimestamp: Int64
+    ) -> RejectReason? {
+        guard let base = message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count > 0 else {
+            return .truncated
+        }
+        let plan: BinaryPlan
+        var start = 0
+        if let fixed = b.fixed {
+            plan = fixed
+        } else {
+            guard base[0] == 0 else { return .badMagic }
+            guard message.count >= 5 else { return .truncated }
+            let id = UInt32(base[1]) << 24 | UInt32(base[2]) << 16 | UInt32(base[3]) << 8 | UInt32(base[4])
+            start = 5
+            var first = true
+            if b.format == .protobuf {
+                // Message indexes: a zigzag varint count, then the indexes;
+                // a lone 0 means [0], the first message.
+                var i = 5
+                var n = 0
+                do {
+                    let count = try readZigzag(base, &i, message.count)
+                    guard count >= 0, count <= 16 else { return .truncated }
+                    if count == 0 { indexPath[0] = 0; n = 1 } else {
+                        for k in 0..<Int(count) { indexPath[k] = Int32(truncatingIfNeeded: try readZigzag(base, &i, message.count)) }
+                        n = Int(count)
+                    }
+                } catch { return error }
+                start = i
+                first = n == 1 && indexPath[0] == 0
+                if !first {
+                    guard let entry = b.table!.entry(id) else { return .unknownSchema }
+                    guard let p = entry.plan(for: UnsafeBufferPointer(start: indexPath, count: n)) else { return .unknownSchema }
+                    plan = p
+                    return run(plan, base, start, message.count, messageKey, messageTimestamp)
+                }
+            }
+            if id == lastSchemaID, let p = lastPlan {
+                plan = p.takeUnretainedValue()
+            } else {
+                guard let entry = b.table!.entry(id), !entry.unknown else { return .unknownSchema }
+                guard let p = entry.first else { return .unknownSchema }
+                plan = p
+                lastSchemaID = id
+                lastPlan = .passUnretained(p)
+            }
+        }
+        return run(plan, base, start, message.count, messageKey, messageTimestamp)
+    }
+
+    @inline(__always)
+    func run(_ plan: BinaryPlan, _ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int,
+             _ messageKey: UnsafeRawBufferPointer?, _ messageTimestamp: Int64) -> RejectReason? {
+        if plan.mismatch { return .schemaMismatch }
+        if plan.maxTextBytes > scratchCapacity {
+            scratch.deallocate()
+            scratchCapacity = plan.maxTextBytes
+            scratch = .allocate(capacity: scratchCapacity)
+        }
+        let n = fields.paths.count
+        for f in 0..<n { slots[f].kind = .missing }
+        buffer = base
+        var r = BinaryRun(plan: plan, p: base, start: start, end: end, slots: slots, scratch: scratch, needsText: needsText)
+        do {
+            if plan.format == .avro { try r.avro(plan.avroRoot) } else { try r.protoMessage(plan.protoRoot, until: end) }
+        } catch { return error }
+        return finish(messageKey: messageKey, messageTimestamp: messageTimestamp)
     }
 
     @inline(__always)

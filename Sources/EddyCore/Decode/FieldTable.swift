@@ -72,4 +72,8 @@ public struct FieldSlot: Sendable {
     var length: Int32 = 0
     /// Parsed value for numbers (finite), NaN if the number overflowed.
     public var number: Double = 0
+    /// A binary format's logical time (Avro timestamp-millis/micros,
+    /// google.protobuf.Timestamp): `number` is epoch milliseconds, whatever
+    /// the topology's time unit.
+    public var isTime: Bool = false
 }

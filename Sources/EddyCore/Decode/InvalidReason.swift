@@ -14,6 +14,11 @@ public enum RejectReason: String, Sendable, CaseIterable, Error {
     case badTime = "bad_ts"
     case tooLarge = "too_large"
     case late = "late"
+    // Avro and Protobuf topics.
+    case badMagic = "bad_magic"
+    case unknownSchema = "unknown_schema"
+    case truncated = "truncated"
+    case schemaMismatch = "schema_mismatch"
 
     /// A human sentence for logs and dead-letter records.
     public var explanation: String {
@@ -29,6 +34,10 @@ public enum RejectReason: String, Sendable, CaseIterable, Error {
         case .badTime: return "the event time is not a time in the configured unit"
         case .tooLarge: return "the message is larger than the configured maximum"
         case .late: return "event time is older than the key time minus allowed lateness"
+        case .badMagic: return "the message does not start with the schema registry's magic byte 0"
+        case .unknownSchema: return "the schema registry does not know the message's schema id"
+        case .truncated: return "the binary message ends early or is malformed for its writer schema"
+        case .schemaMismatch: return "the writer schema gives the key or the time an unusable type"
         }
     }
 }

@@ -29,10 +29,13 @@ public final class FeatureEngine {
     /// the topology has none.
     public let derived: DerivedColumns?
 
-    public init(topology: Topology, expectedKeys: Int = 1024) {
+    /// - Parameter binary: how to read Avro or Protobuf messages (plans
+    ///   compiled for `FeatureEngine.fieldTable(of: topology).paths`); nil
+    ///   for JSON.
+    public init(topology: Topology, expectedKeys: Int = 1024, binary: BinarySource? = nil) {
         self.topology = topology
-        let fields = FieldTable(paths: Self.fieldPaths(of: topology))
-        self.decoder = EventDecoder(topology: topology, fields: fields)
+        let fields = Self.fieldTable(of: topology)
+        self.decoder = EventDecoder(topology: topology, fields: fields, binary: binary)
         self.store = StateStore(expectedKeys: expectedKeys)
         self.features = topology.features.map { CompiledFeature($0, fields: fields) }
         self.filters = topology.features.map { $0.filter.map { CompiledFilter($0, fields: fields) } }
@@ -61,6 +64,9 @@ public final class FeatureEngine {
     }
 
     deinit { textScratch.deallocate() }
+
+    /// The fields the engine's decoders extract, in slot order.
+    public static func fieldTable(of t: Topology) -> FieldTable { FieldTable(paths: fieldPaths(of: t)) }
 
     /// Every field path the topology reads: key, time, feature fields, filters.
     public static func fieldPaths(of t: Topology) -> [FieldPath] {
@@ -92,7 +98,7 @@ public final class FeatureEngine {
     /// Another decoder for this topology, for pipelines that hold several
     /// decoded events at once (see `prefetchIndex(for:)`).
     public func makeDecoder() -> EventDecoder {
-        EventDecoder(topology: topology, fields: decoder.fields)
+        EventDecoder(topology: topology, fields: decoder.fields, binary: decoder.binary)
     }
 
     /// The slot of the decoded event's key, created empty if `create`, else -1.

@@ -47,14 +47,47 @@ public struct SourceConfig: Sendable, Equatable {
     public var group: String
     /// Extra librdkafka properties, passed through unchanged.
     public var properties: [String: String]
+    /// `json`, `avro` or `protobuf`.
     public var format: String
+    /// Avro and Protobuf: where writer schemas come from, by the id in each
+    /// message (Confluent wire format).
+    public var schemaRegistry: SchemaRegistrySettings?
+    /// Avro without a registry: the `.avsc` file every message is written
+    /// with (bare datums). An absolute path.
+    public var schemaFile: String?
+    /// Protobuf without a registry: a FileDescriptorSet and the message
+    /// type every message is (bare messages).
+    public var descriptorFile: String?
+    public var message: String?
 
-    public init(brokers: String, topics: [String], group: String, properties: [String: String] = [:], format: String = "json") {
+    public init(brokers: String, topics: [String], group: String, properties: [String: String] = [:], format: String = "json",
+                schemaRegistry: SchemaRegistrySettings? = nil, schemaFile: String? = nil, descriptorFile: String? = nil,
+                message: String? = nil) {
         self.brokers = brokers
         self.topics = topics
         self.group = group
         self.properties = properties
         self.format = format
+        self.schemaRegistry = schemaRegistry
+        self.schemaFile = schemaFile
+        self.descriptorFile = descriptorFile
+        self.message = message
+    }
+}
+
+/// A Confluent-compatible schema registry (`source.schema_registry`).
+public struct SchemaRegistrySettings: Sendable, Equatable {
+    public var url: String
+    public var username: String?
+    public var password: String?
+    /// PEM bundle of the CAs to trust for an https URL.
+    public var caFile: String?
+
+    public init(url: String, username: String? = nil, password: String? = nil, caFile: String? = nil) {
+        self.url = url
+        self.username = username
+        self.password = password
+        self.caFile = caFile
     }
 }
 
