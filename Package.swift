@@ -37,7 +37,7 @@ let package = Package(
         // libFuzzer harnesses (.ci/fuzz builds them with -sanitize=fuzzer,address); built
         // normally, a replayer of saved inputs.
         .executableTarget(name: "eddy-fuzz", dependencies: [
-            "EddyCore", "EddyRedis", "EddyServer", "EddyStore", "EddyTopology",
+            "EddyCore", "EddyFormats", "EddyRedis", "EddyServer", "EddyStore", "EddyTopology",
             .product(name: "NIOCore", package: "swift-nio"),
         ], exclude: fuzzing ? ["main.swift"] : ["FuzzMain.swift"],
         swiftSettings: fuzzing ? [.unsafeFlags(["-parse-as-library"])] : []),

@@ -7,6 +7,8 @@
 //   expression  `derived:` expressions: parse, compile and evaluate
 //   http-path   the feature server's fast-path request target parser
 //   resp        the RESP decoders: the server's event-loop decoder and hiredis's reader
+//   avro        Confluent-framed Avro messages (clickstream schema, id 1) through the engine
+//   protobuf    Confluent-framed Protobuf messages (clickstream descriptor, id 1) through the engine
 //
 // `.ci/fuzz` builds it with `-sanitize=fuzzer,address` and EDDY_FUZZING=1, which makes
 // Package.swift leave out main.swift (libFuzzer supplies `main`), and runs each target for a
@@ -18,6 +20,7 @@
 import Glibc
 #endif
 import EddyCore
+import EddyFormats
 import EddyRedis
 import EddyServer
 import EddyStore
@@ -25,7 +28,7 @@ import EddyTopology
 import NIOCore
 
 enum FuzzTarget: String, CaseIterable {
-    case json, topology, expression, httpPath = "http-path", resp
+    case json, topology, expression, httpPath = "http-path", resp, avro, protobuf
 }
 
 /// The clickstream topology with a nested path and a filter: the decoder's and the
@@ -68,6 +71,45 @@ func fuzzJSON(_ bytes: UnsafeRawBufferPointer) {
     }
 }
 
+/// The clickstream topology (built in) with one registered writer schema, id 1, in `format`:
+/// the binary decoders' plans, the framing and the operators behind them.
+final class BinaryHarness {
+    let engine: FeatureEngine
+    let topology: Topology
+
+    init(_ format: BinaryPlan.Format) {
+        do {
+            var t = try TopologyLoader(environment: [:]).parse(EmbeddedTopologies.all["clickstream"]!, file: "<clickstream>")
+            t.source.format = format == .avro ? "avro" : "protobuf"
+            let table = SchemaTable(format: format, topology: t)
+            let fields = TopologyFields(t)
+            if format == .avro {
+                table.add(1, SchemaEntry(plans: [(path: [], plan: fields.avroPlan(try AvroSchemaParser.parse(ClickstreamSchemas.avro)))]))
+            } else {
+                let proto = try ProtoDescriptors.schema(files: [ClickstreamSchemas.protobufFile])
+                table.add(1, SchemaEntry(plans: [(path: [0], plan: fields.protobufPlan(proto, root: 0))]))
+            }
+            topology = t
+            engine = FeatureEngine(topology: t, binary: BinarySource(table: table))
+        } catch {
+            fatalError("the \(format) fuzz harness cannot be set up: \(error)")
+        }
+    }
+}
+
+nonisolated(unsafe) var binaryHarnesses: [BinaryPlan.Format: BinaryHarness] = [:]
+nonisolated(unsafe) var binaryInputs = 0
+
+func fuzzBinary(_ format: BinaryPlan.Format, _ bytes: UnsafeRawBufferPointer) {
+    binaryInputs += 1
+    if binaryHarnesses[format] == nil || binaryInputs % 10_000 == 0 { binaryHarnesses[format] = BinaryHarness(format) }
+    let engine = binaryHarnesses[format]!.engine
+    if case .accepted(let slot) = engine.process(bytes, messageKey: nil, messageTimestamp: 0) {
+        var w = JSONWriter()
+        engine.writeFeatures(slot, at: 1_767_225_600_000, into: &w)
+    }
+}
+
 func fuzzTopologyText(_ bytes: UnsafeRawBufferPointer) {
     let text = String(decoding: bytes, as: UTF8.self)
     _ = try? TopologyLoader(environment: ["V": "1"]).parse(text, file: "<fuzz>")
@@ -107,6 +149,8 @@ func run(_ target: FuzzTarget, _ bytes: UnsafeRawBufferPointer) {
     case .expression: fuzzExpression(bytes)
     case .httpPath: fuzzHTTPPath(bytes)
     case .resp: fuzzRESP(bytes)
+    case .avro: fuzzBinary(.avro, bytes)
+    case .protobuf: fuzzBinary(.protobuf, bytes)
     }
 }
 
