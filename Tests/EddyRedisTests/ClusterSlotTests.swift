@@ -60,10 +60,11 @@ import Testing
         ("redis+cluster://h:1/x", .invalidDatabase("x"), "invalid database"),
         ("redis+cluster://h:99999", .invalidPort("99999"), "1...65535"),
         ("redis+cluster://h:1,[::1", .invalidHost("[::1"), "brackets"),
-        ("redis+cluster://h:1?db=0", .unsupportedQueryParameter("db"), "none in redis+cluster"),
+        ("redis+cluster://h:1?db=0", .unsupportedQueryParameter("db"), "redis+cluster:// takes no db"),
         ("redis+cluster://user@h:1", .invalidUserInfo(
             "'user@' without a password; use redis://:password@host or redis://user:password@host"), "without a password"),
-        ("rediss+cluster://h:1", .unsupportedScheme("rediss+cluster"), "redis+cluster://"),
+        // rediss+cluster:// is TLS now (issue 18); a TLS setting it cannot parse is refused.
+        ("rediss+cluster://h:1?sni=", .invalidTLSParameter(name: "sni", reason: "no value given"), "no value given"),
     ]
 
     @Test("malformed cluster URLs are rejected with a precise error", arguments: badClusterURLs)

@@ -36,3 +36,23 @@ struct RedisCredentialTests {
         }
     }
 }
+
+@Suite("TLS URLs")
+struct RedisTLSURLTests {
+    @Test("rediss:// and rediss+cluster:// parse their TLS settings and print them back")
+    func parsing() throws {
+        let single = try RedisURL(parsing: "rediss://u:p@cache:6380/2?ca=/etc/ca%20x.pem&cert=/c.pem&key=/k.pem&sni=db.example&insecure=true")
+        #expect(single.scheme == .rediss && single.database == 2)
+        #expect(single.tls == RedisTLS(caFile: "/etc/ca x.pem", certFile: "/c.pem", keyFile: "/k.pem", serverName: "db.example", insecure: true))
+        #expect(try RedisURL(parsing: "rediss://cache").tls == RedisTLS())
+        #expect(try RedisURL(parsing: "redis://cache").tls == nil)
+        let cluster = try RedisTarget(parsing: "rediss+cluster://a:7000,b:7001?ca=/ca.pem")
+        guard case let .cluster(c) = cluster else { Issue.record("not a cluster"); return }
+        #expect(c.tls?.caFile == "/ca.pem" && c.url(for: c.seeds[1]).tls?.caFile == "/ca.pem")
+        #expect(cluster.description == "rediss+cluster://a:7000,b:7001?ca=/ca.pem")
+        #expect(try RedisTarget(parsing: cluster.urlTextWithCredentials) == cluster)
+        let filled = try RedisTarget(parsing: "rediss://cache").fillingTLS(RedisTLS(caFile: "/env-ca.pem"))
+        #expect(filled.tls?.caFile == "/env-ca.pem")
+        #expect(try RedisTarget(parsing: "redis://cache").fillingTLS(RedisTLS(caFile: "/x")).tls == nil)
+    }
+}

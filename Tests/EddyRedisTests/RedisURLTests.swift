@@ -68,8 +68,10 @@ struct RedisURLTests {
     static let badURLs: [(String, RedisURLError, String)] = [
         ("", .empty, "empty"),
         ("localhost:6379", .missingScheme("localhost:6379"), "no scheme"),
-        ("http://h", .unsupportedScheme("http"), "supported are redis://, unix:// and redis+cluster://"),
-        ("rediss://h", .unsupportedScheme("rediss"), "unsupported Redis URL scheme 'rediss'"),
+        ("http://h", .unsupportedScheme("http"), "supported are redis://, rediss:// (TLS), unix://"),
+        // rediss:// is TLS now (issue 18); its settings are checked instead.
+        ("rediss://h?insecure=maybe", .invalidTLSParameter(name: "insecure", reason: "expected true or false, got 'maybe'"), "true or false"),
+        ("redis://h?ca=/x.pem", .invalidTLSParameter(name: "ca", reason: "TLS settings need a rediss:// or rediss+cluster:// URL"), "need a rediss://"),
         ("redis+cluster://a:1,b:2", .clusterURL, "names a Redis Cluster"),
         ("redis://", .missingHost, "no host"),
         ("redis://:6379", .missingHost, "no host"),
