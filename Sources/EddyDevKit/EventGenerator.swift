@@ -3,6 +3,7 @@ import EddyReplay
 /// Reproducible clickstream events for `Topologies/clickstream.yaml`, about
 /// 100 bytes each: views (70%), clicks (20%) and purchases with a price
 /// (10%), spread over a day, a little out of order, with a few late events.
+/// Users and items are uniform, or drawn from a `RealisticPopulation`.
 public struct ClickstreamGenerator: Sendable {
     public var users: Int
     public var startMs: Int64
@@ -10,14 +11,17 @@ public struct ClickstreamGenerator: Sendable {
     public var stepMs: Int64
     var rng: SplitMix64
     var clock: Int64
+    public private(set) var population: RealisticPopulation?
     public private(set) var produced = 0
 
-    public init(seed: UInt64 = 42, users: Int = 100_000, startMs: Int64 = 1_767_225_600_000, stepMs: Int64 = 86) {
-        self.users = users
+    public init(seed: UInt64 = 42, users: Int = 100_000, startMs: Int64 = 1_767_225_600_000, stepMs: Int64 = 86,
+                population: RealisticPopulation.Parameters? = nil) {
+        self.users = population?.users ?? users
         self.startMs = startMs
         self.stepMs = stepMs
         self.rng = SplitMix64(seed: seed)
         self.clock = startMs
+        if let population { self.population = RealisticPopulation(population, rng: &rng) }
     }
 
     /// Appends the next event's JSON (no newline) to `out`, and returns its
@@ -26,13 +30,13 @@ public struct ClickstreamGenerator: Sendable {
     public mutating func next(into out: inout [UInt8]) -> (user: Int, ts: Int64) {
         produced += 1
         clock += Int64(rng.next() % UInt64(2 * stepMs + 1))
-        let user = Int(rng.next() % UInt64(users))
+        let user = population != nil ? population!.nextUser(&rng) : Int(rng.next() % UInt64(users))
         var ts = clock - Int64(rng.next() % 3000)  // up to 3 s out of order
         let roll = rng.next() % 1000
         if roll < 2 { ts -= 20 * 60_000 }  // 0.2% arrive 20 minutes late
         let kind = rng.next() % 10
         let event: StaticString = kind < 7 ? "view" : (kind < 9 ? "click" : "purchase")
-        let item = Int(rng.next() % 50_000)
+        let item = population.map { $0.nextItem(&rng) } ?? Int(rng.next() % 50_000)
         append(&out, "{\"user_id\":\"u")
         appendPadded(&out, user, width: 7)
         append(&out, "\",\"ts\":")

@@ -57,7 +57,8 @@ public final class ReplaySession {
     let usesMessageKey: Bool
 
     /// - Parameter trackOffsets: keep each key's last applied Kafka
-    ///   (source, offset) (see `lastApplied(_:)`); for `consume(_:key:...)`.
+    ///   (source, offset) (see `lastApplied(_:)`); for file lines, source 0
+    ///   and the line number over every input.
     /// - Parameter binary: Avro or Protobuf messages (nil: JSON).
     public init(topology: Topology, emit: EmitMode, labels: LabelSet? = nil, expectedKeys: Int = 1 << 16,
                 trackOffsets: Bool = false, binary: BinarySource? = nil) {
@@ -212,7 +213,9 @@ public final class ReplaySession {
     func finished(_ e: InFlight, _ outcome: ApplyOutcome) {
         switch outcome {
         case .applied(let slot):
-            if tracksOffsets { recordApplied(slot, source: e.source, offset: e.offset) }
+            // File lines count as one source whose offsets are line numbers
+            // (over every input file, from 1): a file backfill's fence.
+            if tracksOffsets { recordApplied(slot, source: max(e.source, 0), offset: e.source >= 0 ? e.offset : Int64(e.line)) }
         case .late:
             summary.late += 1
             reject(e, .late)

@@ -22,6 +22,7 @@ struct DevProduceCommand: ParsableCommand {
     @Option(help: "Generate this many clickstream events instead.") var generate: Int?
     @Option(help: "Users for --generate.") var users = 100_000
     @Option(help: "Seed for --generate.") var seed: UInt64 = 42
+    @OptionGroup var population: PopulationOptions
     @Option(help: "Events per second (0: as fast as possible).") var rate: Double = 0
     @Option(help: "Topic (default: the topology's first).") var topic: String?
     @Option(help: "Compression codec.") var compression = "lz4"
@@ -82,7 +83,7 @@ struct DevProduceCommand: ParsableCommand {
             }
         }
         if let n = generate {
-            var gen = ClickstreamGenerator(seed: seed, users: users)
+            var gen = ClickstreamGenerator(seed: seed, users: users, population: population.parameters(users: users))
             var buf: [UInt8] = []
             for _ in 0..<n {
                 buf.removeAll(keepingCapacity: true)

@@ -23,9 +23,11 @@ struct ReplayCommand: ParsableCommand {
             --emit rows: one point-in-time row per accepted event, with every feature read at T = event ts \
             from the key's state before the event. --emit final: one line per key with its key time and every \
             feature read at T = key time. --labels FILE: one row per label {"key":..., "ts":...}, the label \
-            object extended with the features at T = ts. --emit redis (with --from-kafka): write every key's \
-            state into Redis with the worker's fenced writes, under --prefix (default: the topology's), \
-            fence _o:<topic>:<partition> = the offset of the key's last applied event.
+            object extended with the features at T = ts. --emit redis: write every key's \
+            state into Redis with the worker's fenced writes, under --prefix (default: the topology's); \
+            from Kafka the fence _o:<topic>:<partition> is the offset of the key's last applied event, from \
+            files _o:file:0 is its line number over all the inputs (re-running the same files is fenced; a \
+            worker must not take over a prefix written from files, as it would apply the topic's events again).
 
             --brokers and --redis (or EDDY_BROKERS and EDDY_REDIS_URL) override the topology file. Progress and \
             a summary go to standard error.
@@ -69,10 +71,10 @@ struct ReplayCommand: ParsableCommand {
     func validate() throws {
         try source.validate()
         if emit == .redis {
-            if !source.fromKafka {
-                throw ValidationError("--emit redis needs --from-kafka: the fences of the online store are Kafka offsets")
-            }
             if labels != nil { throw ValidationError("--labels writes training rows; it cannot go with --emit redis") }
+            if commitGroup != nil && !source.fromKafka {
+                throw ValidationError("--commit-group commits Kafka offsets; it goes with --from-kafka")
+            }
             if format != nil || out != "-" { throw ValidationError("--emit redis writes to Redis; --out and --format do not apply") }
         } else if prefix != nil || commitGroup != nil {
             throw ValidationError("--prefix and --commit-group go with --emit redis")
@@ -98,6 +100,13 @@ struct ReplayCommand: ParsableCommand {
         if let output, (format ?? defaultFormat) == .csv { output.csv = CSVConverter(header: session.columns) }
         let dlq = try deadLetter.map { try OutputFile(path: $0) }
 
+        if emit == .redis, !source.fromKafka, prefix == nil {
+            printError("""
+                warning: --emit redis from files writes under the topology's own prefix "\(t.sink.keyPrefix)"; \
+                its keys carry the fence _o:file:0, not Kafka offsets, so a worker on this prefix would apply the \
+                topic's events on top of them. Give --prefix for a backfilled copy.
+                """)
+        }
         if emit == .redis, try source.range().start != .earliest || !source.range().startOffsets.isEmpty {
             printError("""
                 warning: --emit redis with --start or --start-offsets writes states built from part of the topic; \
@@ -127,12 +136,13 @@ struct ReplayCommand: ParsableCommand {
             if kafka.timeLookupFallback { s += ", \(kafka.skipped) skipped before --start (timestamp scan)" }
             printError(s)
         }
-        if let backfill, let kafka {
+        if let backfill {
             let keys = session.summary.keys
             let meter = ProgressMeter(label: "redis \(t.sink.keyPrefix)", total: Int64(keys), unit: "keys")
             meter.enabled = progress
             let wStart = monotonicSeconds()
-            let counts = try backfill.write(session, partitionNames: kafka.plans.map(\.name)) { done in
+            let fenceNames = kafka?.plans.map(\.name) ?? ["file:0"]
+            let counts = try backfill.write(session, partitionNames: fenceNames) { done in
                 meter.update(done: Int64(done), events: done)
             }
             meter.finish()
@@ -143,7 +153,7 @@ struct ReplayCommand: ParsableCommand {
                 throw CLIError("\(counts.failed) writes failed in Redis; first: \(counts.firstError ?? "?")")
             }
             if commitGroup != nil {
-                try kafka.commitEndOffsets()
+                try kafka?.commitEndOffsets()
                 printError("committed the end offsets for group \(commitGroup!)")
             }
         }

@@ -92,6 +92,37 @@ import Testing
         #expect(x == y)
         #expect(x.count / 1000 > 80 && x.count / 1000 < 120)  // about 100 bytes an event
     }
+
+    /// The realistic population: reproducible, every user seen once the
+    /// session list is walked, most users seen a few times and a few often,
+    /// items skewed.
+    @Test func realisticPopulationIsHeavyTailedAndCoversEveryUser() {
+        let users = 20_000
+        var params = RealisticPopulation.Parameters(users: users)
+        params.items = 10_000
+        var a = ClickstreamGenerator(seed: 5, users: users, population: params)
+        var b = ClickstreamGenerator(seed: 5, users: users, population: params)
+        let events = a.population!.eventsForEveryUser + 20 * params.concurrentSessions
+        var perUser = [Int](repeating: 0, count: users), perItem = [Int](repeating: 0, count: params.items)
+        var x: [UInt8] = [], y: [UInt8] = []
+        for _ in 0..<events {
+            x.removeAll(keepingCapacity: true); y.removeAll(keepingCapacity: true)
+            a.next(into: &x); b.next(into: &y)
+            #expect(x == y)
+            let text = String(decoding: x, as: UTF8.self)
+            perUser[Int(text.dropFirst(13).prefix(7))!] += 1
+            perItem[Int(text.split(separator: "\"")[13].dropFirst())!] += 1
+        }
+        let seen = perUser.filter { $0 > 0 }.sorted()
+        // Sessions still open when the list wraps may hold a few users back.
+        #expect(seen.count >= users - params.concurrentSessions)
+        #expect(seen[seen.count / 2] <= 3)  // the median user: a few events
+        #expect(seen.last! >= 50)  // a heavy tail: some users are seen very often
+        let top1 = seen.suffix(seen.count / 100).reduce(0, +)
+        #expect(Double(top1) / Double(events) > 0.08)  // the top 1% of users: well above 1% of events
+        let items = perItem.sorted(by: >)
+        #expect(Double(items.prefix(params.items / 100).reduce(0, +)) / Double(events) > 0.1)
+    }
 }
 
 /// File-level features of the replay tool: gzip input and output, CSV rows,

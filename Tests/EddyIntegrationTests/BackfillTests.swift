@@ -359,10 +359,43 @@ import Testing
         #expect(r.status == 0 && r.err.contains("equal 1200, different 0"), "\(r.err)")
     }
 
-    @Test func emitRedisNeedsKafkaAndFailsFastWithoutRedis() throws {
+    /// A backfill from files: the fence is _o:file:0 = the key's last line
+    /// number, so a re-run is fenced key by key and the store equals replay.
+    @Test func emitRedisFromFilesThenVerifyThenRerunIsFenced() throws {
         let dir = try Harness.tempDir()
-        var r = try eddy(["replay", "--topology", "clickstream", "--input", "Topologies/clickstream.sample.jsonl", "--emit", "redis"], dir: dir)
-        #expect(r.status != 0 && r.err.contains("--emit redis needs --from-kafka"), "\(r.err)")
+        let redis = try RedisServerProcess()
+        let (events, lines) = try generate(8_000, users: 500, seed: 21, dir: dir)
+        let user = String(decoding: lines[0].dropFirst(12).prefix(8), as: UTF8.self)  // {"user_id":"u0000123"
+        let r0 = ["replay", "--topology", "clickstream", "--input", events, "--emit", "redis", "--redis", redis.url.description,
+                  "--no-progress"]
+        var err = try ok(r0 + ["--prefix", "fb:"], dir: dir)
+        #expect(err.contains(" keys written, 0 fenced, 0 failed"), "\(err)")
+        // The users the file holds, as the summary counts them.
+        let written = try #require(err.split(separator: "\n").first { $0.contains(" keys written") }
+            .flatMap { $0.split(separator: ": ").last?.split(separator: " ").first }.flatMap { Int($0) })
+        #expect(written > 300, "\(err)")
+        let conn = try RedisConnection(url: redis.url)
+        let fence = try conn.command("HGET", "fb:" + user, "_o:file:0").string
+        #expect(fence.flatMap(Int.init).map { $0 > 0 && $0 <= 8_000 } == true, "\(String(describing: fence))")
+        let v = try eddy(["verify", "--topology", "clickstream", "--input", events, "--prefix", "fb:", "--redis", redis.url.description,
+                          "--no-progress"], dir: dir)
+        #expect(v.status == 0 && v.err.contains("keys checked \(written), equal \(written), different 0, missing in Redis 0, extra in Redis 0"), "\(v.err)")
+        // The same files again: every key already holds that line.
+        err = try ok(r0 + ["--prefix", "fb:"], dir: dir)
+        #expect(err.contains(": 0 keys written, \(written) fenced"), "\(err)")
+        // The topology's own prefix is allowed, with a warning.
+        err = try ok(r0, dir: dir)
+        #expect(err.contains("warning: --emit redis from files writes under the topology's own prefix"), "\(err)")
+    }
+
+    @Test func emitRedisRefusesCommitGroupFromFilesAndFailsFastWithoutRedis() throws {
+        let dir = try Harness.tempDir()
+        var r = try eddy(["replay", "--topology", "clickstream", "--input", "Topologies/clickstream.sample.jsonl", "--emit", "redis",
+                          "--commit-group", "g"], dir: dir)
+        #expect(r.status != 0 && r.err.contains("--commit-group commits Kafka offsets; it goes with --from-kafka"), "\(r.err)")
+        r = try eddy(["replay", "--topology", "clickstream", "--input", "Topologies/clickstream.sample.jsonl", "--emit", "redis",
+                      "--redis", "redis://127.0.0.1:1"], dir: dir)
+        #expect(r.status != 0 && r.err.contains("cannot reach Redis"), "\(r.err)")
         r = try eddy(["replay", "--topology", "clickstream", "--from-kafka", "--brokers", "127.0.0.1:1", "--emit", "redis",
                       "--redis", "redis://127.0.0.1:1"], dir: dir)
         #expect(r.status != 0 && r.err.contains("cannot reach Redis"), "\(r.err)")
