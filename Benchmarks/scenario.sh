@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The seed's scenario at size: a realistic population of USERS users
-# (10M), EVENTS events (32M) produced at a steady RATE while the worker
+# (10M), EVENTS events (34M: every user appears by ~33.7M) produced at a steady RATE while the worker
 # consumes them with --max-keys well below USERS (keys are evicted and
 # reloaded), HTTP reads of existing users through `eddy serve` at the same
 # time, then `eddy verify` and the backfill of the same events.
@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 USERS=${USERS:-10000000}
-EVENTS=${EVENTS:-32000000}
+EVENTS=${EVENTS:-34000000}
 RATE=${RATE:-25000}
 PARTITIONS=${PARTITIONS:-64}
 MAX_KEYS=${MAX_KEYS:-$((USERS / 10))}
@@ -164,8 +164,15 @@ PRODUCE_END=$(date +%s.%N)
 say "produced: $(tail -1 "$RESULTS/produce.log")"
 
 # 5. Drain, then stop the worker (it flushes and commits on SIGTERM).
+last=-1; still=0
 while [ "$(consumed)" -lt "$EVENTS" ]; do
   kill -0 "$WORKER_PID" 2>/dev/null || { echo "the worker died: $(tail -5 "$RESULTS/worker.log")" >&2; exit 1; }
+  now=$(consumed)
+  if [ "$now" = "$last" ]; then still=$((still + 1)); else still=0; last=$now; fi
+  if [ "$still" -ge 60 ]; then
+    echo "the worker consumed $now of $EVENTS events and nothing more for 60 s: the mock broker dropped the oldest batches of a partition the worker had not read yet (it keeps ~5 MB per partition). Lower RATE or raise PARTITIONS." >&2
+    exit 1
+  fi
   sleep 1
 done
 INGEST_END=$(date +%s.%N)

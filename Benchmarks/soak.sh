@@ -64,6 +64,10 @@ until [ -s "$WORK/bootstrap" ]; do sleep 0.1; done
 BROKERS=$(head -1 "$WORK/bootstrap")
 
 METRICS_PORT=$(free_port)
+# A metric's value summed over its label sets (consumed is per topic, lag per partition).
+sum_metric() { awk -v m="$1" '{ n = $1; sub(/\{.*/, "", n) } n == m { s += $2; f = 1 } END { if (f) printf "%.0f\n", s }'; }
+# (A restarting worker does not answer yet: no value, not an error.)
+metric() { { curl -s -m 2 "127.0.0.1:$METRICS_PORT/metrics" || true; } | sum_metric "$1"; }
 RUN=0
 start_worker() {
   RUN=$((RUN + 1))
@@ -111,8 +115,8 @@ while kill -0 "$PRODUCER_PID" 2>/dev/null; do
     say "slow phase over"
     SLOW_DONE=1
   fi
-  consumed=$(curl -s -m 2 "127.0.0.1:$METRICS_PORT/metrics" | awk '$1 == "eddy_worker_events_consumed_total" {print $2}')
-  echo "$((t - T0)),$RUN,$(awk '/VmRSS/ {print $2}' /proc/$WORKER_PID/status 2>/dev/null),${consumed:-},$(redis-cli -p "$REDIS_PORT" info memory 2>/dev/null | awk -F: '/^used_memory:/ {print $2+0}'),$(redis-cli -p "$REDIS_PORT" dbsize 2>/dev/null)" >>"$RESULTS/samples.csv"
+  consumed=$(metric eddy_worker_events_consumed_total)
+  echo "$((t - T0)),$RUN,$(awk '/VmRSS/ {print $2}' /proc/$WORKER_PID/status 2>/dev/null),${consumed:-},$(redis-cli -p "$REDIS_PORT" info memory 2>/dev/null | awk -F: '/^used_memory:/ {printf "%d", $2}'),$(redis-cli -p "$REDIS_PORT" dbsize 2>/dev/null)" >>"$RESULTS/samples.csv"
   sleep 10
 done
 wait "$PRODUCER_PID" || { echo "the producer failed: $(tail -3 "$RESULTS/produce.log")" >&2; exit 1; }
@@ -121,9 +125,11 @@ say "produced: $(tail -1 "$RESULTS/produce.log")"
 # Drain: the last run has consumed its share when the group's lag is 0.
 say "draining"
 for _ in $(seq 1 600); do
-  lag=$(curl -s -m 2 "127.0.0.1:$METRICS_PORT/metrics" | awk '/^eddy_worker_consumer_lag\{/ {s += $2} END {print s + 0}')
-  applied=$(curl -s -m 2 "127.0.0.1:$METRICS_PORT/metrics" | awk '$1 == "eddy_worker_events_consumed_total" {print $2 + 0}')
-  [ "${lag:-1}" = 0 ] && [ "${applied:-0}" != 0 ] && break
+  m=$(curl -s -m 2 "127.0.0.1:$METRICS_PORT/metrics" || true)
+  lag=$(sum_metric eddy_worker_consumer_lag <<<"$m")
+  assigned=$(sum_metric eddy_worker_assigned_partitions <<<"$m")
+  applied=$(sum_metric eddy_worker_events_consumed_total <<<"$m")
+  [ "${lag:-1}" = 0 ] && [ "${assigned:-0}" = "$PARTITIONS" ] && [ "${applied:-0}" != 0 ] && break
   sleep 2
 done
 sleep 2

@@ -27,6 +27,8 @@ struct WorkerBench: ParsableCommand {
 
     @Option(help: "Events to preload.") var events = 1_000_000
     @Option(help: "Distinct users.") var users = 100_000
+    @Option(help: ArgumentHelp("How events pick users: uniform over --users, or realistic (the heavy-tailed sessions of `eddy dev generate --population realistic`: most users seen once or twice, so nearly every event is a new entity write).", valueName: "uniform|realistic"))
+    var distribution = "uniform"
     @Option(help: "Partitions.") var partitions = 32
     @Option(help: "Steady-phase produce rate, events/s.") var rate = 50_000
     @Option(help: "Steady-phase length in seconds (600 for the memory-flatness run).") var steadySeconds = 20
@@ -46,6 +48,12 @@ struct WorkerBench: ParsableCommand {
         var out: [String: String] = [:]
         for p in properties { let kv = p.split(separator: "=", maxSplits: 1); if kv.count == 2 { out[String(kv[0])] = String(kv[1]) } }
         return out
+    }
+
+    func validate() throws {
+        guard distribution == "uniform" || distribution == "realistic" else {
+            throw ValidationError("--distribution is uniform or realistic, not \(distribution)")
+        }
     }
 
     func run() throws {
@@ -68,7 +76,8 @@ struct WorkerBench: ParsableCommand {
         topology.source.group = "bench-\(UInt32.random(in: 0...UInt32.max))"
         for (k, v) in fetchProperties { topology.source.properties[k] = v }
         printError("preloading \(events) events into \(partitions) partitions (lz4)...")
-        try preloadClickstream(topology, topic: "clickstream", brokers: brokers, events: events, users: users, seed: 42)
+        try preloadClickstream(topology, topic: "clickstream", brokers: brokers, events: events, users: users, seed: 42,
+                               population: distribution == "realistic" ? RealisticPopulation.Parameters(users: users) : nil)
 
         // 1. Baseline: a bare consume loop over the same topic.
         let rawRate = try rawConsume(brokers: brokers)
@@ -169,7 +178,7 @@ struct WorkerBench: ParsableCommand {
                 \(waveComparison.map { ",\"all_at_once_per_s\":\(Int($0.allAtOnce)),\"waves_again_per_s\":\(Int($0.waves)),\"waves_ratio\":\(String(format: "%.3f", $0.waves / $0.allAtOnce))" } ?? "")\(tlsComparison.map { ",\"tls_per_s\":\($0.tls.map { Int($0) }),\"plain_again_per_s\":\($0.plain.map { Int($0) }),\"tls_ratio\":\(String(format: "%.3f", $0.tls.reduce(0, +) / $0.plain.reduce(0, +)))" } ?? "")\(fenceComparison.map { ",\"unfenced_per_s\":\(Int($0.unfenced)),\"fenced_again_per_s\":\(Int($0.fenced)),\"fence_ratio\":\(String(format: "%.3f", $0.fenced / $0.unfenced))" } ?? "")\(clusterRate.map { ",\"cluster_per_s\":\(Int($0)),\"cluster_ratio\":\(String(format: "%.3f", $0 / workerRate)),\"cluster_entities_written\":\(clusterWritten)" } ?? "")}
                 """)
         } else {
-            print("worker, clickstream, \(events) events preloaded in \(partitions) partitions, \(users) users")
+            print("worker, clickstream, \(events) events preloaded in \(partitions) partitions, \(users) users (\(distribution))")
             print("  baseline: bare consume loop \(Int(rawRate)) events/s")
             print("  eddy worker end to end       \(Int(workerRate)) events/s = \(String(format: "%.0f%%", 100 * workerRate / rawRate)) of the baseline (target >= 50% and >= 500k/s); \(written) entity writes")
             print("  freshness at \(rate) events/s for \(steadySeconds) s, worker in its own process (Kafka timestamp -> Redis ack, \(observed) events): p50 \(String(format: "%.1f", p50)) ms, p99 \(String(format: "%.1f", p99)) ms, \(String(format: "%.1f%%", within10 * 100)) within 10 ms (target p99 <= 10 ms; quantiles interpolated in the histogram's buckets)")
