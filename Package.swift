@@ -141,6 +141,7 @@ let package = Package(
         .target(name: "EddyServer", dependencies: [
             "EddyCore", "EddyRedis", "EddyStore", "EddyMetrics", "EddyMonitor",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -4,6 +4,7 @@ import EddyRedis
 import EddyStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import Metrics
@@ -168,9 +169,15 @@ public final class EddyHTTPServer: Sendable {
                 maxHeaderFieldSize: max(hard.fieldBytes, options.maxHeaderFieldBytes, options.maxRequestLineBytes),
                 maxHeaderListSize: max(hard.listBytes, options.maxHeaderListBytes),
                 maxHeaderFieldCount: max(hard.fields, options.maxHeaderFields + 1))))
+        let server: HTTPServerBuilder
+        if let tls = options.tls {
+            server = try .tls(http1, tlsConfiguration: tls.configuration)
+        } else {
+            server = http1
+        }
         return Application(
             responder: MeteredResponder(inner: makeRouter().buildResponder(), metrics: requestMetrics),
-            server: try options.tls.map { try .tls(http1, tlsConfiguration: $0.configuration) } ?? http1,
+            server: server,
             configuration: .init(address: .hostname(options.host, port: options.port),
                                  serverName: nil),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },

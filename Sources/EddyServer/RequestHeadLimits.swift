@@ -136,7 +136,7 @@ final class RequestHeadLimits: ChannelDuplexHandler, RemovableChannelHandler {
             let context = loopBound.value
             let closeOutput = context.eventLoop.makePromise(of: Void.self)
             context.close(mode: .output, promise: closeOutput)
-            closeOutput.futureResult.whenFailure { _ in context.close(promise: nil) }
+            closeOutput.futureResult.whenFailure { _ in loopBound.value.close(promise: nil) }
             context.eventLoop.scheduleTask(in: Self.lingerAfterRefusal) {
                 loopBound.value.close(promise: nil)
             }

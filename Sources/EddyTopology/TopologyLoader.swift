@@ -177,7 +177,7 @@ struct NodeReader {
         }
         let source = required(m, "source", in: "the topology", example: "source: {brokers: localhost:9092, topic: events}").flatMap { self.source($0, topologyName: name ?? "eddy") }
         let key = required(m, "key", in: "the topology", example: "key: user_id").flatMap { self.key($0) }
-        let hashing = m["key"].map { keyHashing($0) } ?? (true, nil)
+        let hashing: (ok: Bool, hashing: KeyHashing?) = m["key"].map { keyHashing($0) } ?? (true, nil)
         let time = required(m, "time", in: "the topology", example: "time: {field: ts, unit: ms}").flatMap { self.time($0) }
         let lateness = m["allowed_lateness"].map { duration($0, "allowed_lateness") } ?? 300_000
         let maxBytes = m["max_event_bytes"].map { integer($0, "max_event_bytes", range: 64...(64 << 20)) } ?? (1 << 20)
