@@ -89,11 +89,6 @@ final class RequestHeadLimits: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if refusal != nil, !answered { return }
-        context.fireChannelReadComplete()
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if refusal != nil { return }  // the decoder's complaints about what follows a refused head
         if let parse = error as? HTTPParserError, parse == .headerOverflow {
