@@ -17,7 +17,7 @@ import Testing
     /// The clickstream topology keyed by a hashed email.
     static func topologyFile(in dir: URL) throws -> String {
         let text = try String(contentsOf: Harness.root.appendingPathComponent("Topologies/clickstream.yaml"), encoding: .utf8)
-        let hashed = text.replacingOccurrences(of: "key: user_id", with: "key: {field: email, hash: sha256, salt: ${EDDY_KEY_SALT}}")
+        let hashed = text.replacingOccurrences(of: "key: user_id", with: "key: {field: email, hash: sha256, salt: \"${EDDY_KEY_SALT}\"}")
         #expect(hashed != text)
         let path = dir.appendingPathComponent("clickstream-hashed.yaml").path
         try hashed.write(toFile: path, atomically: true, encoding: .utf8)

@@ -3,7 +3,7 @@ import EddyTopology
 import Foundation
 import Testing
 
-/// `key: {field: email, hash: sha256, salt: ${EDDY_KEY_SALT}}`: the loader's diagnostics, and the
+/// `key: {field: email, hash: sha256, salt: "${EDDY_KEY_SALT}"}`: the loader's diagnostics, and the
 /// HMAC itself against published vectors and the openssl CLI.
 @Suite struct KeyHashingTests {
     func load(key: String, env: [String: String] = [:]) -> (Topology?, [Diagnostic]) {
@@ -27,7 +27,7 @@ import Testing
     static let salt = "0123456789abcdef0123456789abcdef"
 
     @Test func hashedKeyLoadsAndHidesTheSalt() throws {
-        let (t, d) = load(key: "{field: email, hash: sha256, salt: ${EDDY_KEY_SALT}}", env: ["EDDY_KEY_SALT": Self.salt])
+        let (t, d) = load(key: "{field: email, hash: sha256, salt: \"${EDDY_KEY_SALT}\"}", env: ["EDDY_KEY_SALT": Self.salt])
         #expect(d.isEmpty, "\(d)")
         let topology = try #require(t)
         #expect(topology.key == .field(FieldPath(["email"])))
@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func unsetSaltVariable() {
-        let d = load(key: "{field: email, hash: sha256, salt: ${EDDY_KEY_SALT}}").1
+        let d = load(key: "{field: email, hash: sha256, salt: \"${EDDY_KEY_SALT}\"}").1
         #expect(d.count == 1)
         #expect(d.first?.description.hasPrefix("t.yaml:3:41: error: unknown variable 'EDDY_KEY_SALT' in key.salt") == true, "\(d)")
         #expect(d.first?.fix?.contains("set EDDY_KEY_SALT") == true)
@@ -62,7 +62,7 @@ import Testing
     @Test func emptyOrShortSalt() {
         let empty = load(key: "{field: email, hash: sha256, salt: \"${EDDY_KEY_SALT:-}\"}").1
         #expect(empty.first?.message == "key.salt is empty", "\(empty)")
-        let short = load(key: "{field: email, hash: sha256, salt: ${S}}", env: ["S": "tiny"]).1
+        let short = load(key: "{field: email, hash: sha256, salt: \"${S}\"}", env: ["S": "tiny"]).1
         #expect(short.first?.message == "key.salt is 4 bytes; at least 16 are needed", "\(short)")
         #expect(short.first?.fix?.contains("openssl rand -hex 32") == true)
     }
