@@ -4,7 +4,7 @@ import EddyRedis
 import Foundation
 import Testing
 
-/// Personal data as keys (`key: {field: email, hash: sha256, salt: ${EDDY_KEY_SALT}}`): replay
+/// Personal data as keys (`key: {field: email, hash: sha256, salt: "${EDDY_KEY_SALT}"}`): replay
 /// writes HMACs unless `--raw-keys`; the worker stores HMACs only (no raw email anywhere in
 /// Redis); `eddy get` and HTTPS reads by email find the features. The worker's `--http` port
 /// runs with TLS and bearer tokens, as `eddy serve`'s.
