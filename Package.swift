@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         // libFuzzer harnesses (.ci/fuzz builds them with -sanitize=fuzzer,address); built
@@ -66,7 +67,8 @@ let package = Package(
         // numbers beside each). Exclusivity holds there by construction:
         // each engine, batch and stage object is used by one thread at a
         // time. Everywhere else the runtime checks stay on.
-        .target(name: "CEddySupport"),
+        // Also HMAC-SHA256 of entity keys (`key: {hash: sha256}`), through OpenSSL's libcrypto.
+        .target(name: "CEddySupport", linkerSettings: [.linkedLibrary("crypto")]),
         // Unchecked: the runtime checks cost 13% of the replay hot path.
         .target(name: "EddyCore", dependencies: ["CEddySupport", "CXXHash"], swiftSettings: uncheckedExclusivity),
         // YAML topology files -> validated, compiled plans.
@@ -139,7 +141,11 @@ let package = Package(
         .target(name: "EddyServer", dependencies: [
             "EddyCore", "EddyRedis", "EddyStore", "EddyMetrics", "EddyMonitor",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "Metrics", package: "swift-metrics"),

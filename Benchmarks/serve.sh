@@ -4,6 +4,9 @@
 #
 #   Benchmarks/serve.sh            # USERS=20000 EVENTS=200000 RATE=10000 DURATION=10
 #   SERVE_ARGS="--event-loops 1" Benchmarks/serve.sh   # extra `eddy serve` options
+#   Benchmarks/serve.sh --tls      # HTTPS: a self-signed certificate made with openssl,
+#                                  # `eddy serve --tls-cert --tls-key`, wrk over https
+#                                  # (keep-alive: one handshake per connection)
 #
 # Steps: build release; start redis-server and the mock Kafka broker; fill
 # Redis through the real path (dev produce -> eddy run --http, which also
@@ -35,6 +38,13 @@ USERS=${USERS:-20000}
 EVENTS=${EVENTS:-200000}
 RATE=${RATE:-10000}
 DURATION=${DURATION:-10}
+TLS=0
+for arg in "$@"; do
+  case "$arg" in
+    --tls) TLS=1 ;;
+    *) echo "unknown option $arg (only --tls)" >&2; exit 2 ;;
+  esac
+done
 
 for tool in wrk redis-server redis-benchmark redis-cli; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk redis-server redis-tools)" >&2; exit 2; }
@@ -76,12 +86,24 @@ ENTITIES=$(redis-cli -p "$REDIS_PORT" dbsize)
 echo "Redis holds $ENTITIES keys" >&2
 
 HTTP_PORT=$(free_port)
-"$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
+SCHEME=http
+TLS_ARGS=()
+CURL_TLS=()
+if [ "$TLS" = 1 ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tls.crt" -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
+  SCHEME=https
+  TLS_ARGS=(--tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key")
+  CURL_TLS=(--cacert "$WORK/tls.crt")
+  echo "serving HTTPS (TLS through swift-nio-ssl)" >&2
+fi
+URL="$SCHEME://127.0.0.1:$HTTP_PORT"
+"$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning "${TLS_ARGS[@]}" ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
-until curl -sf "127.0.0.1:$HTTP_PORT/readyz" >/dev/null; do sleep 0.1; done
+until curl -sf "${CURL_TLS[@]}" "$URL/readyz" >/dev/null; do sleep 0.1; done
 FIRST_KEY=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'clickstream:*' | head -1 || true)
-curl -s "127.0.0.1:$HTTP_PORT/v1/features/clickstream/${FIRST_KEY#clickstream:}" >/dev/null  # installs the library
+curl -s "${CURL_TLS[@]}" "$URL/v1/features/clickstream/${FIRST_KEY#clickstream:}" >/dev/null  # installs the library
 
 cat >"$WORK/get.lua" <<EOF
 local users = $USERS
@@ -103,7 +125,7 @@ redis-benchmark -p "$REDIS_PORT" -n 100000 -c 16 -P 1 --csv \
 
 echo
 echo "== wrk -t1 -c16 -d${DURATION}s --latency (saturated)"
-wrk -t1 -c16 -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-sat.txt"
+wrk -t1 -c16 -d"${DURATION}s" --latency -s "$WORK/get.lua" "$URL" | tee "$WORK/wrk-sat.txt"
 
 rps_of() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 # The server's CPU time (clock ticks) and context switches, all threads, from /proc:
@@ -120,7 +142,7 @@ serve_usage() {
 # 3. The fewest connections that reach RATE without pauses (at most 32).
 CLOSED=1
 while :; do
-  wrk -t1 -c"$CLOSED" -d2s -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" >"$WORK/wrk-trial.txt"
+  wrk -t1 -c"$CLOSED" -d2s -s "$WORK/get.lua" "$URL" >"$WORK/wrk-trial.txt"
   awk -v got="$(rps_of "$WORK/wrk-trial.txt")" -v r="$RATE" 'BEGIN { exit !(got >= r) }' && break
   [ "$CLOSED" -ge 32 ] && break
   CLOSED=$((CLOSED + 1))
@@ -132,20 +154,20 @@ redis-benchmark -p "$REDIS_PORT" -n 100000 -c "$CLOSED" -P 1 --csv \
 echo
 echo "== wrk -t1 -c$CLOSED -d${DURATION}s --latency (the fewest connections reaching $RATE req/s)"
 serve_usage >"$WORK/usage-closed-before"
-wrk -t1 -c"$CLOSED" -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-closed.txt"
+wrk -t1 -c"$CLOSED" -d"${DURATION}s" --latency -s "$WORK/get.lua" "$URL" | tee "$WORK/wrk-closed.txt"
 serve_usage >"$WORK/usage-closed-after"
 
 # 4. Connections for ~RATE req/s with a 1 ms pause per request (rate = c / (pause + latency)):
 # start from RATE/1000 and correct twice from 3-second trial runs.
 CONNS=$(( RATE / 1000 > 0 ? RATE / 1000 : 1 ))
 for _ in 1 2; do
-  DELAY_MS=1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" >"$WORK/wrk-trial.txt"
+  DELAY_MS=1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/get.lua" "$URL" >"$WORK/wrk-trial.txt"
   CONNS=$(awk -v c="$CONNS" -v r="$RATE" -v got="$(rps_of "$WORK/wrk-trial.txt")" 'BEGIN { n = int(c * r / got + 0.5); print (n < 1 ? 1 : n) }')
 done
 echo
 echo "== wrk -t1 -c$CONNS -d${DURATION}s --latency, 1 ms pause per request (target ~$RATE req/s)"
 serve_usage >"$WORK/usage-paced-before"
-DELAY_MS=1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/get.lua" "http://127.0.0.1:$HTTP_PORT" | tee "$WORK/wrk-paced.txt"
+DELAY_MS=1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/get.lua" "$URL" | tee "$WORK/wrk-paced.txt"
 serve_usage >"$WORK/usage-paced-after"
 echo "$(getconf CLK_TCK) $(cat /proc/loadavg | cut -d' ' -f1-3)" >"$WORK/machine"
 

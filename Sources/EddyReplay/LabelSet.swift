@@ -64,11 +64,26 @@ public final class LabelSet {
         return names
     }
 
-    /// Creates each label key's slot, so label keys are found by slot alone.
-    func attach(to engine: FeatureEngine) {
+    /// With `key: {hash: ...}`: each label's entity key (its key's HMAC), written in place of
+    /// the raw key unless `rawKeys`.
+    var hashedKeys: [[UInt8]]?
+
+    /// Creates each label key's slot, so label keys are found by slot alone. Label files hold
+    /// raw keys: with `key: {hash: ...}` they are hashed as the events' keys are.
+    func attach(to engine: FeatureEngine, rawKeys: Bool = false) {
+        var entityKeys = keys
+        if let hashing = engine.topology.keyHashing {
+            let hasher = KeyHasher(hashing)
+            entityKeys = keys.map { key in
+                var out = [UInt8](repeating: 0, count: KeyHashing.hexLength)
+                key.withUnsafeBytes { k in out.withUnsafeMutableBufferPointer { _ = hasher.hash(k, into: $0.baseAddress!) } }
+                return out
+            }
+            if !rawKeys { hashedKeys = entityKeys }
+        }
         var bySlot: [Int32: [Int]] = [:]
-        for i in 0..<keys.count {
-            let slot = keys[i].withUnsafeBytes { k in
+        for i in 0..<entityKeys.count {
+            let slot = entityKeys[i].withUnsafeBytes { k in
                 let h = hashKey(k)
                 let s = engine.store.lookup(k, hash: h)
                 return s >= 0 ? s : engine.insertEmpty(k, hash: h)
@@ -118,6 +133,7 @@ public final class LabelSet {
         for i in 0..<lines.count {
             var line = lines[i]
             guard line.last == UInt8(ascii: "}") else { continue }
+            if let hashedKeys { line = Self.replacingKey(line, with: hashedKeys[i]) }
             line.removeLast()
             output.writer.raw(line)
             let empty = line.reversed().first { $0 != 0x20 && $0 != 0x09 } == UInt8(ascii: "{")
@@ -126,5 +142,30 @@ public final class LabelSet {
             output.writer.raw("}\n")
             try output.flushIfNeeded()
         }
+    }
+
+    /// The label object with its `key` member's value replaced by `key` (a JSON string).
+    static func replacingKey(_ line: [UInt8], with key: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        var first = true
+        let ok = line.withUnsafeBytes { text in
+            JSONMembers.forEach(text) { name, range in
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                var w = JSONWriter(capacity: name.count + 3)
+                w.string(name)
+                out += w.bytes
+                out.append(UInt8(ascii: ":"))
+                if name.elementsEqual("key".utf8) {
+                    var k = JSONWriter(capacity: key.count + 2)
+                    key.withUnsafeBytes { k.string($0) }
+                    out += k.bytes
+                } else {
+                    out += line[range]
+                }
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+        return ok ? out : line
     }
 }

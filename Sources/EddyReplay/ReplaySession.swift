@@ -55,13 +55,17 @@ public final class ReplaySession {
     var appliedOffset: [Int64] = []
     /// Whether decoding needs the Kafka message key (`key: kafka`).
     let usesMessageKey: Bool
+    /// With `key: {hash: ...}`: write the raw keys (`--raw-keys`) instead of their HMACs.
+    let writesRawKeys: Bool
+    /// With `writesRawKeys` and emit final: each slot's raw key.
+    var rawKeyOfSlot: [Int32: [UInt8]] = [:]
 
     /// - Parameter trackOffsets: keep each key's last applied Kafka
     ///   (source, offset) (see `lastApplied(_:)`); for file lines, source 0
     ///   and the line number over every input.
     /// - Parameter binary: Avro or Protobuf messages (nil: JSON).
     public init(topology: Topology, emit: EmitMode, labels: LabelSet? = nil, expectedKeys: Int = 1 << 16,
-                trackOffsets: Bool = false, binary: BinarySource? = nil) {
+                trackOffsets: Bool = false, binary: BinarySource? = nil, rawKeys: Bool = false) {
         let engine = FeatureEngine(topology: topology, expectedKeys: expectedKeys, binary: binary)
         self.engine = engine
         self.applier = LookaheadApplier(engine: engine) { InFlight(bytes: .allocate(byteCount: 4096, alignment: 16), capacity: 4096) }
@@ -69,7 +73,8 @@ public final class ReplaySession {
         self.labels = labels
         self.tracksOffsets = trackOffsets
         if case .messageKey = topology.key { usesMessageKey = true } else { usesMessageKey = false }
-        labels?.attach(to: engine)
+        writesRawKeys = rawKeys && topology.keyHashing != nil
+        labels?.attach(to: engine, rawKeys: writesRawKeys)
     }
 
     /// The column names of every row, in order, as the JSON Lines hold them
@@ -197,9 +202,10 @@ public final class ReplaySession {
         let ts = d.timestamp
         summary.accepted += 1
         if let labels { labels.emitBefore(slot: slot, ts: ts, engine: engine) }
+        if writesRawKeys, emit == .final, labels == nil, rawKeyOfSlot[slot] == nil { rawKeyOfSlot[slot] = Array(d.rawKey) }
         if emit == .rows && labels == nil {
             out.raw("{\"key\":")
-            out.string(d.key)
+            out.string(writesRawKeys ? d.rawKey : d.key)
             out.raw(",\"ts\":")
             out.int(ts)
             out.raw(UInt8(ascii: ","))
@@ -275,7 +281,11 @@ public final class ReplaySession {
         for s in 0..<Int32(store.slotLimit) where store.isLive(s) {
             guard let k = engine.keyTime(s) else { continue }
             output.writer.raw("{\"key\":")
-            output.writer.string(store.keyBytes(s))
+            if writesRawKeys, let raw = rawKeyOfSlot[s] {
+                raw.withUnsafeBytes { output.writer.string($0) }
+            } else {
+                output.writer.string(store.keyBytes(s))
+            }
             output.writer.raw(",\"key_time\":")
             output.writer.int(k)
             output.writer.raw(UInt8(ascii: ","))

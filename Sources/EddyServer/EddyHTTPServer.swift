@@ -4,6 +4,8 @@ import EddyRedis
 import EddyStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import Metrics
 import NIOCore
@@ -58,11 +60,14 @@ public final class EddyHTTPServer: Sendable {
         /// A connection must deliver a complete request head this soon after opening or after
         /// its previous response (idle keep-alive and slow clients); else it is closed.
         public var requestHeadTimeout: Duration = .seconds(30)
-        /// Limits of the request head, answered 400 by the HTTP decoder: one header line, and
-        /// all header lines together (the request line counts in the list).
+        /// Limits of the request head (`RequestHeadLimits`): the request line (414 past it), one
+        /// header line, the whole head and the number of header fields (431 past them).
+        public var maxRequestLineBytes = 8 * 1024
         public var maxHeaderFieldBytes = 8 * 1024
         public var maxHeaderListBytes = 16 * 1024
         public var maxHeaderFields = 100
+        /// TLS on the port (`--tls-cert`, `--tls-key`); nil: plaintext HTTP.
+        public var tls: ServerTLS?
 
         public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxKeys: Int = 10_000,
                     role: String = "serve", tokens: BearerTokens? = nil, openHealth: Bool = false) {
@@ -146,19 +151,33 @@ public final class EddyHTTPServer: Sendable {
     }
 
     /// The application; `onServerRunning` gets the bound port (useful with port 0).
-    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws
         -> some ApplicationProtocol
     {
         let fastPath = fastPathRoutes()
         let headTimeout = TimeAmount(options.requestHeadTimeout)
+        let limits = RequestHeadLimits.Limits(
+            maxRequestLineBytes: options.maxRequestLineBytes, maxHeaderLineBytes: options.maxHeaderFieldBytes,
+            maxHeadBytes: options.maxHeaderListBytes, maxHeaderFields: options.maxHeaderFields)
+        let hard = RequestHeadLimits.hardDecoderLimits
+        // Per connection, in pipeline order: limits first (a refused head reaches nothing
+        // else), the head deadline, then the fast path.
+        let http1 = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [RequestHeadLimits(limits: limits), RequestHeadDeadline(timeout: headTimeout)]
+                + (fastPath.map { [FeatureGetFastPath(routes: $0)] } ?? []),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: max(hard.fieldBytes, options.maxHeaderFieldBytes, options.maxRequestLineBytes),
+                maxHeaderListSize: max(hard.listBytes, options.maxHeaderListBytes),
+                maxHeaderFieldCount: max(hard.fields, options.maxHeaderFields + 1))))
+        let server: HTTPServerBuilder
+        if let tls = options.tls {
+            server = try .tls(http1, tlsConfiguration: tls.configuration)
+        } else {
+            server = http1
+        }
         return Application(
             responder: MeteredResponder(inner: makeRouter().buildResponder(), metrics: requestMetrics),
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [RequestHeadDeadline(timeout: headTimeout)]
-                    + (fastPath.map { [FeatureGetFastPath(routes: $0)] } ?? []),
-                httpDecoderConfiguration: .init(
-                    maxHeaderFieldSize: options.maxHeaderFieldBytes, maxHeaderListSize: options.maxHeaderListBytes,
-                    maxHeaderFieldCount: options.maxHeaderFields))),
+            server: server,
             configuration: .init(address: .hostname(options.host, port: options.port),
                                  serverName: nil),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
@@ -257,8 +276,10 @@ public final class EddyHTTPServer: Sendable {
     }
 
     /// Batched, pipelined reads through the topology's Redis lanes; errors as responses.
+    /// `keys` are raw: with `key: {hash: ...}` their HMACs are read.
     func read(_ served: Served, keys: [String], at: Int64?) async -> Result<[[UInt8]?], ErrorResponse> {
-        switch await served.redis.read(served.reader, keys: keys, at: at) {
+        let entityKeys = served.topology.keyHashing == nil ? keys : keys.map(served.topology.entityKey)
+        switch await served.redis.read(served.reader, keys: entityKeys, at: at) {
         case .success(let objects):
             return .success(objects)
         case .failure(.unavailable(let message)):
@@ -415,7 +436,7 @@ extension EddyHTTPServer {
     ///   the server threads of its own this way.
     public func start(executorPreference executor: (any TaskExecutor)? = nil) async throws -> RunningServer {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = makeApplication { port in continuation.yield(port) }
+        let app = try makeApplication { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let task = Task(executorPreference: executor) {
             defer { continuation.finish() }

@@ -31,6 +31,8 @@ package struct FastPathRoutes: Sendable {
     struct Plan {
         let topology: Topology
         let key: String
+        /// What Redis holds: `key`, or its HMAC (`key: {hash: ...}`).
+        let entityKey: String
         let at: Int64?
         /// `Connection: close`: the connection closes after the reply.
         let close: Bool
@@ -53,7 +55,8 @@ package struct FastPathRoutes: Sendable {
         guard let read = Self.parseRead(path), let topology = topologies[read.topology],
               topology.reader.libraryChecked.load(ordering: .relaxed)
         else { return nil }
-        return Plan(topology: topology, key: read.key, at: read.at, close: close)
+        return Plan(topology: topology, key: read.key, entityKey: topology.reader.topology.entityKey(read.key),
+                    at: read.at, close: close)
     }
 
     /// The parts of `/v1/features/{topology}/{key}[?at=T]`, percent-decoded; nil for any other
@@ -159,7 +162,7 @@ final class FeatureGetFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
         guard case .head(let request) = part, routerOwes == 0, let plan = routes.plan(request),
               let reply = plan.topology.loopReads.fcall(
-                  plan.topology.reader.library.functionName, key: plan.topology.reader.prefix + plan.key,
+                  plan.topology.reader.library.functionName, key: plan.topology.reader.prefix + plan.entityKey,
                   at: plan.at, on: context.eventLoop)
         else {
             if case .head = part { routerOwes += 1 }

@@ -8,13 +8,15 @@ import Logging
 /// The HTTP server of `eddy run --http HOST:PORT`: `/metrics` (the worker's
 /// counters, lag, histograms and feature-value distributions, read on
 /// scrape), `/healthz` (the stages run) and `/readyz` (partitions assigned
-/// and Redis answers PING). No feature routes. `eddy run` runs its
+/// and Redis answers PING). No feature routes. TLS and bearer tokens as
+/// `eddy serve`'s (`secure` sets them). `eddy run` runs its
 /// application as a service beside the worker's.
 public enum WorkerHTTP {
     /// The metrics, liveness and readiness of `worker` (started or not).
     public static func makeServer(
         listen: (host: String, port: Int), worker: any MonitoredWorker, monitor: FeatureMonitor?, hub: MetricsHub,
-        started: @escaping @Sendable () -> Bool, logger: Logger
+        started: @escaping @Sendable () -> Bool, logger: Logger,
+        secure: (inout EddyHTTPServer.Options) -> Void = { _ in }
     ) throws -> EddyHTTPServer {
         let source = worker.metricsSource
         let counters = source.counters
@@ -37,8 +39,10 @@ public enum WorkerHTTP {
             guard started() else { return (true, "starting") }
             return worker.isRunning ? (true, "running") : (false, "a stage stopped")
         }
+        var options = EddyHTTPServer.Options(host: listen.host, port: listen.port, role: "worker")
+        secure(&options)
         return EddyHTTPServer(
-            options: .init(host: listen.host, port: listen.port, role: "worker"), topologies: [], hub: hub,
+            options: options, topologies: [], hub: hub,
             readiness: [kafka, registry, .redis(redis)], liveness: [stages], logger: logger)
     }
 }

@@ -19,7 +19,7 @@ extension Topology {
         if !source.properties.isEmpty {
             lines.append("               properties: " + source.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(Secrets.displayedValue(ofProperty: $0.key, $0.value))" }.joined(separator: ", "))
         }
-        lines.append("  key          \(keyText)")
+        lines.append("  key          \(keyText)\(keyHashing.map { ", stored as \($0)" } ?? "")")
         lines.append("  event time   \(timeText), allowed lateness \(formatDuration(allowedLatenessMs))")
         lines.append("  features")
         for f in features {

@@ -177,6 +177,7 @@ struct NodeReader {
         }
         let source = required(m, "source", in: "the topology", example: "source: {brokers: localhost:9092, topic: events}").flatMap { self.source($0, topologyName: name ?? "eddy") }
         let key = required(m, "key", in: "the topology", example: "key: user_id").flatMap { self.key($0) }
+        let hashing: (ok: Bool, hashing: KeyHashing?) = m["key"].map { keyHashing($0) } ?? (true, nil)
         let time = required(m, "time", in: "the topology", example: "time: {field: ts, unit: ms}").flatMap { self.time($0) }
         let lateness = m["allowed_lateness"].map { duration($0, "allowed_lateness") } ?? 300_000
         let maxBytes = m["max_event_bytes"].map { integer($0, "max_event_bytes", range: 64...(64 << 20)) } ?? (1 << 20)
@@ -184,13 +185,16 @@ struct NodeReader {
         let derived: [DerivedSpec]? = m["derived"] == nil ? [] : self.derived(m["derived"]!, features: features)
         let sink = required(m, "sink", in: "the topology", example: "sink: {redis: redis://127.0.0.1:6379}").flatMap { self.sink($0, topologyName: name ?? "eddy") }
         let dlq = m["dead_letter"].map { deadLetter($0) } ?? DeadLetterConfig(topic: "")
-        guard let name, let source, let key, let time, let lateness, let features, let derived, let sink, let dlq, let maxBytes else {
+        guard let name, let source, let key, let time, let lateness, let features, let derived, let sink, let dlq, let maxBytes,
+              hashing.ok
+        else {
             return nil
         }
         var d = dlq
         if d.topic.isEmpty { d.topic = (source.topics.first ?? name) + ".dlq" }
         let t = Topology(name: name, source: source, key: key, time: time, allowedLatenessMs: lateness,
-                         features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes, derived: derived)
+                         features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes, derived: derived,
+                         keyHashing: hashing.hashing)
         if source.schemaFile != nil || source.descriptorFile != nil { checkFixedSchema(t, sourceNode: m["source"]) }
         return t
     }
@@ -238,11 +242,41 @@ struct NodeReader {
             if s == "kafka" { return .messageKey }
             return fieldPath(node, "key").map { .field($0) }
         }
-        guard let m = mapping(node, "key", allowed: ["field", "kafka"]) else { return nil }
+        guard let m = mapping(node, "key", allowed: ["field", "kafka", "hash", "salt"]) else { return nil }
         if let f = m["field"] { return fieldPath(f, "key.field").map { .field($0) } }
         if m["kafka"] != nil { return .messageKey }
         report(node, "key names no field", fix: "write `key: user_id`, or `key: kafka` for the Kafka message key")
         return nil
+    }
+
+    /// `key: {field: email, hash: sha256, salt: ${EDDY_KEY_SALT}}`: nil without `hash` (and
+    /// `salt`), reported when either is wrong or alone.
+    mutating func keyHashing(_ node: Node) -> (ok: Bool, hashing: KeyHashing?) {
+        guard let m = node.mapping.map({ Dictionary($0.map { ($0.key.scalar?.string ?? "", $0.value) }, uniquingKeysWith: { a, _ in a }) }),
+              m["hash"] != nil || m["salt"] != nil
+        else { return (true, nil) }
+        let saltFix = "set `salt: ${EDDY_KEY_SALT}` and export EDDY_KEY_SALT, e.g. from `openssl rand -hex 32` (keep it secret and fixed: a new salt changes every entity key)"
+        guard let hashNode = m["hash"] else {
+            report(m["salt"], "key has a salt but no hash", fix: "add `hash: sha256`")
+            return (false, nil)
+        }
+        guard let name = string(hashNode, "key.hash") else { return (false, nil) }
+        guard let algorithm = KeyHashing.Algorithm(rawValue: name.lowercased()) else {
+            report(hashNode, "unknown key.hash '\(name)'",
+                   fix: "use \(KeyHashing.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (HMAC-SHA256 with the salt)")
+            return (false, nil)
+        }
+        guard let saltNode = m["salt"] else {
+            report(hashNode, "key.hash needs a salt", fix: saltFix)
+            return (false, nil)
+        }
+        guard let salt = string(saltNode, "key.salt") else { return (false, nil) }
+        guard salt.utf8.count >= KeyHashing.minimumSaltBytes else {
+            report(saltNode, salt.isEmpty ? "key.salt is empty" : "key.salt is \(salt.utf8.count) bytes; at least \(KeyHashing.minimumSaltBytes) are needed",
+                   fix: saltFix)
+            return (false, nil)
+        }
+        return (true, KeyHashing(algorithm: algorithm, salt: Array(salt.utf8)))
     }
 
     mutating func time(_ node: Node) -> TimeSource? {

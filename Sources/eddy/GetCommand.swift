@@ -13,7 +13,7 @@ struct GetCommand: ParsableCommand {
         discussion: """
             Prints one JSON line per key, in order: {"key":...,"key_time":K,<every feature column read at T>}, \
             or {"key":...,"found":false} for an entity Redis does not hold. Keys are entity keys; the topology's \
-            sink prefix is added. The read runs inside Redis (FCALL eddy_<topology>_features), whose Function \
+            sink prefix is added (a topology with key.hash hashes them first, so give the raw key, e.g. the email). The read runs inside Redis (FCALL eddy_<topology>_features), whose Function \
             library is loaded on first use.
             """
     )
@@ -46,7 +46,9 @@ struct GetCommand: ParsableCommand {
         let client = FeatureClient(client: connection, topology: t)
         let lines: [[UInt8]]
         do {
-            lines = try client.jsonLines(keys: keys, at: at.flatMap(ReadTime.parse))
+            // With `key: {hash: ...}` the keys given are raw (an email): read their HMACs.
+            let objects = try client.features(keys: keys.map(t.entityKey), at: at.flatMap(ReadTime.parse))
+            lines = zip(keys, objects).map { key, object in object ?? FeatureClient.notFoundObject(key: key) }
         } catch let error as RedisError where error.isConnectionError {
             throw CLIError("Redis at \(url) failed: \(error)")
         } catch {

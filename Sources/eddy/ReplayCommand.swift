@@ -65,6 +65,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "--emit redis: after the writes, commit the range's end offsets for this consumer group, so `eddy run` with that group starts where the backfill ended. Use a group no worker is running in.")
     var commitGroup: String?
 
+    @Flag(name: .long, help: "With a topology whose key is hashed (key.hash): write the raw keys in rows, final lines and label rows instead of their HMACs. The output then holds personal data.")
+    var rawKeys = false
+
     @Flag(inversion: .prefixedNo, help: "Show progress on standard error (default: on).")
     var progress = true
 
@@ -88,7 +91,12 @@ struct ReplayCommand: ParsableCommand {
             do { return try LabelSet(path: path) } catch { throw CLIError("\(path): \(error)") }
         }
         let messages = try source.fromKafka ? MessageFormat.kafka(t) : MessageFormat.files(t, inputs: source.input)
-        let session = ReplaySession(topology: t, emit: emit, labels: labelSet, trackOffsets: emit == .redis, binary: messages.binary)
+        if rawKeys, t.keyHashing == nil {
+            throw CLIError("--raw-keys: topology \(t.name) does not hash its keys (no key.hash); its output holds the raw keys already")
+        }
+        if rawKeys, emit == .redis { throw CLIError("--raw-keys does not apply to --emit redis: Redis always holds the hashed keys") }
+        let session = ReplaySession(topology: t, emit: emit, labels: labelSet, trackOffsets: emit == .redis, binary: messages.binary,
+                                    rawKeys: rawKeys)
         var backfill: RedisBackfill?
         if emit == .redis {
             let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)

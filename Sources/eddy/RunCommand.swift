@@ -48,6 +48,8 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (':PORT' for all interfaces).")
     var http: String?
 
+    @OptionGroup(title: "HTTP port security (with --http)") var security: HTTPSecurityOptions
+
     @Option(name: .customLong("assign"), help: ArgumentHelp(
         "Read fixed partitions without group management: 'all', or a list like 0-7,12 (of every source topic).",
         discussion: "No rebalance: a restarted worker reads again at once, from the group's committed offsets. Run one worker per partition set."))
@@ -70,6 +72,9 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     var flushWhenIdle = true
 
     func validate() throws {
+        if http == nil, security.tlsCert != nil || security.tlsKey != nil || security.authTokenFile != nil {
+            throw ValidationError("--tls-cert, --tls-key and --auth-token-file secure the --http port: give --http HOST:PORT too")
+        }
         if let http, EddyHTTPServer.parseListen(http) == nil { throw ValidationError("--http '\(http)' is not HOST:PORT") }
         if let assign, Self.assignment(assign) == nil {
             throw ValidationError("--assign '\(assign)' is not 'all' or a list of partitions like 0-7,12")
@@ -111,11 +116,13 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
             // /metrics and /readyz answer while it flushes.
             let hub = MetricsHub()
             MetricsSystem.bootstrap(hub.factory)
+            let secured = try security.resolve(logger: logger)
             let server = try WorkerHTTP.makeServer(
                 listen: EddyHTTPServer.parseListen(http)!, worker: worker, monitor: monitor, hub: hub,
-                started: { started.load(ordering: .relaxed) }, logger: logger)
-            let app = server.makeApplication { port in
-                logger.info("metrics on http://\(EddyHTTPServer.parseListen(http)!.host):\(port)/metrics, health on /healthz and /readyz")
+                started: { started.load(ordering: .relaxed) }, logger: logger, secure: { $0.secure(secured) })
+            let scheme = secured.tls == nil ? "http" : "https"
+            let app = try server.makeApplication { port in
+                logger.info("metrics on \(scheme)://\(EddyHTTPServer.parseListen(http)!.host):\(port)/metrics, health on /healthz and /readyz")
             }
             services.append(FailureLabel(app, "eddy run: cannot serve HTTP on \(http)"))
         }

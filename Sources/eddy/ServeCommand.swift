@@ -38,13 +38,7 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
 
     @OptionGroup var redisCredentials: RedisCredentialOptions
 
-    @Option(help: """
-        Require a bearer token (Authorization: Bearer T) on every request: the tokens are this file's lines         (blank lines and # comments skipped; several, to rotate them). SIGHUP re-reads the file.
-        """)
-    var authTokenFile: String?
-
-    @Flag(help: "With --auth-token-file: /healthz and /readyz answer without a token (orchestrator probes).")
-    var authOpenHealth = false
+    @OptionGroup var security: HTTPSecurityOptions
 
     @Option(help: """
         Seconds a connection may take to deliver a complete request head, from opening or from its \
@@ -111,16 +105,11 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         let (host, port) = EddyHTTPServer.parseListen(listen)!
         let hub = MetricsHub()
         MetricsSystem.bootstrap(hub.factory)
-        var tokens: BearerTokens?
-        if let authTokenFile {
-            do { tokens = try BearerTokens(path: authTokenFile) } catch { throw CLIError("--auth-token-file: \(error)") }
-            reloadTokensOnSIGHUP(tokens!, logger: logger)
-        } else if authOpenHealth {
-            throw CLIError("--auth-open-health goes with --auth-token-file")
-        }
+        let secured = try security.resolve(logger: logger)
         let server = EddyHTTPServer(
             options: {
-                var o = EddyHTTPServer.Options(host: host, port: port, role: "serve", tokens: tokens, openHealth: authOpenHealth)
+                var o = EddyHTTPServer.Options(host: host, port: port, role: "serve")
+                o.secure(secured)
                 o.requestHeadTimeout = .milliseconds(Int64(max(requestHeadTimeout, 0.01) * 1000))
                 return o
             }(),
@@ -131,8 +120,8 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
             let (ok, detail) = await pool.ping()
             if !ok { logger.warning("Redis at \(pool.target) does not answer yet (\(detail)); reads return 503 until it does") }
         }
-        logger.info("serving \(served.map(\.topology.name).joined(separator: ", ")) on http://\(host):\(port)")
-        let app = server.makeApplication()
+        logger.info("serving \(served.map(\.topology.name).joined(separator: ", ")) on \(secured.tls == nil ? "http" : "https")://\(host):\(port)")
+        let app = try server.makeApplication()
         do {
             try await ServiceGroup(configuration: .init(
                 services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
@@ -140,27 +129,4 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
             throw CLIError("eddy serve: \(error)")
         }
     }
-}
-
-/// Re-reads the token file on every SIGHUP; a file that fails to load leaves the tokens in use.
-private func reloadTokensOnSIGHUP(_ tokens: BearerTokens, logger: Logger) {
-    signal(SIGHUP, SIG_IGN)  // delivered to the dispatch source instead of ending the process
-    let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-    source.setEventHandler {
-        do {
-            let count = try tokens.reload()
-            logger.notice("SIGHUP: \(count) bearer tokens loaded from \(tokens.path)")
-        } catch {
-            logger.error("SIGHUP: \(error); the tokens loaded before stay in use")
-        }
-    }
-    source.resume()
-    sighupSource.set(source)
-}
-
-/// Keeps the SIGHUP source alive for the life of the process.
-private let sighupSource = SourceHolder()
-private final class SourceHolder: @unchecked Sendable {
-    private var source: (any DispatchSourceSignal)?
-    func set(_ s: any DispatchSourceSignal) { source = s }
 }

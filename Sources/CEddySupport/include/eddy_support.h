@@ -19,4 +19,14 @@ int eddy_fix_mmap_threshold(int bytes);
 static inline long long eddy_load_acquire(const long long *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void eddy_store_release(long long *p, long long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
+/// Keyed hashing of entity keys (`key: {hash: sha256, salt: ...}`): HMAC-SHA256 with the salt
+/// as the key, written as 64 lowercase hex digits. OpenSSL's EVP_MAC (Debian's libssl), the
+/// key set once per context and reused for every message.
+typedef struct eddy_key_hmac eddy_key_hmac;
+/// A context for `salt`; NULL if OpenSSL refuses.
+eddy_key_hmac *eddy_key_hmac_new(const void *salt, unsigned long salt_len);
+void eddy_key_hmac_free(eddy_key_hmac *h);
+/// Writes HMAC-SHA256(salt, data) as 64 hex digits to `out` (not NUL-terminated). Returns 1, or 0 on failure.
+int eddy_key_hmac_hex(eddy_key_hmac *h, const void *data, unsigned long len, unsigned char *out);
+
 #endif

@@ -27,8 +27,13 @@ public final class EventDecoder {
 
     /// The current event's buffer (valid during and after `decode`).
     var buffer: UnsafePointer<UInt8>
-    /// The current event's key.
+    /// The current event's entity key: the raw key, or its hex HMAC (`keyHashing`).
     public private(set) var key: UnsafeRawBufferPointer
+    /// The current event's key as the event holds it (== `key` without hashing).
+    public private(set) var rawKey: UnsafeRawBufferPointer
+    /// With `key: {hash: ...}`: the HMAC context and the buffer `key` points into.
+    let keyHasher: KeyHasher?
+    let hashedKey: UnsafeMutablePointer<UInt8>
     /// The current event's time, epoch milliseconds.
     public private(set) var timestamp: Int64 = 0
     /// `hashKey(key)`, computed once per event.
@@ -65,6 +70,9 @@ public final class EventDecoder {
         self.indexPath = .allocate(capacity: 16)
         self.buffer = UnsafePointer(scratch)
         self.key = UnsafeRawBufferPointer(start: nil, count: 0)
+        self.rawKey = self.key
+        self.keyHasher = topology.keyHashing.map { KeyHasher($0) }
+        self.hashedKey = .allocate(capacity: KeyHashing.hexLength)
     }
 
     deinit {
@@ -74,6 +82,7 @@ public final class EventDecoder {
         scratch.deallocate()
         needsText.deallocate()
         indexPath.deallocate()
+        hashedKey.deallocate()
     }
 
     /// Decodes one message.
@@ -124,6 +133,11 @@ public final class EventDecoder {
             key = mk
         }
 
+        rawKey = key
+        if let keyHasher {
+            guard keyHasher.hash(key, into: hashedKey) else { return .badKey }
+            key = UnsafeRawBufferPointer(start: hashedKey, count: KeyHashing.hexLength)
+        }
         keyHash = hashKey(key)
 
         // Event time.

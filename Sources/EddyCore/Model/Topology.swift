@@ -6,6 +6,8 @@ public struct Topology: Sendable, Equatable {
     public var name: String
     public var source: SourceConfig
     public var key: KeySource
+    /// `key: {..., hash: sha256, salt: ...}`: entity keys are the raw keys' HMACs.
+    public var keyHashing: KeyHashing?
     public var time: TimeSource
     /// Events with `ts < K - allowedLatenessMs` are late (SEMANTICS.md).
     public var allowedLatenessMs: Int64
@@ -21,8 +23,10 @@ public struct Topology: Sendable, Equatable {
     public init(
         name: String, source: SourceConfig, key: KeySource, time: TimeSource,
         allowedLatenessMs: Int64, features: [FeatureSpec], sink: SinkConfig,
-        deadLetter: DeadLetterConfig, maxEventBytes: Int = 1 << 20, derived: [DerivedSpec] = []
+        deadLetter: DeadLetterConfig, maxEventBytes: Int = 1 << 20, derived: [DerivedSpec] = [],
+        keyHashing: KeyHashing? = nil
     ) {
+        self.keyHashing = keyHashing
         self.name = name
         self.source = source
         self.key = key
@@ -38,6 +42,9 @@ public struct Topology: Sendable, Equatable {
     /// Every output column after `key` and `ts`/`key_time`: the feature
     /// columns, then the derived columns.
     public var outputColumns: [String] { features.flatMap(\.outputNames) + derived.map(\.name) }
+
+    /// The entity key of a raw key: itself, or its HMAC with `keyHashing`.
+    public func entityKey(_ raw: String) -> String { keyHashing.map { $0.entityKey(raw) } ?? raw }
 }
 
 /// Where a topology's events come from.
