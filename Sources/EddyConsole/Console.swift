@@ -102,7 +102,6 @@ public final class Console: Sendable {
     /// Adds the `/ui` routes.
     public func register(on router: Router<BasicRequestContext>) {
         router.get("/ui") { _, _ in Self.redirect("/ui/topologies") }
-        router.get("/ui/") { _, _ in Self.redirect("/ui/topologies") }
         router.get("/ui/topologies") { _, _ in Self.html(self.topologiesPage()) }
         router.get("/ui/entity") { request, _ in await self.entityPage(Self.query(request)) }
         router.get("/ui/json") { request, _ in await self.json(Self.query(request)) }
@@ -144,8 +143,9 @@ public final class Console: Sendable {
         guard !key.isEmpty else { return Self.html(Views.entity(model)) }
         let points = max(options.chartPoints, 2)
         let base = model
+        let readAt = at
         let result = await s.run { served, client, reader in
-            try Self.readEntity(base, at: at, topology: served.topology, client: client, reader: reader, points: points)
+            try Self.readEntity(base, at: readAt, topology: served.topology, client: client, reader: reader, points: points)
         }
         switch result {
         case .success(let m): return Self.html(Views.entity(m))
@@ -247,7 +247,8 @@ public final class Console: Sendable {
             guard let t = ReadTime.parse(text) else { return Self.response(.badRequest, "application/json", "{\"error\":\"bad at\"}") }
             at = t
         }
-        let result = await s.run { _, _, reader in try reader.features(keys: [key], at: at)[0] }
+        let readAt = at
+        let result = await s.run { _, _, reader in try reader.features(keys: [key], at: readAt)[0] }
         switch result {
         case .success(let object?): return Self.response(.ok, "application/json", String(decoding: object, as: UTF8.self))
         case .success(nil): return Self.response(.notFound, "application/json", String(decoding: FeatureClient.notFoundObject(key: key), as: UTF8.self))
