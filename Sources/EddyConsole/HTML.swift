@@ -97,7 +97,7 @@ public enum HTML {
         .card{background:#fff;border:1px solid #d8dde3;border-radius:6px;padding:10px 14px;margin:10px 0}
         .flag{color:#b00020;font-weight:700}.ok{color:#1b7f3b}.muted{color:#6b7785}
         .error{background:#fde8e8;border:1px solid #e0a0a0;padding:8px;border-radius:4px}
-        .grid{display:flex;flex-wrap:wrap;gap:12px}.grid .card{flex:1 1 520px}
+        .grid{display:flex;flex-wrap:wrap;gap:12px}.grid .card{flex:1 1 480px;min-width:0}
         svg text{font-size:10px;fill:#4a5561}
         form.inline input[type=text]{width:260px}input,select,button{font-size:14px;padding:3px 6px}
         """

@@ -34,6 +34,8 @@ public enum SVG {
         if a >= 1e4 { return trim(v / 1e3) + "k" }
         if a == 0 { return "0" }
         if a < 0.01 { return String(format: "%.1e", v) }
+        if a >= 100 { return String(format: "%.0f", v) }
+        if a >= 10 { return trim(Double(String(format: "%.1f", v))!) }
         return trim(v)
     }
 
@@ -49,7 +51,7 @@ public enum SVG {
     /// A line chart: one polyline per series (`class="series"`, `data-name`, `data-points` =
     /// its point count), axes with min/max labels, an optional vertical marker at `markerX`,
     /// and a legend. `xLabel` formats x values for the axis.
-    public static func lineChart(_ series: [Series], title: String, width: Double = 560, height: Double = 170,
+    public static func lineChart(_ series: [Series], title: String, width: Double = 500, height: Double = 170,
                                  markerX: Double? = nil, xLabel: (Double) -> String = { short($0) },
                                  yUnit: String = "") -> String {
         let all = series.flatMap(\.points)
@@ -98,7 +100,7 @@ public enum SVG {
     /// baseline bar beside each (`class="bar base"`), both as shares of their totals so
     /// samples of different sizes compare. `labels` name the bins (same count as `current`).
     public static func histogram(current: [Int], baseline: [Int]?, labels: [String], title: String,
-                                 width: Double = 560, height: Double = 180) -> String {
+                                 width: Double = 500, height: Double = 180) -> String {
         let left = 40.0, right = 8.0, top = 18.0, bottom = 40.0
         let plotW = width - left - right, plotH = height - top - bottom
         let curTotal = max(current.reduce(0, +), 1)
@@ -137,7 +139,7 @@ public enum SVG {
     /// A session on a time axis from `from` to `to` (epoch ms): a bar from its start to its
     /// last event, the gap after it (while it may still grow), and a marker at the read time.
     public static func sessionTimeline(start: Double, last: Double, gapMs: Double, readAt: Double, events: Int,
-                                       active: Bool, width: Double = 560) -> String {
+                                       active: Bool, width: Double = 500) -> String {
         let left = 10.0, right = 10.0, plotW = width - left - right
         let from = min(start, readAt) - max((last - start) * 0.1, gapMs * 0.1, 1000)
         let to = max(last + gapMs, readAt) + max(gapMs * 0.1, 1000)
@@ -169,7 +171,9 @@ public enum Format {
         if ms % 1000 != 0 { return "\(ms)ms" }
         var s = ms / 1000
         var out = ""
-        for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60), ("s", 1)] where s >= size {
+        // Days only from a week on (a 24h window reads as written: 24h).
+        let units: [(String, Int64)] = s >= 7 * 86_400 ? [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] : [("h", 3600), ("m", 60), ("s", 1)]
+        for (unit, size) in units where s >= size {
             out += "\(s / size)\(unit)"
             s %= size
         }

@@ -237,7 +237,8 @@ public enum Views {
                 state = v.count
                 rows.append((field, "(binary, \(v.count) bytes)"))
             case "_fp":
-                rows.append((field, v.map { String(format: "%02x", $0) }.joined()))
+                let printable = v.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+                rows.append((field, printable ? String(decoding: v, as: UTF8.self) : v.map { String(format: "%02x", $0) }.joined()))
             case "_K":
                 let text = String(decoding: v, as: UTF8.self)
                 rows.append((field, text + (Int64(text).map { "  (\(Format.time(Double($0))))" } ?? "")))
@@ -371,8 +372,8 @@ public enum Views {
             body += "</p><div class=\"grid\">"
             body += "<div class=\"card\">\(SVG.lineChart(s.eventsPerSecond, title: "events/s", xLabel: ago))</div>"
             body += "<div class=\"card lag\">\(SVG.lineChart(s.lagByPartition, title: "consumer lag per partition (messages)", xLabel: ago))</div>"
-            body += "<div class=\"card\">\(SVG.lineChart(s.freshness, title: "Kafka freshness (ms)", xLabel: ago, yUnit: "ms"))</div>"
-            body += "<div class=\"card\">\(SVG.lineChart(s.flushLatency, title: "flush latency (ms)", xLabel: ago, yUnit: "ms"))</div>"
+            body += "<div class=\"card\">\(SVG.lineChart(s.freshness, title: "Kafka freshness (ms), events between scrapes", xLabel: ago, yUnit: "ms"))</div>"
+            body += "<div class=\"card\">\(SVG.lineChart(s.flushLatency, title: "flush latency (ms), flushes between scrapes", xLabel: ago, yUnit: "ms"))</div>"
             body += "<div class=\"card\">\(SVG.lineChart(s.deadLettersByReason, title: "dead letters by reason (total)", xLabel: ago))</div>"
             body += "<div class=\"card\">\(SVG.lineChart(s.redisErrors, title: "Redis errors and retries (total)", xLabel: ago))</div>"
             body += "</div>"

@@ -194,7 +194,8 @@ public final class WorkerHistory: @unchecked Sendable {
             }
         }
         let lagSeries = lag.sorted { partitionOrder($0.key, $1.key) }.map { SVG.Series(name: $0.key, points: $0.value) }
-        // Quantiles of the observations between scrapes (the whole history when none arrived).
+        // Quantiles of the observations between consecutive scrapes (none: no point; the
+        // first scrape: everything observed before it).
         func quantiles(_ metric: String, scale: Double) -> [SVG.Series] {
             var p50: [SVG.Point] = [], p99: [SVG.Point] = []
             var previous: [(le: Double, count: Double)]?
@@ -202,8 +203,7 @@ public final class WorkerHistory: @unchecked Sendable {
                 let cumulative = s.buckets(metric)
                 var window = cumulative
                 if let previous, previous.count == cumulative.count {
-                    let delta = zip(cumulative, previous).map { ($0.le, $0.count - $1.count) }
-                    if (delta.last?.1 ?? 0) > 0 { window = delta }
+                    window = zip(cumulative, previous).map { ($0.le, $0.count - $1.count) }
                 }
                 previous = cumulative
                 if let a = histogramQuantile(0.5, window) { p50.append(.init(x(s), a * scale)) }

@@ -56,6 +56,21 @@ struct ConsoleRenderTests {
         #expect(page.contains("<td>1h</td><td>5m</td>"))
     }
 
+    @Test("every example topology renders: all kinds, derived columns, message keys")
+    func allExampleTopologies() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Topologies")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files.count >= 4)
+        for file in files {
+            let t = try TopologyLoader(environment: [:]).load(path: dir.appendingPathComponent(file).path)
+            let page = Views.topologies([.init(topology: t, functionName: "f")])
+            for c in t.outputColumns { #expect(page.contains(c), "\(file): \(c)") }
+            for d in t.derived { #expect(page.contains(HTML.escape(d.source)), "\(file): \(d.name)") }
+        }
+        #expect(Format.duration(86_400_000) == "24h" && Format.duration(7 * 86_400_000) == "7d" && Format.duration(90 * 60_000) == "1h30m")
+    }
+
     static func distribution(_ values: [Double?]) -> FeatureDistribution {
         var d = FeatureDistribution()
         for v in values { d.add(v) }
@@ -154,8 +169,14 @@ struct ConsoleRenderTests {
         #expect(s.flushLatency[0].points.count == 3)
         let page = Views.workers([s], interval: 5)
         #expect(page.contains("data-name=\"clickstream/0\" data-points=\"3\""))
+        // A scrape with no flush since the previous one adds no latency point (idle: no data,
+        // not the lifetime's quantiles).
+        h.record("http://w:1/metrics", scrape(1020, consumed: 1600, lag: 0))
+        let idle = h.summary("http://w:1/metrics", now: 1020)
+        #expect(idle.flushLatency[0].points.count == 3)
+        #expect(idle.eventsPerSecond[0].points.last == SVG.Point(0, 0))
         // Older than 15 minutes: dropped.
-        h.record("http://w:1/metrics", scrape(1015 + 901, consumed: 1700, lag: 0))
+        h.record("http://w:1/metrics", scrape(1020 + 901, consumed: 1700, lag: 0))
         #expect(h.history("http://w:1/metrics").count == 1)
     }
 
