@@ -221,7 +221,12 @@ public final class WorkerHistory: @unchecked Sendable {
             if let late = s.sum("eddy_worker_events_late_total") { perReason["late"] = late }
             for (r, v) in perReason { reasons[r, default: []].append(.init(x(s), v)) }
         }
-        let reasonSeries = reasons.sorted { $0.key < $1.key }.map { SVG.Series(name: $0.key, points: $0.value) }
+        // Reasons that ever counted anything (else one flat line for them all).
+        var reasonSeries = reasons.sorted { $0.key < $1.key }.filter { $0.value.contains { $0.y > 0 } }
+            .map { SVG.Series(name: $0.key, points: $0.value) }
+        if reasonSeries.isEmpty, let any = reasons.values.first {
+            reasonSeries = [SVG.Series(name: "all reasons", points: any.map { SVG.Point($0.x, 0) })]
+        }
         var redis: [SVG.Point] = [], retries: [SVG.Point] = []
         for s in ok {
             if let v = s.sum("eddy_worker_redis_errors_total") { redis.append(.init(x(s), v)) }
@@ -229,7 +234,7 @@ public final class WorkerHistory: @unchecked Sendable {
         }
         var latest: [(String, Double)] = []
         if let last = ok.last {
-            for r in reasonSeries { latest.append(("dead letters: \(r.name)", r.points.last?.y ?? 0)) }
+            for r in reasonSeries where r.name != "all reasons" { latest.append(("dead letters: \(r.name)", r.points.last?.y ?? 0)) }
             if let v = last.sum("eddy_worker_dead_letters_total") { latest.append(("dead-letter records sent", v)) }
             if let v = last.sum("eddy_worker_redis_errors_total") { latest.append(("Redis errors", v)) }
             if let v = last.sum("eddy_worker_redis_retries_total") { latest.append(("Redis retries", v)) }
