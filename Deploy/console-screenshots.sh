@@ -68,5 +68,5 @@ shot() {
 }
 shot topologies "/ui/topologies" 900
 shot entity "/ui/entity?$ENTITY_QUERY" 1500
-shot distributions "/ui/distributions?topology=clickstream" 1700
+shot distributions "/ui/distributions?topology=clickstream" 1000
 shot workers "/ui/workers" 1300
