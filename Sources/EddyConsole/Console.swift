@@ -296,7 +296,10 @@ public final class Console: Sendable {
             return Self.html(Views.login(error: "that token is not accepted"), status: .unauthorized)
         }
         var r = Self.redirect("/ui/topologies")
+        // `Secure` when a TLS proxy in front says the browser spoke https (plain http would drop it).
+        let https = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
         r.headers[.setCookie] = "\(BearerTokens.consoleCookie)=\(HTML.percentEscape(token)); Path=/ui; HttpOnly; SameSite=Strict"
+            + (https ? "; Secure" : "")
         return r
     }
 
