@@ -101,7 +101,7 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         if lanes < 1 { throw ValidationError("--lanes must be at least 1") }
         if scrapeInterval < 0.1 { throw ValidationError("--scrape-interval must be at least 0.1 seconds") }
         if consoleSample < 1 { throw ValidationError("--console-sample must be at least 1") }
-        for url in workerMetrics where MetricsFetch.parse(url) == nil {
+        for url in workerMetrics.flatMap({ $0.split(separator: ",").map(String.init) }) where MetricsFetch.parse(url) == nil {
             throw ValidationError("--worker-metrics '\(url)' is not http://HOST:PORT/PATH")
         }
     }
