@@ -62,7 +62,7 @@ else
 fi
 
 shot() {
-  "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --hide-scrollbars \
+  timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --hide-scrollbars \
     --user-data-dir="$WORK/profile" --window-size=1280,"$3" --screenshot="$OUT/$1.png" "$CONSOLE_URL$2" >/dev/null 2>&1
   echo "wrote $OUT/$1.png"
 }

@@ -20,8 +20,13 @@ import Testing
         p.standardOutput = out
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
+        // A browser that hangs is stopped after a minute (the checks then fail on an empty DOM).
+        let pid = p.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        watchdog.cancel()
         return String(decoding: data, as: UTF8.self)
     }
 
