@@ -155,6 +155,14 @@ let package = Package(
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
 
+        // The web console of `eddy serve` at /ui: server-rendered HTML and inline SVG (pure
+        // renderers in Views/SVG), its own Redis reads, the workers' /metrics scraper.
+        .target(name: "EddyConsole", dependencies: [
+            "EddyCore", "EddyRedis", "EddyStore", "EddyMonitor", "EddyServer",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+
         // Dev and test tooling, kept out of the product modules: the mock
         // Kafka cluster host, redis-server (cluster) processes, the event
         // generator, ring and Redis benchmarks, a bare HTTP GET. Used by
@@ -165,7 +173,7 @@ let package = Package(
 
         .executableTarget(name: "eddy", dependencies: [
             "EddyCore", "EddyTopology", "EddyReplay", "EddyPipeline", "EddyKafka", "EddyRedis",
-            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer", "EddyDevKit", "EddyFormats",
+            "EddyStore", "EddyMetrics", "EddyMonitor", "EddyWorker", "EddyServer", "EddyConsole", "EddyDevKit", "EddyFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -196,6 +204,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .testTarget(name: "EddyConsoleTests", dependencies: ["EddyConsole", "EddyCore", "EddyMonitor", "EddyTopology"]),
         .testTarget(name: "EddyWorkerTests", dependencies: ["EddyWorker", "EddyKafka"]),
         .testTarget(name: "EddyIntegrationTests", dependencies: [
             "EddyFormats", "EddyKafka", "EddyRedis", "EddyCore", "EddyReplay", "EddyTopology", "EddyDevKit",

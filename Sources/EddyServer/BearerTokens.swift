@@ -40,6 +40,25 @@ public final class BearerTokens: Sendable {
         return allowed
     }
 
+    /// The cookie `/ui/login` sets (HttpOnly, SameSite=Strict, Path=/ui): the token,
+    /// percent-escaped. It is accepted on `/ui` routes only; the API needs the header.
+    public static let consoleCookie = "eddy_console"
+
+    /// Whether a `Cookie` header carries an accepted token in ``consoleCookie`` (compared in
+    /// constant time, as the header is).
+    public func allows(cookieHeader: String?) -> Bool {
+        guard let cookieHeader else { return false }
+        var allowed = false
+        for part in cookieHeader.split(separator: ";") {
+            let pair = part.trimmingCharacters(in: .whitespaces)
+            guard pair.hasPrefix(Self.consoleCookie + "=") else { continue }
+            let raw = String(pair.dropFirst(Self.consoleCookie.count + 1))
+            let token = raw.removingPercentEncoding ?? raw
+            if !token.isEmpty, allows(authorization: "Bearer " + token) { allowed = true }
+        }
+        return allowed
+    }
+
     /// Equal bytes, in time that depends only on ``maxTokenBytes`` (and on `presented` being
     /// longer than that, which no accepted token is).
     static func constantTimeEqual(_ presented: [UInt8], _ token: [UInt8]) -> Bool {
@@ -76,13 +95,26 @@ public struct BearerTokenError: Error, CustomStringConvertible {
 }
 
 /// Answers 401 to every request without an accepted token, except `/healthz` and `/readyz`
-/// when `openHealth` (probes of an orchestrator that has no token).
+/// when `openHealth` (probes of an orchestrator that has no token). The console (`/ui...`)
+/// also accepts the token in its cookie, and its `/ui/login` form is open; a console page
+/// requested without either redirects there.
 struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let tokens: BearerTokens
     let openHealth: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if openHealth, request.uri.path == "/healthz" || request.uri.path == "/readyz" {
+            return try await next(request, context)
+        }
+        let path = request.uri.path
+        let console = path == "/ui" || path.hasPrefix("/ui/")
+        if console, path == "/ui/login" {
+            return try await next(request, context)
+        }
+        if console, !tokens.allows(authorization: request.headers[.authorization]) {
+            guard tokens.allows(cookieHeader: request.headers[.cookie]) else {
+                return Response(status: .seeOther, headers: [.location: "/ui/login"])
+            }
             return try await next(request, context)
         }
         guard tokens.allows(authorization: request.headers[.authorization]) else {

@@ -68,6 +68,9 @@ public final class EddyHTTPServer: Sendable {
         public var maxHeaderFields = 100
         /// TLS on the port (`--tls-cert`, `--tls-key`); nil: plaintext HTTP.
         public var tls: ServerTLS?
+        /// More routes (the `/ui` console), added after the built-in ones and behind the
+        /// same bearer-token middleware.
+        public var extraRoutes: (@Sendable (Router<BasicRequestContext>) -> Void)?
 
         public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxKeys: Int = 10_000,
                     role: String = "serve", tokens: BearerTokens? = nil, openHealth: Bool = false) {
@@ -147,6 +150,7 @@ public final class EddyHTTPServer: Sendable {
         }
         router.get("/healthz") { _, _ in await self.health(self.liveness, okKey: "status") }
         router.get("/readyz") { _, _ in await self.health(self.readiness, okKey: "ready") }
+        options.extraRoutes?(router)
         return router
     }
 

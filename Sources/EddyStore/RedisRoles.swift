@@ -9,7 +9,9 @@ public enum RedisRole: String, CaseIterable, Sendable {
     /// `eddy run` and `eddy replay --emit redis`: loads and writes entities,
     /// loads the write script and the read Function.
     case worker
-    /// `eddy serve` and `eddy get`: reads through the Function only.
+    /// `eddy serve` and `eddy get`: reads through the Function; the console of
+    /// `eddy serve` (`/ui`) also samples the prefix (`SCAN`) and shows an entity's
+    /// stored hash (`HGETALL`). Nothing that writes.
     case serve
     /// `eddy verify` and `eddy drift`: reads through the Function, scans the
     /// prefix and reads whole hashes.
@@ -33,7 +35,7 @@ public enum RedisRole: String, CaseIterable, Sendable {
             return ["+hmget", "+script|load", "+evalsha", "+hget", "+hset", "+pexpire", "+function|load"]
                 + Self.readRules.filter { $0 != "+hmget" }
         case .serve:
-            return Self.readRules
+            return Self.readRules + ["+scan", "+hgetall"]
         case .audit:
             return Self.readRules + ["+scan", "+hgetall"]
         }

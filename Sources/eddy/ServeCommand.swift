@@ -1,6 +1,8 @@
 import ArgumentParser
+import EddyConsole
 import EddyCore
 import EddyMetrics
+import EddyMonitor
 import EddyRedis
 import EddyServer
 import Foundation
@@ -65,6 +67,24 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         """)
     var eventLoops: Int?
 
+    @Flag(inversion: .prefixedNo, help: "Serve the web console at /ui (needs the same bearer token as the API, or its /ui/login cookie).")
+    var console = true
+
+    @Option(parsing: .upToNextOption, help: """
+        Workers' /metrics URLs (http://HOST:PORT/metrics, from `eddy run --http`) the console's Workers view \
+        scrapes; repeat or list several.
+        """)
+    var workerMetrics: [String] = []
+
+    @Option(help: "Seconds between scrapes of --worker-metrics (the console keeps 15 minutes).")
+    var scrapeInterval: Double = 5
+
+    @Option(help: "A drift baseline saved by `eddy drift --save-baseline`, drawn beside the console's distributions with PSI; repeat for several topologies.")
+    var driftBaseline: [String] = []
+
+    @Option(help: "Entities the console samples (SCAN of the prefix) for its Distributions view.")
+    var consoleSample: Int = 1000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -73,6 +93,11 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         if topology.isEmpty { throw ValidationError("give at least one --topology FILE") }
         if EddyHTTPServer.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' is not HOST:PORT") }
         if lanes < 1 { throw ValidationError("--lanes must be at least 1") }
+        if scrapeInterval < 0.1 { throw ValidationError("--scrape-interval must be at least 0.1 seconds") }
+        if consoleSample < 1 { throw ValidationError("--console-sample must be at least 1") }
+        for url in workerMetrics.flatMap({ $0.split(separator: ",").map(String.init) }) where MetricsFetch.parse(url) == nil {
+            throw ValidationError("--worker-metrics '\(url)' is not http://HOST:PORT/PATH")
+        }
     }
 
     /// Request handlers then run on the event loop that read the request
@@ -91,6 +116,7 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         let logger = Logger(label: "eddy.serve")
         var pools: [String: RedisLanes] = [:]
         var served: [EddyHTTPServer.Served] = []
+        var targets: [String: RedisTarget] = [:]
         for file in topology {
             let t = try loadTopology(file)
             if served.contains(where: { $0.topology.name == t.name }) {
@@ -101,16 +127,20 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
             let pool = pools[text] ?? RedisLanes(target: url, lanes: lanes, readOnEventLoops: eventLoopReads)
             pools[text] = pool
             served.append(.init(topology: t, redis: pool))
+            targets[t.name] = url
         }
         let (host, port) = EddyHTTPServer.parseListen(listen)!
         let hub = MetricsHub()
         MetricsSystem.bootstrap(hub.factory)
         let secured = try security.resolve(logger: logger)
+        let webConsole = console ? try makeConsole(served.map(\.topology), targets: targets, tokens: secured.tokens) : nil
+        webConsole?.start()
         let server = EddyHTTPServer(
             options: {
                 var o = EddyHTTPServer.Options(host: host, port: port, role: "serve")
                 o.secure(secured)
                 o.requestHeadTimeout = .milliseconds(Int64(max(requestHeadTimeout, 0.01) * 1000))
+                if let webConsole { o.extraRoutes = { webConsole.register(on: $0) } }
                 return o
             }(),
             topologies: served, hub: hub,
@@ -128,5 +158,29 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         } catch {
             throw CLIError("eddy serve: \(error)")
         }
+    }
+}
+
+extension ServeCommand {
+    /// The /ui console: its own Redis connections per topology, the baselines, the scraper.
+    func makeConsole(_ topologies: [Topology], targets: [String: RedisTarget], tokens: BearerTokens?) throws -> Console {
+        var options = Console.Options()
+        options.sample = consoleSample
+        options.workerMetrics = workerMetrics.flatMap { $0.split(separator: ",").map(String.init) }
+        options.scrapeInterval = scrapeInterval
+        for file in driftBaseline {
+            let b: Drift.Baseline
+            do { b = try Drift.Baseline.decode(Data(contentsOf: URL(fileURLWithPath: file))) } catch {
+                throw CLIError("--drift-baseline \(file): \(error)")
+            }
+            guard topologies.contains(where: { $0.name == b.topology }) else {
+                throw CLIError("--drift-baseline \(file) is a baseline of topology '\(b.topology)', which is not served")
+            }
+            options.baselines[b.topology] = b
+        }
+        return Console(topologies: topologies, connect: { t in
+            try RedisClient(targets[t.name]!, options: .init(connectTimeout: .seconds(2), commandTimeout: .seconds(10),
+                                                             clientName: "eddy-console"))
+        }, tokens: tokens, options: options)
     }
 }

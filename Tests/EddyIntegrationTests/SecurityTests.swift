@@ -31,7 +31,7 @@ import Testing
         return path
     }
 
-    @Test("each role works with exactly its ACL: worker (env credentials), serve (password file, URL), audit")
+    @Test("each role works with exactly its ACL: worker (env credentials), serve (password file, URL, its console), audit")
     func everyRoleWorksWithItsACL() throws {
         let dir = try Harness.tempDir()
         let redis = try RedisServerProcess()
@@ -77,6 +77,11 @@ import Testing
             usleep(100_000)
         }
         #expect(answer.status == 200 && answer.body.contains("key_time"), "\(answer) \(serve.log.suffix(2000))")
+        // Its console with the same user: the stored hash (HGETALL) and the sample (SCAN).
+        let entityPage = try ClusterTests.get("http://127.0.0.1:\(port)/ui/entity?topology=clickstream&key=u0000001")
+        #expect(entityPage.status == 200 && entityPage.body.contains("_o:clickstream:"), "\(entityPage.body.prefix(2000))")
+        let distributions = try ClusterTests.get("http://127.0.0.1:\(port)/ui/distributions?topology=clickstream")
+        #expect(distributions.status == 200 && distributions.body.contains("class=\"bar cur\""), "\(distributions.body.prefix(2000))")
         serve.signal(SIGTERM)
         _ = serve.wait(seconds: 10)
         #expect(!serve.log.contains("pw-serve"))
