@@ -41,6 +41,7 @@ struct GetCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
+        try refuseMultiEntity(t, command: "eddy get")
         let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
         let connection = try connectRedis(url, clientName: "eddy-get", commandTimeout: .seconds(10))
         let client = FeatureClient(client: connection, topology: t)
