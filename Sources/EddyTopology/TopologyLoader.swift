@@ -269,6 +269,7 @@ struct NodeReader {
                        fix: "give each entity a unique name")
                 ok = false
             }
+            let duplicate = names[name] != nil
             names[name] = names[name] ?? nameNode
             var key: KeySource? = nil
             if let k = m["key"] {
@@ -299,7 +300,7 @@ struct NodeReader {
             }
             let derived: [DerivedSpec]? = m["derived"] == nil ? [] : self.derived(m["derived"]!, features: features)
             let prefix = m["prefix"].map { string($0, "prefix") } ?? basePrefix + name + ":"
-            if let prefix {
+            if let prefix, !duplicate {
                 if let (other, _) = prefixes[prefix] {
                     report(m["prefix"] ?? nameNode, "entity '\(name)' has the prefix '\(prefix)' of entity '\(other)'",
                            fix: "give each entity its own prefix, so their keys do not overwrite each other")

@@ -72,10 +72,11 @@ import Testing
         #expect(int(r["s_events"]) == 2)
         // Equal `last` in two parts: they always overlap, so both count.
         let tie = Parts(try makeTopology("  - {name: s, kind: session, gap: 10ms}"))
-        tie.feedPart(0, [ev("u", 900), ev("u", 1000)])
-        tie.feedPart(1, [ev("u", 1000)])
+        tie.feedPart(0, [ev("u", 995), ev("u", 1000)])  // (995, 1000, 2)
+        tie.feedPart(1, [ev("u", 1000)])                // (1000, 1000, 1)
+        // Base: part 1 (same last, greater start); [990, 1010] takes part 0.
         let t = tie.read("u", at: 1000)
-        #expect(int(t["s_start"]) == 900)
+        #expect(int(t["s_start"]) == 995)
         #expect(int(t["s_events"]) == 3)
     }
 

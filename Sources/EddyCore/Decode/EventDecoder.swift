@@ -14,6 +14,9 @@ public final class EventDecoder {
     /// A composite key's field indices (none otherwise) and the buffer its
     /// key text is built in (escaping at most doubles each part).
     let compositeFields: [Int]
+    /// Whether the key is composite (a plain flag: the message-key path
+    /// tests only it).
+    let hasCompositeKey: Bool
     let compositeKey: UnsafeMutablePointer<UInt8>
     let timeSource: TimeSource
     let timeField: Int
@@ -51,6 +54,7 @@ public final class EventDecoder {
         self.timeSource = topology.time
         if case .field(let p) = topology.key { keyField = fields.index(of: p)! } else { keyField = -1 }
         if case .fields(let ps) = topology.key { compositeFields = ps.map { fields.index(of: $0)! } } else { compositeFields = [] }
+        self.hasCompositeKey = !compositeFields.isEmpty
         self.compositeKey = .allocate(capacity: compositeFields.isEmpty ? 1 : 2 * maxKeyBytes + compositeFields.count + 2)
         if case .field(let p, let u) = topology.time {
             timeField = fields.index(of: p)!
@@ -126,7 +130,7 @@ public final class EventDecoder {
                 key = UnsafeRawBufferPointer(start: bytes(of: s), count: Int(s.length))
             default: return .badKey
             }
-        } else if !compositeFields.isEmpty {
+        } else if hasCompositeKey {
             if let r = buildCompositeKey() { return r }
         } else {
             guard let mk = messageKey, mk.count > 0 else { return .missingKey }
