@@ -52,7 +52,6 @@ public final class PartsReplaySession {
 
     public init(topology: Topology, emit: EmitMode, labels: LabelSet? = nil, partitionField: FieldPath? = nil,
                 binary: BinarySource? = nil) {
-        precondition(emit != .redis, "per-partition parts are not written to Redis by replay")
         engine = FeatureEngine(topology: topology, expectedKeys: 1024, binary: binary)
         self.emit = emit
         self.labels = labels
@@ -278,6 +277,56 @@ public final class PartsReplaySession {
 
     func merge(_ key: [UInt8], _ parts: [(Int32, [UInt8])]) -> [UInt8] {
         key.withUnsafeBytes { k in withParts(parts) { engine.mergeParts(key: k, $0) } }
+    }
+
+    /// One part's final state, for `RedisBackfill.writeParts`.
+    public struct FinalPart {
+        public var key: [UInt8]
+        /// The Kafka source number (`PartitionPlan` index) and offset of
+        /// the part's last accepted event.
+        public var source: Int32
+        public var offset: Int64
+        /// The part's state blob, with `key` in its header.
+        public var blob: [UInt8]
+    }
+
+    /// Every (key, partition) part's final state; late and invalid events
+    /// are counted as `finish` counts them.
+    public func finalParts() -> [FinalPart] {
+        var out: [FinalPart] = []
+        let lateness = engine.topology.allowedLatenessMs
+        for k in keys.indices {
+            let key = keys[k]
+            for p in partsOfKey[k].keys.sorted() {
+                let slot = freshSlot(key, p, 0)
+                var kTime: Int64? = nil
+                var last = -1
+                for i in partsOfKey[k][p]! {
+                    let e = events[i]
+                    if let kt = kTime, e.ts < kt - lateness {
+                        summary.late += 1
+                        e.bytes.withUnsafeBytes { b in
+                            if e.source >= 0 { onKafkaReject?(e.source, e.offset, .late, b) } else { onReject?(e.line, .late, b) }
+                        }
+                        continue
+                    }
+                    kTime = max(kTime ?? e.ts, e.ts)
+                    summary.accepted += 1
+                    apply(i, to: slot)
+                    last = i
+                }
+                let b = engine.store.blob(slot)
+                let headerLength = 2 + Int(b.loadUnaligned(as: UInt16.self))
+                var blob: [UInt8] = []
+                withUnsafeBytes(of: UInt16(key.count).littleEndian) { blob.append(contentsOf: $0) }
+                blob.append(contentsOf: key)
+                blob.append(contentsOf: UnsafeRawBufferPointer(start: b + headerLength, count: engine.store.length(slot) - headerLength))
+                engine.store.remove(slot)
+                out.append(FinalPart(key: key, source: events[last].source, offset: events[last].offset, blob: blob))
+            }
+        }
+        summary.keys = keys.count
+        return out
     }
 
     /// Calls `body` with the parts as `PartState`s pointing into `parts`' bytes.

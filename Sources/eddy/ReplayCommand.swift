@@ -166,8 +166,14 @@ struct ReplayCommand: ParsableCommand {
     /// An entity whose keys are spread over partitions: parts per source
     /// partition, merged at every read (`PartsReplaySession`).
     func runParts(_ t: Topology) throws {
+        var t = t
+        if let p = prefix { t.sink.keyPrefix = p }
+        var backfill: RedisBackfill?
         if emit == .redis {
-            throw CLIError("--emit redis is not supported yet for entity \(t.entityName ?? t.name) (parts: per_partition): this build does not write parts to Redis")
+            let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
+            let b = RedisBackfill(target: url, topology: t)
+            try b.prepare()  // fail before reading anything when Redis is down
+            backfill = b
         }
         let labelSet = try labels.map { path in
             do { return try LabelSet(path: path) } catch { throw CLIError("\(path): \(error)") }
@@ -176,8 +182,6 @@ struct ReplayCommand: ParsableCommand {
         if messages.containerFiles { throw CLIError("Avro container files are not supported yet for parts: per_partition entities") }
         let session = PartsReplaySession(topology: t, emit: emit, labels: labelSet,
                                          partitionField: partitionField.map { FieldPath(dotted: $0) }, binary: messages.binary)
-        let output = try OutputFile(path: out)
-        if (format ?? defaultFormat) == .csv { output.csv = CSVConverter(header: session.columns) }
         let dlq = try deadLetter.map { try OutputFile(path: $0) }
         let start = monotonicSeconds()
         var kafka: KafkaReplaySource?
@@ -186,7 +190,7 @@ struct ReplayCommand: ParsableCommand {
             let k: KafkaReplaySource
             do {
                 k = try KafkaReplaySource(brokers: servers, topics: t.source.topics, properties: t.source.properties,
-                                          range: try source.range(), group: nil)
+                                          range: try source.range(), group: commitGroup)
             } catch let e as ReplayError {
                 throw CLIError("\(e). Start Kafka or pass --brokers LIST (or EDDY_BROKERS).")
             }
@@ -229,6 +233,27 @@ struct ReplayCommand: ParsableCommand {
                 }
             }
         }
+        if let backfill, let kafka {
+            let parts = session.finalParts()
+            try dlq?.close()
+            session.setSeconds(monotonicSeconds() - start)
+            printError("replay \(t.name) (parts per partition): \(session.summary.description)")
+            let wStart = monotonicSeconds()
+            let counts = try backfill.writeParts(parts, partitionNames: kafka.plans.map(\.name))
+            backfill.close()
+            printError("redis \(backfill.url) prefix \"\(t.sink.keyPrefix)\": \(counts.written) parts written, \(counts.fenced) fenced (Redis held the same or a newer offset for the part), \(counts.failed) failed, \(String(format: "%.2f", monotonicSeconds() - wStart)) s")
+            if counts.failed > 0 {
+                throw CLIError("\(counts.failed) writes failed in Redis; first: \(counts.firstError ?? "?")")
+            }
+            if commitGroup != nil {
+                try kafka.commitEndOffsets()
+                printError("committed the end offsets for group \(commitGroup!)")
+            }
+            kafka.close()
+            return
+        }
+        let output = try OutputFile(path: out)
+        if (format ?? defaultFormat) == .csv { output.csv = CSVConverter(header: session.columns) }
         try session.finish(to: output)
         try output.close()
         try dlq?.close()

@@ -51,7 +51,7 @@ func refuseMultiEntity(_ t: Topology, command: String) throws {
     if t.isMultiEntity {
         throw CLIError("topology \(t.name) has several entities (\(t.entities.map(\.name).joined(separator: ", "))): "
             + "\(command) does not support the entities form yet. `eddy replay --entity NAME` replays one entity "
-            + "(rows, final, labels) and `eddy check` checks the file.")
+            + "(rows, final, labels, --emit redis), `eddy get --entity NAME` reads it from Redis, and `eddy check` checks the file.")
     }
 }
 
