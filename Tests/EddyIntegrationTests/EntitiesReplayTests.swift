@@ -1,6 +1,7 @@
 import EddyCore
 import EddyDevKit
 import EddyKafka
+import EddyRedis
 import Foundation
 import Testing
 
@@ -46,21 +47,36 @@ import Testing
         return err
     }
 
+    /// Runs `eddy args`; stdout and stderr apart.
+    func capture(_ args: [String], dir: URL) throws -> (status: Int32, out: String, err: String) {
+        let id = UUID().uuidString.prefix(6)
+        let outPath = dir.appendingPathComponent("cmd-\(id).out").path, errPath = dir.appendingPathComponent("cmd-\(id).err").path
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.eddy)
+        p.arguments = args
+        p.currentDirectoryURL = Harness.root
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)!
+        p.standardError = FileHandle(forWritingAtPath: errPath)!
+        try p.run()
+        p.waitUntilExit()
+        return (p.terminationStatus, try String(contentsOfFile: outPath, encoding: .utf8), try String(contentsOfFile: errPath, encoding: .utf8))
+    }
+
     func sortedLines(_ path: String) throws -> [Substring] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").sorted()
     }
 
-    @Test func kafkaPartitionsEqualFilesWithPartitionField() throws {
-        let dir = try Harness.tempDir()
+    /// Events produced keyed by user to 8 partitions (our own choice of
+    /// partition), also written to events.jsonl, and to events-p.jsonl with
+    /// their partition as the field `p`. Returns the topology file.
+    func setUp(_ dir: URL, kafka: KafkaFixture) throws -> String {
         let path = { (name: String) in dir.appendingPathComponent(name).path }
         let topology = path("shop.yaml")
         try topologyText.write(toFile: topology, atomically: true, encoding: .utf8)
         try ok(["dev", "generate", "--count", "6000", "--users", "200", "--seed", "19", "--out", path("events.jsonl")], dir: dir)
         let lines = try String(contentsOfFile: path("events.jsonl"), encoding: .utf8).split(separator: "\n").map { String($0) }
-
-        // Produce keyed by user to 8 partitions (our own choice of partition),
-        // and write the same events with their partition as a field.
-        let kafka = try KafkaFixture(partitions: 8)
         let producer = try KafkaProducer(config: ["bootstrap.servers": kafka.brokers, "linger.ms": "5"])
         var withPartition: [String] = []
         for line in lines {
@@ -75,6 +91,14 @@ import Testing
         }
         try producer.flush(timeoutMs: 30_000)
         try (withPartition.joined(separator: "\n") + "\n").write(toFile: path("events-p.jsonl"), atomically: true, encoding: .utf8)
+        return topology
+    }
+
+    @Test func kafkaPartitionsEqualFilesWithPartitionField() throws {
+        let dir = try Harness.tempDir()
+        let path = { (name: String) in dir.appendingPathComponent(name).path }
+        let kafka = try KafkaFixture(partitions: 8)
+        let topology = try setUp(dir, kafka: kafka)
 
         for emit in ["rows", "final"] {
             let err = try ok(["replay", "--topology", topology, "--entity", "items", "--from-kafka", "--brokers", kafka.brokers,
@@ -92,6 +116,43 @@ import Testing
         try ok(["replay", "--topology", topology, "--entity", "users", "--input", path("events.jsonl"),
                 "--out", path("users-file.jsonl"), "--no-progress"], dir: dir)
         #expect(try sortedLines(path("users-kafka.jsonl")) == sortedLines(path("users-file.jsonl")))
+    }
+
+    /// Parts backfilled into Redis (a field per partition, fenced per
+    /// partition) and read through the generated Function, which merges
+    /// them: equal to the replay's final lines at each key's key time.
+    @Test func partsInRedisReadThroughTheFunction() throws {
+        let dir = try Harness.tempDir()
+        let path = { (name: String) in dir.appendingPathComponent(name).path }
+        let kafka = try KafkaFixture(partitions: 8)
+        let topology = try setUp(dir, kafka: kafka)
+        let redis = try RedisServerProcess()
+        let backfill = ["replay", "--topology", topology, "--entity", "items", "--from-kafka", "--brokers", kafka.brokers,
+                        "--emit", "redis", "--redis", redis.url.description, "--no-progress"]
+        var err = try ok(backfill, dir: dir)
+        #expect(err.contains(" parts written, 0 fenced"), "\(err)")
+        try ok(["replay", "--topology", topology, "--entity", "items", "--from-kafka", "--brokers", kafka.brokers,
+                "--emit", "final", "--out", path("final.jsonl"), "--no-progress"], dir: dir)
+        let finals = try String(contentsOfFile: path("final.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(finals.count > 20)
+        var multiPart = 0
+        let conn = try RedisConnection(url: redis.url)
+        for line in finals.prefix(40) {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let key = obj["key"] as! String, kt = (obj["key_time"] as! NSNumber).int64Value
+            let r = try capture(["get", "--topology", topology, "--entity", "items", "--redis", redis.url.description,
+                                 "--at", "\(kt)", key], dir: dir)
+            #expect(r.status == 0 && r.out == line + "\n", "\(r.out) vs \(line)\n\(r.err)")
+            let fields = try conn.command("HKEYS", "shop:items:" + key).array?.compactMap(\.string) ?? []
+            let parts = fields.filter { $0.hasPrefix("_p:clickstream:") }
+            #expect(!parts.isEmpty && !fields.contains("_state") && fields.contains("_fp"))
+            #expect(Set(parts.map { $0.dropFirst(3) }) == Set(fields.filter { $0.hasPrefix("_o:") }.map { $0.dropFirst(3) }))
+            if parts.count > 1 { multiPart += 1 }
+        }
+        #expect(multiPart > 10)  // items are viewed from many users' partitions
+        // Again: every part is fenced off (Redis holds the same offsets).
+        err = try ok(backfill, dir: dir)
+        #expect(err.contains(" 0 parts written,") || err.contains(": 0 parts written"), "\(err)")
     }
 
     @Test func commandsSayWhatIsNotSupported() throws {
