@@ -310,6 +310,19 @@ public final class KafkaReplaySource {
     public var resolveSchema: ((UInt32) -> Void)?
 
     public func run(into session: ReplaySession, output out: OutputFile?, progress: (() -> Void)? = nil) throws {
+        try runInto(session, output: out, progress: progress)
+    }
+
+    /// Like `run(into:output:progress:)` for an entity whose keys are spread
+    /// over partitions: each event goes to its partition's part.
+    public func run(into session: PartsReplaySession, output out: OutputFile?, progress: (() -> Void)? = nil) throws {
+        session.partitionOfSource = plans.map(\.partition)
+        try runInto(session, output: out, progress: progress)
+    }
+
+    /// Specialized for each session type (internal, in this module), so the
+    /// per-event call is direct.
+    func runInto<S: KafkaReplaySink>(_ session: S, output out: OutputFile?, progress: (() -> Void)?) throws {
         let reader = Reader(consumer: consumer, plans: plans, copyKeys: session.usesMessageKey,
                             stallTimeoutSeconds: stallTimeoutSeconds)
         guard !reader.assignment.isEmpty else { return }
@@ -359,7 +372,7 @@ public final class KafkaReplaySource {
     }
 
     @inline(__always)
-    func apply(_ batch: RecordBatch<PollReport>, to session: ReplaySession, into out: inout JSONWriter) {
+    func apply<S: KafkaReplaySink>(_ batch: RecordBatch<PollReport>, to session: S, into out: inout JSONWriter) {
         for r in 0..<batch.count {
             let record = batch.records[r]
             session.consume(batch.value(record), key: batch.key(record), timestampMs: record.timestampMs,
@@ -603,3 +616,13 @@ private func monotonicSeconds() -> Double {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
+
+/// What a Kafka replay hands its messages to.
+protocol KafkaReplaySink: AnyObject {
+    var usesMessageKey: Bool { get }
+    func consume(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, timestampMs: Int64,
+                 source: Int32, offset: Int64, into out: inout JSONWriter)
+}
+
+extension ReplaySession: KafkaReplaySink {}
+extension PartsReplaySession: KafkaReplaySink {}

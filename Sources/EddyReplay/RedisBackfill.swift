@@ -118,6 +118,45 @@ public final class RedisBackfill {
         return counts
     }
 
+    /// Writes the parts of a `parts: per_partition` entity
+    /// (`PartsReplaySession.finalParts`): per key and source partition the
+    /// field `_p:<topic>:<partition>` (the part) and `_fp`, fenced by
+    /// `_o:<topic>:<partition>` = the offset of the part's last accepted
+    /// event. `partitionNames[source]` is each source's `topic:partition`.
+    public func writeParts(_ parts: [PartsReplaySession.FinalPart], partitionNames: [String],
+                           progress: ((Int) -> Void)? = nil) throws(ReplayError) -> Counts {
+        var counts = Counts()
+        let batch = EntityBatch()
+        var done = 0
+        let rearm = writer.ttl.shouldRearm(lastMs: nil, nowMs: 0)
+        let fp = Array(EntityLayout.fingerprint(topology).utf8)
+        func flush() throws(ReplayError) {
+            guard !batch.isEmpty else { return }
+            do {
+                let written = try writer.write(batch)
+                counts.written += written.written
+                counts.fenced += written.fenced
+                counts.failed += written.failed
+                if counts.firstError == nil { counts.firstError = written.firstError }
+            } catch {
+                throw .redis("writing to Redis at \(url) failed: \(error)")
+            }
+            done += batch.count
+            batch.reset()
+            progress?(done)
+        }
+        for part in parts {
+            let name = Array(partitionNames[Int(part.source)].utf8)
+            batch.append(redisKey: prefix + part.key,
+                         fields: [(Array(EntityLayout.partFieldPrefix.utf8) + name, part.blob),
+                                  (Array(EntityLayout.fingerprintField.utf8), fp)],
+                         partition: name, offset: part.offset, rearmTTL: rearm)
+            if batch.count >= batchSize { try flush() }
+        }
+        try flush()
+        return counts
+    }
+
     public func close() {
         writer.close()
     }

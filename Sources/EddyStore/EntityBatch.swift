@@ -79,6 +79,22 @@ public final class EntityBatch {
             rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
     }
 
+    /// Appends an entity with explicit fields (a part of a
+    /// `parts: per_partition` entity: `_p:<topic>:<partition>` and `_fp`).
+    public func append(redisKey: [UInt8], fields: [([UInt8], [UInt8])], partition: [UInt8], offset: Int64, rearmTTL: Bool) {
+        let keyRange = store(redisKey)
+        let fieldsStart = fieldRanges.count
+        for (name, value) in fields {
+            fieldRanges.append(store(name))
+            fieldRanges.append(store(value))
+        }
+        let partitionRange = store(partition)
+        entities.append(Entity(
+            keyStart: keyRange.0, keyLength: keyRange.1, offset: offset,
+            partitionStart: partitionRange.0, partitionLength: partitionRange.1,
+            rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
+    }
+
     /// Calls `body` with a function giving the state blob (`_state`) of
     /// entity `i`, valid only during the call.
     public func withStates<R>(_ body: ((Int) -> UnsafeRawBufferPointer) throws -> R) rethrows -> R {

@@ -18,6 +18,14 @@ public enum EntityLayout {
     public static let fingerprintField = "_fp"
     public static let keyTimeField = "_K"
     public static let offsetFieldPrefix = "_o:"
+    /// `parts: per_partition` entities (SEMANTICS.md, "Keys spread over
+    /// partitions"): instead of `_state`, one field per source partition,
+    /// `_p:<topic>:<partition>`, holding that partition's part (a state
+    /// blob with the entity key in its header), written only by the
+    /// partition's owner under the fence `_o:<topic>:<partition>`. No `_K`
+    /// and no point-feature fields (they would need merging); reads go
+    /// through the Function, which merges the parts (`PartsLua`).
+    public static let partFieldPrefix = "_p:"
 
     /// The Redis key of an entity.
     public static func redisKey(prefix: String, key: UnsafeRawBufferPointer) -> [UInt8] {
@@ -29,6 +37,7 @@ public enum EntityLayout {
     /// fingerprint cannot be read with this topology.
     public static func fingerprint(_ t: Topology) -> String {
         var text = "v1;lateness=\(t.allowedLatenessMs)"
+        if t.parts == .perPartition { text += ";parts=per_partition" }
         for f in t.features {
             text += ";\(f.name)|\(f.kind)|\(f.filter.map(\.description) ?? "")"
         }

@@ -91,7 +91,7 @@ public struct FunctionLibrary: Sendable, Hashable {
         local TOPOLOGY = \(LuaLiteral.string(topology.name))
         local FINGERPRINT = \(LuaLiteral.string(fingerprint))
         \(featureTable(topology))
-        \(LuaRuntime.source(derived: DerivedLua.function(topology)))
+        \(LuaRuntime.source(derived: DerivedLua.function(topology), parts: topology.parts == .perPartition))
 
         redis.register_function{function_name = \(LuaLiteral.string(functionName)), callback = features,
           flags = {'no-writes'}, description = 'Eddy: entity features at T as JSON (1 key, [T epoch ms])'}
@@ -115,8 +115,9 @@ public struct FunctionLibrary: Sendable, Hashable {
                 let code = aggregationCode(aggregation)
                 let tileSize = aggregation == .avg ? 24 : 16
                 lines.append("  {2, \(prefixes[0]), \(code), \(w), \(h), \(tileSize)},  -- \(aggregation.rawValue)")
-            case .lastN:
-                lines.append("  {3, \(prefixes[0])},")
+            case .lastN(_, let n, let distinct):
+                // Parts are merged by the reader, which needs n and distinct.
+                lines.append(t.parts == .perPartition ? "  {3, \(prefixes[0]), \(n), \(distinct)}," : "  {3, \(prefixes[0])},")
             case .tiled(let agg, _, let w, let h):
                 let head = "  {4, \(tileCode(agg)), {\(prefixes.joined(separator: ", "))}, \(w), \(h)"
                 switch agg {

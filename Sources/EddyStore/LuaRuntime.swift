@@ -28,8 +28,9 @@ enum LuaRuntime {
     /// The runtime with a topology's derived columns (`DerivedLua.function`:
     /// helpers and `derived`, or `local derived = nil`) in place of the
     /// reader's `-- @DERIVED@` line.
-    static func source(derived: String) -> String {
-        let reader = self.reader.replacing("-- @DERIVED@", with: derived)
+    static func source(derived: String, parts: Bool = false) -> String {
+        var reader = self.reader.replacing("-- @DERIVED@", with: derived)
+        reader = parts ? PartsLua.apply(to: reader) : reader.replacing("-- @PARTS@\n", with: "")
         let body = reader.split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
         return """
@@ -530,6 +531,7 @@ enum LuaRuntime {
           return pos + 8, n + 1
         end
         -- @DERIVED@
+        -- @PARTS@
 
         -- The features of KEYS[1] read at T = ARGV[1] (epoch ms; default:
         -- the server clock) as one JSON object, or nil for no such entity.

@@ -4,7 +4,13 @@ extension Topology {
     /// A human-readable compiled plan, as `eddy check` prints it.
     public var planDescription: String {
         var lines: [String] = []
-        let keyText: String = { if case .field(let p) = key { return "field \(p)" } else { return "Kafka message key" } }()
+        let keyText: String = {
+            switch key {
+            case .field(let p): return "field \(p)"
+            case .messageKey: return "Kafka message key"
+            case .fields(let ps): return "composite [\(ps.map(\.description).joined(separator: ", "))], stored as the parts joined by | (\\ and | escaped with \\)"
+            }
+        }()
         let timeText: String = {
             if case .field(let p, let u) = time { return "field \(p) (\(u.rawValue))" } else { return "Kafka message timestamp" }
         }()
@@ -19,7 +25,27 @@ extension Topology {
         if !source.properties.isEmpty {
             lines.append("               properties: " + source.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(Secrets.displayedValue(ofProperty: $0.key, $0.value))" }.joined(separator: ", "))
         }
+        if !entities.isEmpty {
+            lines.append("  event time   \(timeText), allowed lateness \(formatDuration(allowedLatenessMs))")
+            for e in entities {
+                let t = entity(named: e.name)!
+                var sub = t.planDescription.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                sub = sub.filter { $0.hasPrefix("  key") || $0.hasPrefix("  parts") || $0.hasPrefix("  features") || $0.hasPrefix("    ")
+                    || $0.hasPrefix("  derived") || $0.hasPrefix("  prefix") || $0.hasPrefix("  function") }
+                lines.append("  entity \(e.name)")
+                lines.append(contentsOf: sub.map { "  " + $0 })
+            }
+            lines.append("  sink         redis \(Secrets.redactingURLPassword(sink.redisURL)), ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))")
+            lines.append("  dead letter  \(deadLetter.enabled ? "kafka topic \(deadLetter.topic)" : "disabled (rejected events are only counted)")")
+            lines.append("  fields read  \(entities.flatMap { FeatureEngine.fieldPaths(of: entity(named: $0.name)!) }.map(\.description).uniqued().joined(separator: ", "))")
+            return lines.joined(separator: "\n")
+        }
         lines.append("  key          \(keyText)\(keyHashing.map { ", stored as \($0)" } ?? "")")
+        if entityName != nil {
+            lines.append("  parts        \(parts == .one ? "one (the key's events come from one partition)" : "per_partition (a part per source partition, merged at read time)")")
+            lines.append("  prefix       \"\(sink.keyPrefix)\"")
+            lines.append("  function     eddy_\(name.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" }.map(String.init).joined())_features")
+        }
         lines.append("  event time   \(timeText), allowed lateness \(formatDuration(allowedLatenessMs))")
         lines.append("  features")
         for f in features {

@@ -92,7 +92,7 @@ extension NodeReader {
             for issue in plan.issues {
                 let path = fields.paths[issue.field]
                 let node = pathNodes[path]
-                let which = issue.field == fields.keyField ? "key" : (issue.field == fields.timeField ? "time" : "field")
+                let which = issue.field == fields.keyField || t.key.paths.contains(path) ? "key" : (issue.field == fields.timeField ? "time" : "field")
                 report(node ?? sourceNode, "\(which) path '\(path)': \(issue.message)",
                        fix: "name a field the writer schema has, with dots through records/messages only")
             }

@@ -169,34 +169,152 @@ struct NodeReader {
     // MARK: Sections
 
     mutating func topology(_ root: Node) -> Topology? {
-        let keys = ["name", "source", "key", "time", "allowed_lateness", "features", "derived", "sink", "dead_letter", "max_event_bytes"]
+        let keys = ["name", "source", "key", "time", "allowed_lateness", "features", "derived", "sink", "dead_letter",
+                    "max_event_bytes", "entities"]
         guard let m = mapping(root, "the topology", allowed: keys) else { return nil }
         let name = required(m, "name", in: "the topology", example: "name: clickstream").flatMap { string($0, "name") }
         if let name, name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
             report(m["name"], "topology name '\(name)' may only use letters, digits, '_' and '-'")
         }
+        let multi = m["entities"] != nil
+        var misplaced = false
+        if multi {
+            for k in ["key", "features", "derived"] where m[k] != nil {
+                report(m[k], "'\(k)' is set both at the top and through `entities:`",
+                       fix: "move it into an entity (each entity has its own key, features and derived), or remove `entities:` for the single-key form")
+                misplaced = true
+            }
+        }
         let source = required(m, "source", in: "the topology", example: "source: {brokers: localhost:9092, topic: events}").flatMap { self.source($0, topologyName: name ?? "eddy") }
-        let key = required(m, "key", in: "the topology", example: "key: user_id").flatMap { self.key($0) }
-        let hashing: (ok: Bool, hashing: KeyHashing?) = m["key"].map { keyHashing($0) } ?? (true, nil)
+        var key: KeySource? = nil
+        if !multi {
+            key = required(m, "key", in: "the topology", example: "key: user_id").flatMap { self.key($0) }
+            if case .fields = key {
+                report(m["key"], "a composite key needs the entities form",
+                       fix: "write `entities: [{name: NAME, key: [\(key!.paths.map(\.description).joined(separator: ", "))], features: [...]}]`")
+                key = nil
+            }
+        }
+        let hashing: (ok: Bool, hashing: KeyHashing?) = multi ? (true, nil) : (m["key"].map { keyHashing($0) } ?? (true, nil))
         let time = required(m, "time", in: "the topology", example: "time: {field: ts, unit: ms}").flatMap { self.time($0) }
         let lateness = m["allowed_lateness"].map { duration($0, "allowed_lateness") } ?? 300_000
         let maxBytes = m["max_event_bytes"].map { integer($0, "max_event_bytes", range: 64...(64 << 20)) } ?? (1 << 20)
-        let features = required(m, "features", in: "the topology", example: "features: [...]").flatMap { self.features($0) }
-        let derived: [DerivedSpec]? = m["derived"] == nil ? [] : self.derived(m["derived"]!, features: features)
+        var features: [FeatureSpec]? = nil
+        var derived: [DerivedSpec]? = nil
+        if !multi {
+            features = required(m, "features", in: "the topology", example: "features: [...]").flatMap { self.features($0) }
+            derived = m["derived"] == nil ? [] : self.derived(m["derived"]!, features: features)
+        }
         let sink = required(m, "sink", in: "the topology", example: "sink: {redis: redis://127.0.0.1:6379}").flatMap { self.sink($0, topologyName: name ?? "eddy") }
         let dlq = m["dead_letter"].map { deadLetter($0) } ?? DeadLetterConfig(topic: "")
-        guard let name, let source, let key, let time, let lateness, let features, let derived, let sink, let dlq, let maxBytes,
-              hashing.ok
-        else {
+        var entities: [EntitySpec] = []
+        if multi {
+            guard let list = self.entities(m["entities"]!, basePrefix: sink?.keyPrefix ?? "\(name ?? "eddy"):") else { return nil }
+            entities = list
+            if let first = list.first {
+                key = first.key
+                features = first.features
+                derived = first.derived
+            }
+        }
+        guard let name, let source, let key, let time, let lateness, let features, let derived, var sink, let dlq, let maxBytes,
+              !misplaced, hashing.ok else {
             return nil
         }
         var d = dlq
         if d.topic.isEmpty { d.topic = (source.topics.first ?? name) + ".dlq" }
-        let t = Topology(name: name, source: source, key: key, time: time, allowedLatenessMs: lateness,
+        if let first = entities.first { sink.keyPrefix = first.keyPrefix }
+        var t = Topology(name: name, source: source, key: key, time: time, allowedLatenessMs: lateness,
                          features: features, sink: sink, deadLetter: d, maxEventBytes: maxBytes, derived: derived,
                          keyHashing: hashing.hashing)
-        if source.schemaFile != nil || source.descriptorFile != nil { checkFixedSchema(t, sourceNode: m["source"]) }
+        t.entities = entities
+        if source.schemaFile != nil || source.descriptorFile != nil {
+            if entities.isEmpty {
+                checkFixedSchema(t, sourceNode: m["source"])
+            } else {
+                for e in entities { checkFixedSchema(t.entity(named: e.name)!, sourceNode: m["source"]) }
+            }
+        }
         return t
+    }
+
+    /// `entities: [{name, key, parts, features, derived, prefix}]`.
+    mutating func entities(_ node: Node, basePrefix: String) -> [EntitySpec]? {
+        guard let seq = node.sequence else {
+            report(node, "entities must be a list", fix: "start each entity with '- name: ...', then its key and features")
+            return nil
+        }
+        if seq.isEmpty {
+            report(node, "entities is empty", fix: "add at least one entity: `- {name: users, key: user_id, features: [...]}`")
+            return nil
+        }
+        var out: [EntitySpec] = []
+        var names: [String: Node] = [:]
+        var prefixes: [String: (String, Node)] = [:]
+        var ok = true
+        for item in seq {
+            guard let m = mapping(item, "an entity", allowed: ["name", "key", "parts", "features", "derived", "prefix"]) else {
+                ok = false
+                continue
+            }
+            guard let nameNode = m["name"], let name = string(nameNode, "entity name") else {
+                if m["name"] == nil { report(item, "entity has no name", fix: "add `name: items`") }
+                ok = false
+                continue
+            }
+            if name.isEmpty || !name.allSatisfy({ ($0.isLetter || $0.isNumber || $0 == "_") && $0.isASCII }) {
+                report(nameNode, "entity name '\(name)' may only use letters, digits and '_'",
+                       fix: "it names the entity's Function (eddy_<topology>_<entity>_features) and default prefix")
+                ok = false
+            } else if let first = names[name] {
+                report(nameNode, "duplicate entity name '\(name)' (first defined on line \(first.mark?.line ?? 0))",
+                       fix: "give each entity a unique name")
+                ok = false
+            }
+            let duplicate = names[name] != nil
+            names[name] = names[name] ?? nameNode
+            var key: KeySource? = nil
+            if let k = m["key"] {
+                key = self.key(k)
+            } else {
+                report(item, "entity '\(name)' has no key", fix: "add `key: item_id` (a field), `key: [user_id, category]` (composite) or `key: kafka`")
+            }
+            var parts: PartsMode? = nil
+            if let key { parts = key == .messageKey ? .one : .perPartition }
+            if let p = m["parts"], let s = string(p, "parts") {
+                if let mode = PartsMode(rawValue: s) {
+                    parts = mode
+                } else {
+                    report(p, "parts '\(s)' is not one or per_partition",
+                           fix: "per_partition (the default unless the key is the Kafka message key) keeps a part per source partition; one asserts the topic is keyed by this key")
+                    parts = nil
+                }
+            }
+            var features: [FeatureSpec]? = nil
+            if let f = m["features"] {
+                if let seq = f.sequence, seq.isEmpty {
+                    report(f, "entity '\(name)' has no features (features is empty)", fix: "add at least one feature, or remove the entity")
+                } else {
+                    features = self.features(f)
+                }
+            } else {
+                report(item, "entity '\(name)' has no features", fix: "add `features: [...]` with at least one feature")
+            }
+            let derived: [DerivedSpec]? = m["derived"] == nil ? [] : self.derived(m["derived"]!, features: features)
+            let prefix = m["prefix"].map { string($0, "prefix") } ?? basePrefix + name + ":"
+            if let prefix, !duplicate {
+                if let (other, _) = prefixes[prefix] {
+                    report(m["prefix"] ?? nameNode, "entity '\(name)' has the prefix '\(prefix)' of entity '\(other)'",
+                           fix: "give each entity its own prefix, so their keys do not overwrite each other")
+                    ok = false
+                } else {
+                    prefixes[prefix] = (name, m["prefix"] ?? nameNode)
+                }
+            }
+            guard let key, let parts, let features, let derived, let prefix else { ok = false; continue }
+            out.append(EntitySpec(name: name, key: key, parts: parts, features: features, derived: derived, keyPrefix: prefix))
+        }
+        return ok ? out : nil
     }
 
     mutating func source(_ node: Node, topologyName: String) -> SourceConfig? {
@@ -237,6 +355,33 @@ struct NodeReader {
     }
 
     mutating func key(_ node: Node) -> KeySource? {
+        if let seq = node.sequence {
+            // A composite key: `[user_id, category]`.
+            guard !seq.isEmpty else {
+                report(node, "key is an empty list", fix: "name the key's fields: `key: [user_id, category]`")
+                return nil
+            }
+            var paths: [FieldPath] = []
+            var ok = true
+            for item in seq {
+                guard let s = string(item, "a key field") else { ok = false; continue }
+                if s == "kafka" {
+                    report(item, "the Kafka message key cannot be part of a composite key",
+                           fix: "use `key: kafka` alone, or name the fields: `key: [user_id, category]`")
+                    ok = false
+                    continue
+                }
+                guard let p = fieldPath(item, "a key field") else { ok = false; continue }
+                if paths.contains(p) {
+                    report(item, "key field '\(p)' appears twice in the key", fix: "keep one of them")
+                    ok = false
+                    continue
+                }
+                paths.append(p)
+            }
+            guard ok else { return nil }
+            return paths.count == 1 ? .field(paths[0]) : .fields(paths)
+        }
         if node.scalar != nil {
             guard let s = string(node, "key") else { return nil }
             if s == "kafka" { return .messageKey }

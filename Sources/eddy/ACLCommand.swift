@@ -27,6 +27,7 @@ struct ACLCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
+        try refuseMultiEntity(t, command: "eddy acl")
         let roles: [RedisRole]
         if let role {
             guard let r = RedisRole(rawValue: role) else {

@@ -88,6 +88,7 @@ struct ReplayBench: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
+        try refuseMultiEntity(t, command: "eddy bench")
         var data: [UInt8] = []
         data.reserveCapacity(events * 120)
         let cards = generator == "cards" || (generator == nil && t.key == .field(FieldPath(["card_id"])))

@@ -31,6 +31,7 @@ struct ReplayKafkaBench: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
+        try refuseMultiEntity(t, command: "eddy bench")
         let topic = t.source.topics[0]
         let cluster = try MockCluster(brokers: 1, topics: [(topic, partitions)])
         let brokers = cluster.bootstrapServers

@@ -53,6 +53,7 @@ struct DriftCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
+        try refuseMultiEntity(t, command: "eddy drift")
         let columns = FeatureBuckets.driftColumns(t)
         if columns.isEmpty { throw CLIError("topology \(t.name) has no numeric features to monitor") }
         var saved: Drift.Baseline?

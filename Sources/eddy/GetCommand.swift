@@ -32,6 +32,9 @@ struct GetCommand: ParsableCommand {
 
     @OptionGroup var redisCredentials: RedisCredentialOptions
 
+    @Option(name: .long, help: "The entity to read, in a topology with `entities:` (its prefix and Function; parts merged).")
+    var entity: String?
+
     func validate() throws {
         if keys.isEmpty { throw ValidationError("give at least one KEY") }
         if let at, ReadTime.parse(at) == nil {
@@ -40,7 +43,7 @@ struct GetCommand: ParsableCommand {
     }
 
     func run() throws {
-        let t = try loadTopology(topology)
+        let t = try selectEntity(try loadTopology(topology), entity, command: "eddy get")
         let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
         let connection = try connectRedis(url, clientName: "eddy-get", commandTimeout: .seconds(10))
         let client = FeatureClient(client: connection, topology: t)

@@ -71,8 +71,17 @@ struct ReplayCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show progress on standard error (default: on).")
     var progress = true
 
+    @Option(name: .long, help: "The entity to replay, in a topology with `entities:` (required there).")
+    var entity: String?
+
+    @Option(name: .long, help: "Files: the field holding each event's source partition, for an entity with `parts: per_partition` (a missing or non-integer value: partition 0). Without it every line is partition 0.")
+    var partitionField: String?
+
     func validate() throws {
         try source.validate()
+        if partitionField != nil && source.fromKafka {
+            throw ValidationError("--partition-field is for files; Kafka events carry their partition")
+        }
         if emit == .redis {
             if labels != nil { throw ValidationError("--labels writes training rows; it cannot go with --emit redis") }
             if commitGroup != nil && !source.fromKafka {
@@ -85,7 +94,11 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
-        var t = try loadTopology(topology)
+        var t = try selectEntity(try loadTopology(topology), entity, command: "eddy replay")
+        if t.parts == .perPartition { return try runParts(t) }
+        if let partitionField {
+            printError("note: --partition-field \(partitionField) has no effect: entity \(t.entityName ?? t.name) keeps one part per key (parts: one)")
+        }
         if let p = prefix { t.sink.keyPrefix = p }
         let labelSet = try labels.map { path in
             do { return try LabelSet(path: path) } catch { throw CLIError("\(path): \(error)") }
@@ -166,6 +179,108 @@ struct ReplayCommand: ParsableCommand {
             }
         }
         kafka?.close()
+    }
+
+    /// An entity whose keys are spread over partitions: parts per source
+    /// partition, merged at every read (`PartsReplaySession`).
+    func runParts(_ t: Topology) throws {
+        var t = t
+        if let p = prefix { t.sink.keyPrefix = p }
+        var backfill: RedisBackfill?
+        if emit == .redis {
+            let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
+            let b = RedisBackfill(target: url, topology: t)
+            try b.prepare()  // fail before reading anything when Redis is down
+            backfill = b
+        }
+        let labelSet = try labels.map { path in
+            do { return try LabelSet(path: path) } catch { throw CLIError("\(path): \(error)") }
+        }
+        let messages = try source.fromKafka ? MessageFormat.kafka(t) : MessageFormat.files(t, inputs: source.input)
+        if messages.containerFiles { throw CLIError("Avro container files are not supported yet for parts: per_partition entities") }
+        let session = PartsReplaySession(topology: t, emit: emit, labels: labelSet,
+                                         partitionField: partitionField.map { FieldPath(dotted: $0) }, binary: messages.binary)
+        let dlq = try deadLetter.map { try OutputFile(path: $0) }
+        let start = monotonicSeconds()
+        var kafka: KafkaReplaySource?
+        if source.fromKafka {
+            let servers = resolveBrokers(source.brokers, topology: t)
+            let k: KafkaReplaySource
+            do {
+                k = try KafkaReplaySource(brokers: servers, topics: t.source.topics, properties: t.source.properties,
+                                          range: try source.range(), group: commitGroup)
+            } catch let e as ReplayError {
+                throw CLIError("\(e). Start Kafka or pass --brokers LIST (or EDDY_BROKERS).")
+            }
+            for note in k.notes { printError("kafka: \(note)") }
+            if messages.resolver != nil { k.resolveSchema = { messages.resolveBlocking($0) } }
+            k.onError = { printError("kafka: \($0)") }
+            if let dlq {
+                let plans = k.plans
+                session.onKafkaReject = { source, offset, reason, bytes in
+                    let p = plans[Int(source)]
+                    dlq.writer.raw("{\"topic\":")
+                    dlq.writer.string(p.topic)
+                    dlq.writer.raw(",\"partition\":")
+                    dlq.writer.int(Int64(p.partition))
+                    dlq.writer.raw(",\"offset\":")
+                    dlq.writer.int(offset)
+                    writeRejected(dlq, reason, bytes)
+                }
+            }
+            let meter = ProgressMeter(label: "replay \(t.name)", total: k.totalOffsets, unit: "offsets")
+            meter.enabled = progress
+            try k.run(into: session, output: nil) { meter.update(done: k.consumedOffsets, events: k.delivered) }
+            meter.finish()
+            kafka = k
+        } else {
+            if let dlq {
+                session.onReject = { line, reason, bytes in
+                    dlq.writer.raw("{\"line\":")
+                    dlq.writer.int(Int64(line))
+                    writeRejected(dlq, reason, bytes)
+                }
+            }
+            var none = JSONWriter(capacity: 0)
+            for path in source.input {
+                let reader: LineReader
+                do { reader = try LineReader(path: path) } catch { throw CLIError("\(error)") }
+                try reader.forEachLine { line in
+                    if !line.isEmpty { session.consume(line, into: &none) }
+                    return true
+                }
+            }
+        }
+        if let backfill, let kafka {
+            let parts = session.finalParts()
+            try dlq?.close()
+            session.setSeconds(monotonicSeconds() - start)
+            printError("replay \(t.name) (parts per partition): \(session.summary.description)")
+            let wStart = monotonicSeconds()
+            let counts = try backfill.writeParts(parts, partitionNames: kafka.plans.map(\.name))
+            backfill.close()
+            printError("redis \(backfill.url) prefix \"\(t.sink.keyPrefix)\": \(counts.written) parts written, \(counts.fenced) fenced (Redis held the same or a newer offset for the part), \(counts.failed) failed, \(String(format: "%.2f", monotonicSeconds() - wStart)) s")
+            if counts.failed > 0 {
+                throw CLIError("\(counts.failed) writes failed in Redis; first: \(counts.firstError ?? "?")")
+            }
+            if commitGroup != nil {
+                try kafka.commitEndOffsets()
+                printError("committed the end offsets for group \(commitGroup!)")
+            }
+            kafka.close()
+            return
+        }
+        let output = try OutputFile(path: out)
+        if (format ?? defaultFormat) == .csv { output.csv = CSVConverter(header: session.columns) }
+        try session.finish(to: output)
+        try output.close()
+        try dlq?.close()
+        session.setSeconds(monotonicSeconds() - start)
+        printError("replay \(t.name) (parts per partition): \(session.summary.description)")
+        if let kafka {
+            printError("kafka: \(kafka.plans.count) partitions, \(kafka.delivered) messages read")
+            kafka.close()
+        }
     }
 
     var defaultFormat: OutputFormat {

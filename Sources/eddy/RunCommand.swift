@@ -91,6 +91,7 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         // Flat memory over days: keep librdkafka's large buffers out of the heap.
         _ = eddy_fix_mmap_threshold(128 * 1024)
         var t = try loadTopology(topology)
+        try refuseMultiEntity(t, command: "eddy run")
         if let group { t.source.group = group }
         let env = ProcessInfo.processInfo.environment
         var config = WorkerConfig(

@@ -119,6 +119,7 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         var targets: [String: RedisTarget] = [:]
         for file in topology {
             let t = try loadTopology(file)
+            try refuseMultiEntity(t, command: "eddy serve")
             if served.contains(where: { $0.topology.name == t.name }) {
                 throw CLIError("topology name '\(t.name)' is given twice")
             }

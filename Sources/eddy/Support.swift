@@ -29,6 +29,32 @@ func loadTopology(_ nameOrPath: String) throws -> Topology {
     }
 }
 
+/// The topology a command works on: the single-key form as it is, or the
+/// entity `entity` of a topology with `entities:`.
+func selectEntity(_ t: Topology, _ entity: String?, command: String) throws -> Topology {
+    guard t.isMultiEntity else {
+        if let entity { throw CLIError("topology \(t.name) has no entities (it has one key); remove --entity \(entity)") }
+        return t
+    }
+    let names = t.entities.map(\.name).joined(separator: ", ")
+    guard let entity else {
+        throw CLIError("topology \(t.name) has several entities (\(names)); choose one with --entity NAME for \(command)")
+    }
+    guard let e = t.entity(named: entity) else {
+        throw CLIError("topology \(t.name) has no entity '\(entity)' (entities: \(names))")
+    }
+    return e
+}
+
+/// Commands that do not support topologies with `entities:` yet.
+func refuseMultiEntity(_ t: Topology, command: String) throws {
+    if t.isMultiEntity {
+        throw CLIError("topology \(t.name) has several entities (\(t.entities.map(\.name).joined(separator: ", "))): "
+            + "\(command) does not support the entities form yet. `eddy replay --entity NAME` replays one entity "
+            + "(rows, final, labels, --emit redis), `eddy get --entity NAME` reads it from Redis, and `eddy check` checks the file.")
+    }
+}
+
 /// `--redis`, else `EDDY_REDIS_URL`, else the topology's sink URL.
 func redisURLText(_ flag: String?, sink: String) -> String {
     flag ?? ProcessInfo.processInfo.environment["EDDY_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? sink

@@ -67,6 +67,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         var t = try loadTopology(topology)
+        try refuseMultiEntity(t, command: "eddy verify")
         if let prefix { t.sink.keyPrefix = prefix }
         let readTime = at.flatMap(parseTime) ?? Int64(Date().timeIntervalSince1970 * 1000)
         let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)

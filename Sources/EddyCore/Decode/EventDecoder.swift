@@ -11,6 +11,13 @@ public final class EventDecoder {
     var scratchCapacity: Int
     let keySource: KeySource
     let keyField: Int
+    /// A composite key's field indices (none otherwise) and the buffer its
+    /// key text is built in (escaping at most doubles each part).
+    let compositeFields: [Int]
+    /// Whether the key is composite (a plain flag: the message-key path
+    /// tests only it).
+    let hasCompositeKey: Bool
+    let compositeKey: UnsafeMutablePointer<UInt8>
     let timeSource: TimeSource
     let timeField: Int
     let timeUnit: TimeUnit
@@ -51,6 +58,9 @@ public final class EventDecoder {
         self.keySource = topology.key
         self.timeSource = topology.time
         if case .field(let p) = topology.key { keyField = fields.index(of: p)! } else { keyField = -1 }
+        if case .fields(let ps) = topology.key { compositeFields = ps.map { fields.index(of: $0)! } } else { compositeFields = [] }
+        self.hasCompositeKey = !compositeFields.isEmpty
+        self.compositeKey = .allocate(capacity: compositeFields.isEmpty ? 1 : 2 * maxKeyBytes + compositeFields.count + 2)
         if case .field(let p, let u) = topology.time {
             timeField = fields.index(of: p)!
             timeUnit = u
@@ -64,6 +74,7 @@ public final class EventDecoder {
         self.needsText = .allocate(capacity: max(fields.paths.count, 1))
         self.needsText.initialize(repeating: false, count: max(fields.paths.count, 1))
         if keyField >= 0 { needsText[keyField] = true }
+        for i in compositeFields { needsText[i] = true }
         for f in topology.features {
             if case .lastN(let p, _, _) = f.kind, let i = fields.index(of: p) { needsText[i] = true }
         }
@@ -83,6 +94,7 @@ public final class EventDecoder {
         needsText.deallocate()
         indexPath.deallocate()
         hashedKey.deallocate()
+        compositeKey.deallocate()
     }
 
     /// Decodes one message.
@@ -127,6 +139,8 @@ public final class EventDecoder {
                 key = UnsafeRawBufferPointer(start: bytes(of: s), count: Int(s.length))
             default: return .badKey
             }
+        } else if hasCompositeKey {
+            if let r = buildCompositeKey() { return r }
         } else {
             guard let mk = messageKey, mk.count > 0 else { return .missingKey }
             guard mk.count <= maxKeyBytes else { return .keyTooLong }
@@ -156,6 +170,30 @@ public final class EventDecoder {
         } else {
             timestamp = messageTimestamp
         }
+        return nil
+    }
+
+    /// A composite key's text: each part as a single key's text would be,
+    /// `\` and `|` escaped with `\`, joined by `|`. Every part must be
+    /// there and be a non-empty string or number; the text at most
+    /// `maxKeyBytes`.
+    @inline(never)
+    func buildCompositeKey() -> RejectReason? {
+        var n = 0
+        for (i, f) in compositeFields.enumerated() {
+            let s = slots[f]
+            switch s.kind {
+            case .missing, .null: return .missingKey
+            case .string, .number:
+                guard s.length > 0 else { return .badKey }
+                guard n + Int(s.length) < maxKeyBytes else { return .keyTooLong }
+                if i > 0 { compositeKey[n] = UInt8(ascii: "|"); n += 1 }
+                CompositeKey.appendEscaped(UnsafeRawBufferPointer(start: bytes(of: s), count: Int(s.length)), to: compositeKey, at: &n)
+                guard n <= maxKeyBytes else { return .keyTooLong }
+            default: return .badKey
+            }
+        }
+        key = UnsafeRawBufferPointer(start: compositeKey, count: n)
         return nil
     }
 

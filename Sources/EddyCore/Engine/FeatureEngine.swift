@@ -71,7 +71,7 @@ public final class FeatureEngine {
     /// Every field path the topology reads: key, time, feature fields, filters.
     public static func fieldPaths(of t: Topology) -> [FieldPath] {
         var paths: [FieldPath] = []
-        if case .field(let p) = t.key { paths.append(p) }
+        paths.append(contentsOf: t.key.paths)
         if case .field(let p, _) = t.time { paths.append(p) }
         for f in t.features {
             switch f.kind {

@@ -19,6 +19,16 @@ public struct Topology: Sendable, Equatable {
     public var deadLetter: DeadLetterConfig
     /// Messages larger than this are invalid (`message_too_large`).
     public var maxEventBytes: Int
+    /// The `entities:` form: every entity with its own key, features,
+    /// derived columns, prefix and Function. Empty in the single-key form.
+    /// In the entities form `key`, `features`, `derived` and `sink.keyPrefix`
+    /// above are the first entity's; use `entity(named:)` to work on one.
+    public var entities: [EntitySpec] = []
+    /// How a key's state is kept across source partitions (SEMANTICS.md,
+    /// Keys spread over partitions). `.one` in the single-key form.
+    public var parts: PartsMode = .one
+    /// Set on a topology made by `entity(named:)`: the entity's name.
+    public var entityName: String?
 
     public init(
         name: String, source: SourceConfig, key: KeySource, time: TimeSource,
@@ -45,6 +55,56 @@ public struct Topology: Sendable, Equatable {
 
     /// The entity key of a raw key: itself, or its HMAC with `keyHashing`.
     public func entityKey(_ raw: String) -> String { keyHashing.map { $0.entityKey(raw) } ?? raw }
+
+    /// Whether the topology uses the `entities:` form.
+    public var isMultiEntity: Bool { !entities.isEmpty }
+
+    /// The single-entity topology of entity `name`: its key, parts,
+    /// features, derived columns and prefix, and the name
+    /// `<topology>_<entity>`, so its Function is
+    /// `eddy_<topology>_<entity>_features`. Nil for an unknown name.
+    public func entity(named name: String) -> Topology? {
+        guard let e = entities.first(where: { $0.name == name }) else { return nil }
+        var t = self
+        t.name = self.name + "_" + e.name
+        t.key = e.key
+        t.parts = e.parts
+        t.features = e.features
+        t.derived = e.derived
+        t.sink.keyPrefix = e.keyPrefix
+        t.entities = []
+        t.entityName = e.name
+        return t
+    }
+}
+
+/// How a key's state is kept across the source's partitions.
+public enum PartsMode: String, Sendable, Equatable {
+    /// One state per key: the key's events all come from one partition
+    /// (the key is the Kafka message key, or the topic is keyed by it).
+    case one
+    /// One part per (key, source partition), merged at read time.
+    case perPartition = "per_partition"
+}
+
+/// One entity of the `entities:` form.
+public struct EntitySpec: Sendable, Equatable {
+    public var name: String
+    public var key: KeySource
+    public var parts: PartsMode
+    public var features: [FeatureSpec]
+    public var derived: [DerivedSpec]
+    /// Prepended to the entity's stored key text in Redis.
+    public var keyPrefix: String
+
+    public init(name: String, key: KeySource, parts: PartsMode, features: [FeatureSpec], derived: [DerivedSpec], keyPrefix: String) {
+        self.name = name
+        self.key = key
+        self.parts = parts
+        self.features = features
+        self.derived = derived
+        self.keyPrefix = keyPrefix
+    }
 }
 
 /// Where a topology's events come from.
@@ -102,6 +162,45 @@ public struct SchemaRegistrySettings: Sendable, Equatable {
 public enum KeySource: Sendable, Equatable {
     case field(FieldPath)
     case messageKey
+    /// A composite key (two or more fields). The stored key text is each
+    /// part's text with `\` written `\\` and `|` written `\|`, the parts
+    /// joined by `|` (see `CompositeKey`).
+    case fields([FieldPath])
+
+    /// The field paths the key reads.
+    public var paths: [FieldPath] {
+        switch self {
+        case .field(let p): return [p]
+        case .messageKey: return []
+        case .fields(let ps): return ps
+        }
+    }
+}
+
+/// The stored key text of a composite key.
+public enum CompositeKey {
+    /// Appends `part` escaped (`\` -> `\\`, `|` -> `\|`).
+    @inline(__always)
+    public static func appendEscaped(_ part: UnsafeRawBufferPointer, to out: UnsafeMutablePointer<UInt8>, at n: inout Int) {
+        for c in part {
+            if c == UInt8(ascii: "\\") || c == UInt8(ascii: "|") { out[n] = UInt8(ascii: "\\"); n += 1 }
+            out[n] = c
+            n += 1
+        }
+    }
+
+    /// The key text of `parts` (for tests and tools).
+    public static func text(_ parts: [String]) -> String {
+        var out = ""
+        for (i, p) in parts.enumerated() {
+            if i > 0 { out += "|" }
+            for c in p {
+                if c == "\\" || c == "|" { out += "\\" }
+                out.append(c)
+            }
+        }
+        return out
+    }
 }
 
 /// Unit of an event-time field.
