@@ -51,6 +51,7 @@ public enum Views {
             switch t.key {
             case .field(let p): key = "field <code>\(HTML.escape(p.description))</code>"
             case .messageKey: key = "the Kafka message key"
+            case .fields(let ps): key = "fields " + ps.map { "<code>\(HTML.escape($0.description))</code>" }.joined(separator: " | ")
             }
             let time: String
             switch t.time {

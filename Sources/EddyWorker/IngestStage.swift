@@ -36,6 +36,8 @@ final class IngestStage {
     var repeatsSeen = 0
     /// When to publish the next per-partition lag snapshot (metrics).
     var nextLagSample = ContinuousClock.now
+    /// The backlog the shard's catch-up mode reads (`counters.backlog`).
+    var backlogEstimate = BacklogEstimate()
     /// Registry topics: fills the shard's schema table before a batch is
     /// handed over. While the registry cannot answer, consumption is held
     /// (partitions paused, the batch kept) and retried with backoff.
@@ -102,10 +104,11 @@ final class IngestStage {
             do {
                 let polled = try consumer.poll(into: &filler, maxMessages: min(1024, batch.recordCapacity - batch.count),
                                                timeoutMs: batch.count == 0 ? 20 : 0)
-                // Nothing queued locally: caught up, whatever the last lag
-                // sample said (watermarks and positions can lag behind),
-                // except for the partitions held for a later wave.
-                if polled == 0, batch.count == 0 { counters.backlog.store(Int(waves?.heldBacklog ?? 0), ordering: .relaxed) }
+                // Nothing queued locally for a while: caught up, whatever the
+                // last lag sample said, except for the partitions held for a
+                // later wave (`BacklogEstimate`).
+                backlogEstimate.polled(empty: polled == 0 && batch.count == 0, at: ContinuousClock.now)
+                publishBacklog()
             } catch {
                 counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
                 logger.warning("Kafka poll failed: \(error)")
@@ -221,7 +224,12 @@ final class IngestStage {
             }
         }
         counters.partitionLag.publish(lags)
-        counters.backlog.store(lags.reduce(0) { $0 + Int($1.lag ?? 0) }, ordering: .relaxed)
+        backlogEstimate.sampled(lag: lags.reduce(0) { $0 + Int($1.lag ?? 0) })
+        publishBacklog()
+    }
+
+    func publishBacklog() {
+        counters.backlog.store(backlogEstimate.backlog(held: Int(waves?.heldBacklog ?? 0)), ordering: .relaxed)
     }
 
     func pause() {
