@@ -85,14 +85,21 @@ PRODUCER_PID=$!
 PIDS+=($PRODUCER_PID)
 
 NEXT_KILL=$((T0 + KILL_EVERY))
-REDIS_AT=$((T0 + SOAK_SECONDS / 2))
+# Halfway, but not at a kill: a worker that starts while Redis is down exits
+# (eddy run fails fast at start) and is restarted below, as a supervisor would.
+REDIS_AT=$((T0 + SOAK_SECONDS / 2 + KILL_EVERY / 4))
 SLOW_AT=$((T0 + SOAK_SECONDS * 3 / 4))
 REDIS_DONE=0; SLOW_DONE=0
 while kill -0 "$PRODUCER_PID" 2>/dev/null; do
   t=$(now)
+  if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+    say "worker run $RUN exited: $(tail -1 "$RESULTS/worker-$RUN.log" | cut -c1-200); restarting it (a supervisor's job: systemd Restart=always, Kubernetes)"
+    start_worker
+  fi
   if [ "$t" -ge "$NEXT_KILL" ]; then
     say "FAULT kill -KILL worker run $RUN"
-    kill -KILL "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null || true
+    kill -KILL "$WORKER_PID" 2>/dev/null || true  # it may have exited on its own just now
+    wait "$WORKER_PID" 2>/dev/null || true
     start_worker
     NEXT_KILL=$((NEXT_KILL + KILL_EVERY))
   fi
