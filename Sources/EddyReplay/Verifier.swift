@@ -132,8 +132,10 @@ public final class Verifier {
         }
     }
 
-    /// `_fp` first, then `_K` and the point columns.
+    /// `_fp` first, then `_K` and the point columns (`sink.layout: lean`:
+    /// `_fp` alone).
     func storedColumnNames() -> [String] {
+        if topology.sink.layout == .lean { return [EntityLayout.fingerprintField] }
         var names = [EntityLayout.fingerprintField, EntityLayout.keyTimeField]
         for f in topology.features {
             for (c, name) in f.outputNames.enumerated() where EntityLayout.isStoredColumn(f, column: c) {

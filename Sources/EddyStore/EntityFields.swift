@@ -2,7 +2,7 @@ import EddyCore
 
 /// The hash fields Eddy stores for an entity (besides the fence), in one
 /// place: `_state`, `_fp`, `_K`, then the point columns read at the key time
-/// (see `EntityLayout`). The worker's flush, the backfill and `eddy verify`
+/// (see `EntityLayout`); with `sink.layout: lean`, only `_state` and `_fp`. The worker's flush, the backfill and `eddy verify`
 /// all go through it, so they cannot drift apart.
 ///
 /// Reuses its buffers; use one per thread.
@@ -14,6 +14,8 @@ public struct EntityFields {
     let keyTimeName = Array(EntityLayout.keyTimeField.utf8)
     /// This topology's fingerprint, the value of `_fp`.
     public let fingerprint: [UInt8]
+    /// `sink.layout: lean`: no `_K` and no point columns.
+    let lean: Bool
     var values = JSONWriter(capacity: 4096)
     var columns: [(name: [UInt8], start: Int)] = []
 
@@ -21,6 +23,7 @@ public struct EntityFields {
         self.engine = engine
         self.features = engine.topology.features
         self.fingerprint = Array(EntityLayout.fingerprint(engine.topology).utf8)
+        self.lean = engine.topology.sink.layout == .lean
     }
 
     /// Calls `body(name, value)` for every stored field of the live key in
@@ -32,6 +35,12 @@ public struct EntityFields {
         let store = engine.store
         let k = engine.keyTime(slot)!
         let blob = UnsafeRawPointer(store.blob(slot))
+        if lean {
+            // Nothing rendered: the lean layout's whole point.
+            stateName.withUnsafeBytes { body($0, UnsafeRawBufferPointer(start: blob, count: store.length(slot))) }
+            fingerprintName.withUnsafeBytes { n in fingerprint.withUnsafeBytes { body(n, $0) } }
+            return
+        }
         // Take the buffers out (not copy), so reuse does not reallocate.
         var w = JSONWriter(capacity: 0)
         var cols: [(name: [UInt8], start: Int)] = []

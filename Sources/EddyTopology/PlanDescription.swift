@@ -35,7 +35,7 @@ extension Topology {
                 lines.append("  entity \(e.name)")
                 lines.append(contentsOf: sub.map { "  " + $0 })
             }
-            lines.append("  sink         redis \(Secrets.redactingURLPassword(sink.redisURL)), ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))")
+            lines.append("  sink         redis \(Secrets.redactingURLPassword(sink.redisURL)), ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))\(sink.layout == .lean ? ", layout lean (no point-feature fields)" : "")")
             lines.append("  dead letter  \(deadLetter.enabled ? "kafka topic \(deadLetter.topic)" : "disabled (rejected events are only counted)")")
             lines.append("  fields read  \(entities.flatMap { FeatureEngine.fieldPaths(of: entity(named: $0.name)!) }.map(\.description).uniqued().joined(separator: ", "))")
             return lines.joined(separator: "\n")
@@ -76,7 +76,7 @@ extension Topology {
             lines.append("  derived      (at read time, after the features)")
             for d in derived { lines.append("    \(d.name.padding(14)) = \(d.expression)") }
         }
-        lines.append("  sink         redis \(Secrets.redactingURLPassword(sink.redisURL)), prefix \"\(sink.keyPrefix)\", ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))")
+        lines.append("  sink         redis \(Secrets.redactingURLPassword(sink.redisURL)), prefix \"\(sink.keyPrefix)\", ttl \(formatDuration(sink.ttlMs)), flush every \(formatDuration(sink.flushIntervalMs))\(sink.layout == .lean ? ", layout lean (no point-feature fields)" : "")")
         lines.append("  dead letter  \(deadLetter.enabled ? "kafka topic \(deadLetter.topic)" : "disabled (rejected events are only counted)")")
         lines.append("  fields read  \(FeatureEngine.fieldPaths(of: self).map(\.description).uniqued().joined(separator: ", "))")
         return lines.joined(separator: "\n")

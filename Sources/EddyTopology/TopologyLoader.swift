@@ -448,14 +448,23 @@ struct NodeReader {
     }
 
     mutating func sink(_ node: Node, topologyName: String) -> SinkConfig? {
-        guard let m = mapping(node, "sink", allowed: ["redis", "prefix", "ttl", "flush_interval"]) else { return nil }
+        guard let m = mapping(node, "sink", allowed: ["redis", "prefix", "ttl", "flush_interval", "layout"]) else { return nil }
         let url = m["redis"].map { string($0, "sink.redis") } ?? "redis://127.0.0.1:6379"
         let prefix = m["prefix"].map { string($0, "sink.prefix") } ?? "\(topologyName):"
         let ttl = m["ttl"].map { duration($0, "sink.ttl") } ?? 7 * 86_400_000
         let flush = m["flush_interval"].map { duration($0, "sink.flush_interval") } ?? 5
         if let flush, flush < 1 { report(m["flush_interval"], "sink.flush_interval must be at least 1ms") }
+        var layout = StoredLayout.full
+        if let node = m["layout"], let text = string(node, "sink.layout") {
+            guard let parsed = StoredLayout(rawValue: text) else {
+                report(node, "unknown sink.layout '\(text)'",
+                       fix: "use full (the default: point features stored as hash fields, shown by HGETALL) or lean (only _state, _fp and the fences: cheaper writes; features only through the Function, eddy get and HTTP)")
+                return nil
+            }
+            layout = parsed
+        }
         guard let url, let prefix, let ttl, let flush, flush >= 1 else { return nil }
-        return SinkConfig(redisURL: url, keyPrefix: prefix, ttlMs: ttl, flushIntervalMs: flush)
+        return SinkConfig(redisURL: url, keyPrefix: prefix, ttlMs: ttl, flushIntervalMs: flush, layout: layout)
     }
 
     mutating func deadLetter(_ node: Node) -> DeadLetterConfig? {

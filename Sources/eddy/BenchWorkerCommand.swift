@@ -38,6 +38,8 @@ struct WorkerBench: ParsableCommand {
     var clusterToo = false
     @Flag(name: .customLong("compare-unfenced"), help: "Also drain the events with at-least-once writes (plain HSET, no fence) and with fenced writes again, each into an emptied Redis, and report the ratio (the fences' cost).")
     var compareUnfenced = false
+    @Flag(name: .customLong("compare-layouts"), help: "Also drain the events with sink.layout full and lean, alternately, twice each, each into an emptied Redis, and report events/s, Redis CPU per entity write (INFO cpu and INFO commandstats), the worker's CPU per 1M events and Redis bytes per entity.")
+    var compareLayouts = false
     @Flag(name: .customLong("compare-waves"), help: "Also drain the events with every partition read at once (--catch-up-waves 1) and in waves again, each into an emptied Redis, and report the ratio.")
     var compareWaves = false
     @Option(name: .customLong("property"), help: "Extra consumer property k=v (repeatable).") var properties: [String] = []
@@ -119,6 +121,25 @@ struct WorkerBench: ParsableCommand {
                                try drainAgain("fenced", group: "-fenced") { $0.fencedWrites = true })
         }
 
+        // 2b'. The lean layout against the full one, alternately, with the
+        // cost of each drain in Redis and in this process.
+        var layoutComparison: [(layout: StoredLayout, cost: DrainCost)] = []
+        if compareLayouts {
+            for round in 1...2 {
+                for layout in [StoredLayout.full, .lean] {
+                    _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
+                    var t = topology
+                    t.source.group += "-\(layout.rawValue)\(round)"
+                    t.sink.layout = layout
+                    var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+                    config.batchesInFlight = 8
+                    let cost = try DrainCost.measure(redis: redis.url, events: events) { try drain(config) }
+                    printError("layout \(layout.rawValue) \(round): \(cost.summary)")
+                    layoutComparison.append((layout, cost))
+                }
+            }
+        }
+
         // 2c. Catch-up in waves against every partition at once, the same way.
         var waveComparison: (allAtOnce: Double, waves: Double)?
         if compareWaves {
@@ -186,6 +207,11 @@ struct WorkerBench: ParsableCommand {
             print("  worker resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
             if let f = fenceComparison {
                 print("  fenced writes \(Int(f.fenced)) events/s vs at-least-once writes \(Int(f.unfenced)) events/s = \(String(format: "%.0f%%", 100 * f.fenced / f.unfenced)) (target >= 80%)")
+            }
+            for layout in [StoredLayout.full, .lean] {
+                let runs = layoutComparison.filter { $0.layout == layout }.map(\.cost)
+                guard !runs.isEmpty else { continue }
+                print("  layout \(layout.rawValue): " + runs.map(\.summary).joined(separator: " | "))
             }
             if let t = tlsComparison {
                 let plain = t.plain.reduce(0, +) / Double(t.plain.count), tls = t.tls.reduce(0, +) / Double(t.tls.count)

@@ -30,6 +30,24 @@ import Testing
         #expect(d[0].fix?.contains("did you mean 'count'?") == true)
     }
 
+    /// `sink.layout`: full by default, lean on request, anything else named
+    /// with its position and the two choices.
+    @Test func sinkLayout() throws {
+        let feature = "  - {name: a, kind: count, window: 1h}"
+        let loader = TopologyLoader(environment: [:])
+        #expect(try loader.parse(base + feature, file: "t.yaml").sink.layout == .full)
+        let lean = base.replacingOccurrences(of: "sink: {redis: \"redis://127.0.0.1:6379\"}",
+                                             with: "sink: {redis: \"redis://127.0.0.1:6379\", layout: lean}")
+        let t = try loader.parse(lean + feature, file: "t.yaml")
+        #expect(t.sink.layout == .lean)
+        #expect(t.planDescription.contains("layout lean"))
+        let d = errors(feature, prefix: base.replacingOccurrences(of: "sink: {redis: \"redis://127.0.0.1:6379\"}",
+                                                                  with: "sink: {redis: \"redis://127.0.0.1:6379\", layout: thin}"))
+        #expect(d.count == 1)
+        #expect(d.first?.description.hasPrefix("t.yaml:5:49: error: unknown sink.layout 'thin'") == true, "\(d)")
+        #expect(d.first?.fix?.contains("lean") == true)
+    }
+
     @Test func windowNotMultipleOfHop() {
         let d = errors("  - name: a\n    kind: count\n    window: 1h\n    hop: 7m")
         #expect(d.map(\.line) == [10])

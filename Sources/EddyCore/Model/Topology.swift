@@ -224,13 +224,31 @@ public struct SinkConfig: Sendable, Equatable {
     public var ttlMs: Int64
     /// How often dirty keys are flushed to Redis.
     public var flushIntervalMs: Int64
+    /// Which fields an entity's hash holds (`sink.layout`).
+    public var layout: StoredLayout
 
-    public init(redisURL: String, keyPrefix: String, ttlMs: Int64, flushIntervalMs: Int64 = 5) {
+    public init(redisURL: String, keyPrefix: String, ttlMs: Int64, flushIntervalMs: Int64 = 5,
+                layout: StoredLayout = .full) {
         self.redisURL = redisURL
         self.keyPrefix = keyPrefix
         self.ttlMs = ttlMs
         self.flushIntervalMs = flushIntervalMs
+        self.layout = layout
     }
+}
+
+/// Which fields an entity's Redis hash holds (`sink.layout`).
+public enum StoredLayout: String, Sendable, Equatable, CaseIterable {
+    /// The state blob, `_fp`, `_K`, the fences, and every point feature
+    /// (one that does not depend on the read time) as a field of its own,
+    /// so `HGETALL` shows them. The default.
+    case full
+    /// Only the state blob, `_fp` and the fences: each write carries a
+    /// third of the fields, which costs Redis ~40% less per entity write
+    /// (Benchmarks/README.md, issue 22). Every feature is still read
+    /// through the Function (`eddy get`, HTTP, `FCALL`), which folds
+    /// `_state`; `HGETALL` shows no feature values.
+    case lean
 }
 
 /// Where invalid and late events go.
