@@ -21,6 +21,9 @@ public final class Console: Sendable {
         /// Worker `/metrics` URLs to scrape, and how often (seconds).
         public var workerMetrics: [String] = []
         public var scrapeInterval: Double = 5
+        /// The bearer token sent with each scrape (workers started with
+        /// `eddy run --http … --auth-token-file`); nil: none.
+        public var workerMetricsToken: String?
         /// Reads at T drawn per window chart.
         public var chartPoints: Int = 41
         public init() {}
@@ -92,7 +95,8 @@ public final class Console: Sendable {
     /// Starts scraping the workers' `/metrics` (when any is given).
     public func start() {
         guard !options.workerMetrics.isEmpty else { return }
-        let s = Scraper(urls: options.workerMetrics, interval: options.scrapeInterval, history: history)
+        let s = Scraper(urls: options.workerMetrics, interval: options.scrapeInterval, history: history,
+                        token: options.workerMetricsToken)
         scraper.set(s)
         s.start()
     }

@@ -11,12 +11,14 @@ final class Scraper: @unchecked Sendable {
     let urls: [String]
     let interval: Double
     let history: WorkerHistory
+    let token: String?
     private let stopped = Locked(false)
 
-    init(urls: [String], interval: Double, history: WorkerHistory) {
+    init(urls: [String], interval: Double, history: WorkerHistory, token: String? = nil) {
         self.urls = urls
         self.interval = max(interval, 0.1)
         self.history = history
+        self.token = token
     }
 
     func start() {
@@ -25,7 +27,7 @@ final class Scraper: @unchecked Sendable {
                 let began = Date().timeIntervalSince1970
                 for url in urls {
                     let now = Date().timeIntervalSince1970
-                    switch MetricsFetch.get(url, timeout: min(interval, 5)) {
+                    switch MetricsFetch.get(url, timeout: min(interval, 5), bearerToken: token) {
                     case .success(let text): history.record(url, Scrape(time: now, samples: PrometheusTextParser.parse(text)))
                     case .failure(let e): history.record(url, Scrape(time: now, samples: nil, error: e.description))
                     }
@@ -46,7 +48,8 @@ public struct FetchError: Error, CustomStringConvertible {
 }
 
 /// A plain HTTP/1.0 GET over a blocking socket (a worker's `/metrics` is plain HTTP on a
-/// private address), with a timeout; chunked replies are decoded.
+/// private address), with a timeout and an optional bearer token; chunked replies are
+/// decoded. (No HTTPS: a worker serving `--http` with `--tls-cert` cannot be scraped yet.)
 public enum MetricsFetch {
     /// `http://host:port/path` → (host, port, path); nil for anything else.
     public static func parse(_ url: String) -> (host: String, port: Int, path: String)? {
@@ -69,7 +72,7 @@ public enum MetricsFetch {
         return (host, port, path)
     }
 
-    public static func get(_ url: String, timeout: Double) -> Result<String, FetchError> {
+    public static func get(_ url: String, timeout: Double, bearerToken: String? = nil) -> Result<String, FetchError> {
         guard let (host, port, path) = parse(url) else { return .failure(FetchError(description: "not an http://HOST:PORT/PATH URL")) }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -87,7 +90,8 @@ public enum MetricsFetch {
         guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
             return .failure(FetchError(description: "cannot connect to \(host):\(port): \(String(cString: strerror(errno)))"))
         }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(host):\(port)\r\nAccept: text/plain\r\nConnection: close\r\n\r\n".utf8)
+        let authorization = bearerToken.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(host):\(port)\r\nAccept: text/plain\r\n\(authorization)Connection: close\r\n\r\n".utf8)
         let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         guard sent == request.count else { return .failure(FetchError(description: "send failed")) }
         var out: [UInt8] = []
@@ -109,7 +113,10 @@ public enum MetricsFetch {
         let head = text[..<split.lowerBound]
         var body = String(text[split.upperBound...])
         let status = head.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
-        guard status == 200 else { return .failure(FetchError(description: "HTTP \(status)")) }
+        guard status == 200 else {
+            return .failure(FetchError(description: status == 401
+                ? "HTTP 401: the worker wants a bearer token (eddy serve --worker-metrics-token-file)" : "HTTP \(status)"))
+        }
         if head.lowercased().contains("transfer-encoding: chunked") {
             var decoded = ""
             var rest = Substring(body)

@@ -79,6 +79,9 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
     @Option(help: "Seconds between scrapes of --worker-metrics (the console keeps 15 minutes).")
     var scrapeInterval: Double = 5
 
+    @Option(help: "A file whose first token line (blank lines and # comments skipped) is sent as a bearer token with each scrape of --worker-metrics (workers run with --http and --auth-token-file).")
+    var workerMetricsTokenFile: String?
+
     @Option(help: "A drift baseline saved by `eddy drift --save-baseline`, drawn beside the console's distributions with PSI; repeat for several topologies.")
     var driftBaseline: [String] = []
 
@@ -169,6 +172,15 @@ extension ServeCommand {
         options.sample = consoleSample
         options.workerMetrics = workerMetrics.flatMap { $0.split(separator: ",").map(String.init) }
         options.scrapeInterval = scrapeInterval
+        if let workerMetricsTokenFile {
+            guard let text = try? String(contentsOfFile: workerMetricsTokenFile, encoding: .utf8) else {
+                throw CLIError("--worker-metrics-token-file: cannot read \(workerMetricsTokenFile)")
+            }
+            guard let token = text.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: .whitespaces) })
+                .first(where: { !$0.isEmpty && !$0.hasPrefix("#") })
+            else { throw CLIError("--worker-metrics-token-file: \(workerMetricsTokenFile) holds no token (one per line; # comments)") }
+            options.workerMetricsToken = token
+        }
         for file in driftBaseline {
             let b: Drift.Baseline
             do { b = try Drift.Baseline.decode(Data(contentsOf: URL(fileURLWithPath: file))) } catch {
