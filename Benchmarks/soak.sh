@@ -19,6 +19,13 @@
 # mock dropped batches the worker had not read (offset holes; lost events,
 # so verify differs). MAX_KEYS is small so each run reaches its cap in its
 # first 2 minutes, and RSS afterwards is judged at the cap, with evictions.
+# The producer lingers 200 ms (--linger-ms): at 5k events/s over 64
+# partitions a 10 ms linger makes one-message batches, and the mock serves
+# one batch per partition per fetch, so the worker could read only ~2.5k/s.
+# The topology is clickstream with session.timeout.ms 6000: a killed
+# worker's partitions are reassigned after ~6 s instead of librdkafka's
+# default 45 s (tune it so in production too when a supervisor restarts
+# workers at once).
 # Passes when verify is exact, the worker's RSS does not grow (each run's
 # RSS after its first 2 minutes stays within 10% of the first such sample
 # of the run; compared only when a run lasts at least 4 minutes), and no
@@ -48,6 +55,9 @@ mkdir -p "$RESULTS"
 say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RESULTS/faults.log" >&2; }
 now() { date +%s; }
 
+TOPOLOGY="$WORK/clickstream.yaml"
+sed 's/^  format: json$/  format: json\n  properties:\n    session.timeout.ms: "6000"\n    heartbeat.interval.ms: "1000"/' Topologies/clickstream.yaml >"$TOPOLOGY"
+grep -q 'session.timeout.ms' "$TOPOLOGY" || { echo "could not set session.timeout.ms in $TOPOLOGY" >&2; exit 2; }
 EVENTS_FILE="$WORK/events.jsonl"
 say "generating $EVENTS events for $USERS users"
 "$EDDY" dev generate --population realistic --users "$USERS" --count "$EVENTS" --span-ms $((SOAK_SECONDS * 1000)) --out "$EVENTS_FILE" 2>/dev/null
@@ -77,7 +87,7 @@ metric() { { curl -s -m 2 "127.0.0.1:$METRICS_PORT/metrics" || true; } | sum_met
 RUN=0
 start_worker() {
   RUN=$((RUN + 1))
-  "$EDDY" run clickstream --brokers "$BROKERS" --max-keys "$MAX_KEYS" --http "127.0.0.1:$METRICS_PORT" \
+  "$EDDY" run "$TOPOLOGY" --brokers "$BROKERS" --max-keys "$MAX_KEYS" --http "127.0.0.1:$METRICS_PORT" \
     --stats-interval 60 >"$RESULTS/worker-$RUN.log" 2>&1 &
   WORKER_PID=$!
   PIDS+=($WORKER_PID)
@@ -86,7 +96,7 @@ start_worker
 echo "seconds,run,worker_rss_kib,consumed,redis_used_bytes,redis_keys" >"$RESULTS/samples.csv"
 
 T0=$(now)
-"$EDDY" dev produce --topology clickstream --brokers "$BROKERS" --input "$EVENTS_FILE" --rate "$RATE" >"$RESULTS/produce.log" 2>&1 &
+"$EDDY" dev produce --topology clickstream --brokers "$BROKERS" --input "$EVENTS_FILE" --rate "$RATE" --linger-ms 200 >"$RESULTS/produce.log" 2>&1 &
 PRODUCER_PID=$!
 PIDS+=($PRODUCER_PID)
 
@@ -156,7 +166,7 @@ fi
 
 say "verify (every key)"
 set +e
-"$EDDY" verify --topology clickstream --input "$EVENTS_FILE" --no-progress >"$RESULTS/verify.txt" 2>&1
+"$EDDY" verify --topology "$TOPOLOGY" --input "$EVENTS_FILE" --no-progress >"$RESULTS/verify.txt" 2>&1
 VERIFY_RC=$?
 set -e
 

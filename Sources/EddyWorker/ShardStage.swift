@@ -279,9 +279,10 @@ final class ShardStage {
             case .skipped:
                 duplicates += 1
             case .deferred:
-                let key = Array(decoded.key)
-                if missing.partitions[key] == nil {
-                    shard._withUnsafeGuaranteedRef { $0.requestEarly(key, r.pid, &missing) }
+                let key = decoded.key
+                let hash = hashKey(key)
+                if !ShardStage.isMissing(key, hash: hash, in: missing) {
+                    shard._withUnsafeGuaranteedRef { $0.requestEarly(Array(key), hash: hash, r.pid, &missing) }
                 }
                 deferred.append(i)
             }
@@ -359,8 +360,16 @@ final class ShardStage {
     /// their state is requested while the batch is still being applied
     /// (`requestEarly`), so Redis answers while the shard works.
     struct MissingKeys {
-        var partitions: [[UInt8]: PartitionID] = [:]
+        /// The keys, first seen first, and the partition of each one's first event.
         var order: [[UInt8]] = []
+        var pids: [PartitionID] = []
+        /// Position in `order` by `hashKey` of the key. On realistic traffic
+        /// most events miss (a new user): the fast key hash, computed once
+        /// from the decoder's bytes, replaces a dictionary keyed by `[UInt8]`,
+        /// whose hashing fed the hasher byte by byte and which needed the key
+        /// copied into an array before every lookup. A hash shared by two
+        /// keys keeps the first; the other is found by a scan of `order`.
+        var positions: [UInt64: Int32] = [:]
         /// Requests appended but not yet written to the socket.
         var unsent = 0
         /// nil: load at the end of the batch (`load`); set to nil on failure.
@@ -368,14 +377,23 @@ final class ShardStage {
         var connectionChosen = false
     }
 
+    /// Whether `key` (hashed `hash`) is already among the missing keys.
+    @inline(__always)
+    static func isMissing(_ key: UnsafeRawBufferPointer, hash: UInt64, in missing: MissingKeys) -> Bool {
+        guard let p = missing.positions[hash] else { return false }
+        if missing.order[Int(p)].elementsEqual(key) { return true }
+        return missing.order.contains { $0.elementsEqual(key) }  // a hash collision: rare
+    }
+
     /// Appends the load request (`EntityLoader`) of a newly missing key,
     /// written to the socket 64 requests at a time. Only on a single server:
     /// a cluster's routed pipeline loads at the end of the batch, as it does
     /// when Redis cannot be reached now (`load` retries).
     @inline(__always)
-    func requestEarly(_ key: [UInt8], _ pid: PartitionID, _ missing: inout MissingKeys) {
-        missing.partitions[key] = pid
+    func requestEarly(_ key: [UInt8], hash: UInt64, _ pid: PartitionID, _ missing: inout MissingKeys) {
+        if missing.positions[hash] == nil { missing.positions[hash] = Int32(missing.order.count) }
         missing.order.append(key)
+        missing.pids.append(pid)
         if !missing.connectionChosen {
             missing.connectionChosen = true
             missing.connection = loader.singleConnection()
@@ -425,7 +443,7 @@ final class ShardStage {
 
     /// Installs the loaded entities of `missing.order`, in order.
     func installLoaded(_ missing: MissingKeys, _ entities: [StoredEntity]) {
-        for (key, entity) in zip(missing.order, entities) { install(key, pid: missing.partitions[key]!, entity) }
+        for (i, (key, entity)) in zip(missing.order, entities).enumerated() { install(key, pid: missing.pids[i], entity) }
         counters.keysLoaded.wrappingIncrement(by: missing.order.count, ordering: .relaxed)
     }
 
@@ -441,7 +459,7 @@ final class ShardStage {
                 counters.redisRetries.wrappingIncrement(ordering: .relaxed)
                 logger.warning("loading \(keys.count) keys from Redis failed, retrying in \(Int(wait / .milliseconds(1))) ms: \(error)")
             }) { i, b in
-                loadRequest(keys[i], missing.partitions[keys[i]]!, into: &b)
+                loadRequest(keys[i], missing.pids[i], into: &b)
             }
         } catch {
             preconditionFailure("the shard's loads retry until Redis answers: \(error)")

@@ -3,9 +3,10 @@ import Foundation
 
 /// What one drain of `eddy bench worker` cost: events/s, and CPU in Redis
 /// (`INFO cpu`, the server process's user+system time; `INFO commandstats`,
-/// the time inside the write commands) and in this process (`getrusage`:
-/// the worker's threads; the bench's own loop only sleeps meanwhile), per
-/// entity write and per event.
+/// the time inside the write commands) and in the worker (`getrusage` of
+/// this process less the in-process mock broker's threads, `rdk:mock`, read
+/// from /proc; the bench's own loop only sleeps meanwhile; the worker's stop,
+/// which drops every key, is included), per entity write and per event.
 struct DrainCost {
     var eventsPerSecond: Double
     var entityWrites: Int
@@ -32,9 +33,9 @@ struct DrainCost {
         let connection = try RedisConnection(url: url)
         _ = try connection.command("CONFIG", "RESETSTAT").checked()
         let redisBefore = try cpuSeconds(connection)
-        let workerBefore = processCPUSeconds()
+        let workerBefore = processCPUSeconds() - threadCPUSeconds(named: "rdk:mock")
         let (rate, written) = try drain()
-        let workerAfter = processCPUSeconds()
+        let workerAfter = processCPUSeconds() - threadCPUSeconds(named: "rdk:mock")
         let redisAfter = try cpuSeconds(connection)
         var commands: [String: Double] = [:]
         for line in try info(connection, "commandstats").split(whereSeparator: \.isNewline) {
@@ -64,6 +65,25 @@ struct DrainCost {
         for line in try info(connection, "cpu").split(whereSeparator: \.isNewline)
         where line.hasPrefix("used_cpu_sys:") || line.hasPrefix("used_cpu_user:") {
             total += Double(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        return total
+    }
+
+    /// CPU seconds of this process's live threads called `name`
+    /// (/proc/self/task/*/stat: utime and stime, fields 14 and 15, in clock ticks).
+    static func threadCPUSeconds(named name: String) -> Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total = 0.0
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8),
+                  comm.trimmingCharacters(in: .whitespacesAndNewlines) == name,
+                  let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")")
+            else { continue }
+            // Fields after the command name (which may hold spaces): state is field 3.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            total += (user + system) / ticks
         }
         return total
     }
