@@ -244,8 +244,8 @@ public enum StoredLayout: String, Sendable, Equatable, CaseIterable {
     /// so `HGETALL` shows them. The default.
     case full
     /// Only the state blob, `_fp` and the fences: each write carries a
-    /// third of the fields, which costs Redis ~40% less per entity write
-    /// (Benchmarks/README.md, issue 22). Every feature is still read
+    /// third of the fields, which costs Redis about a quarter less CPU per
+    /// entity write (Benchmarks/README.md, "Write cost per entity"). Every feature is still read
     /// through the Function (`eddy get`, HTTP, `FCALL`), which folds
     /// `_state`; `HGETALL` shows no feature values.
     case lean
