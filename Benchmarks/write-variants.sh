@@ -6,7 +6,8 @@
 #
 #   Benchmarks/write-variants.sh [N]      # N = 20000 by default
 #
-# Variants: cur (the fenced script FencedBatchWrite, 32 entities per call,
+# Variants: cur (the fenced script FencedBatchWrite, read from
+# Sources/EddyStore/EntityLayout.swift, 32 entities per call,
 # HGET of the offset then HSET then PEXPIRE), epoch (the same script with no
 # per-entity HGET: one check per call), lean (cur with sink.layout: lean's
 # fields), multi (WATCH/GET then MULTI of plain HSET + PEXPIRE, 256 per
@@ -27,23 +28,10 @@ def resp(args):
         a = a if isinstance(a, bytes) else str(a).encode()
         b.append(b'$%d\r\n%s\r\n' % (len(a), a))
     return b''.join(b)
-FENCED = """local expiry = ARGV[1]
-local i = 2
-local written = 0
-for k = 1, #KEYS do
-  local key = KEYS[k]
-  local f = '_o:' .. ARGV[i]
-  local off = ARGV[i + 1]
-  local n = tonumber(ARGV[i + 3])
-  local cur = redis.call('HGET', key, f)
-  if not (cur and tonumber(cur) >= tonumber(off)) then
-    redis.call('HSET', key, f, off, unpack(ARGV, i + 4, i + 3 + 2 * n))
-    if ARGV[i + 2] == '1' then redis.call('PEXPIRE', key, expiry) end
-    written = written + 1
-  end
-  i = i + 4 + 2 * n
-end
-return written"""
+# The worker's script itself, read from its one definition (FencedBatchWrite).
+import re, textwrap
+layout = open(sys.argv[4]).read()
+FENCED = textwrap.dedent(re.search(r'enum FencedBatchWrite \{\s*public static let source = """\n(.*?)"""', layout, re.S).group(1)).strip()
 EPOCH = """local expiry = ARGV[1]
 local i = 3
 local written = 0
@@ -107,7 +95,7 @@ count() {  # instructions redis-server runs for one input file
 base=$(count "$WORK/empty.resp")
 echo "instructions in redis-server per entity write ($N new entities; start-up and shutdown subtracted):"
 for v in cur epoch lean multi multilean hset hsetnoexp set; do
-  python3 "$WORK/gen.py" "$v" "$N" "$WORK/$v.resp"
+  python3 "$WORK/gen.py" "$v" "$N" "$WORK/$v.resp" "$(dirname "$0")/../Sources/EddyStore/EntityLayout.swift"
   total=$(count "$WORK/$v.resp")
   printf '  %-10s %6d\n' "$v" $(( (total - base) / N ))
 done
