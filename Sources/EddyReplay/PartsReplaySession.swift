@@ -283,9 +283,13 @@ public final class PartsReplaySession {
     public struct FinalPart {
         public var key: [UInt8]
         /// The Kafka source number (`PartitionPlan` index) and offset of
-        /// the part's last accepted event.
+        /// the part's last accepted event (-1 and -1 for files).
         public var source: Int32
         public var offset: Int64
+        /// The part's partition (files: the `--partition-field` value) and
+        /// the line of its last accepted event over all inputs (files).
+        public var partition: Int32
+        public var line: Int
         /// The part's state blob, with `key` in its header.
         public var blob: [UInt8]
     }
@@ -322,7 +326,8 @@ public final class PartsReplaySession {
                 blob.append(contentsOf: key)
                 blob.append(contentsOf: UnsafeRawBufferPointer(start: b + headerLength, count: engine.store.length(slot) - headerLength))
                 engine.store.remove(slot)
-                out.append(FinalPart(key: key, source: events[last].source, offset: events[last].offset, blob: blob))
+                out.append(FinalPart(key: key, source: events[last].source, offset: events[last].offset,
+                                     partition: p, line: events[last].line, blob: blob))
             }
         }
         summary.keys = keys.count

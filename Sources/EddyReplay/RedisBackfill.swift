@@ -146,11 +146,15 @@ public final class RedisBackfill {
             progress?(done)
         }
         for part in parts {
-            let name = Array(partitionNames[Int(part.source)].utf8)
+            // Kafka: the part of partition <topic>:<p> at its offset. Files:
+            // `file:<p>` at the line number of its last event, so running the
+            // same files again is fenced part by part.
+            let fromFile = part.source < 0
+            let name = Array((fromFile ? "file:\(part.partition)" : partitionNames[Int(part.source)]).utf8)
             batch.append(redisKey: prefix + part.key,
                          fields: [(Array(EntityLayout.partFieldPrefix.utf8) + name, part.blob),
                                   (Array(EntityLayout.fingerprintField.utf8), fp)],
-                         partition: name, offset: part.offset, rearmTTL: rearm)
+                         partition: name, offset: fromFile ? Int64(part.line) : part.offset, rearmTTL: rearm)
             if batch.count >= batchSize { try flush() }
         }
         try flush()

@@ -186,6 +186,13 @@ struct ReplayCommand: ParsableCommand {
     func runParts(_ t: Topology) throws {
         var t = t
         if let p = prefix { t.sink.keyPrefix = p }
+        if emit == .redis, !source.fromKafka, prefix == nil {
+            printError("""
+                warning: --emit redis from files writes parts _p:file:<partition> under the entity's own prefix \
+                "\(t.sink.keyPrefix)"; a worker on this prefix would add its own _p:<topic>:<partition> parts beside \
+                them (counted twice). Give --prefix for a backfilled copy.
+                """)
+        }
         var backfill: RedisBackfill?
         if emit == .redis {
             let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
@@ -251,23 +258,25 @@ struct ReplayCommand: ParsableCommand {
                 }
             }
         }
-        if let backfill, let kafka {
+        if let backfill {
             let parts = session.finalParts()
             try dlq?.close()
             session.setSeconds(monotonicSeconds() - start)
             printError("replay \(t.name) (parts per partition): \(session.summary.description)")
             let wStart = monotonicSeconds()
-            let counts = try backfill.writeParts(parts, partitionNames: kafka.plans.map(\.name))
+            let counts = try backfill.writeParts(parts, partitionNames: kafka?.plans.map(\.name) ?? [])
             backfill.close()
             printError("redis \(backfill.url) prefix \"\(t.sink.keyPrefix)\": \(counts.written) parts written, \(counts.fenced) fenced (Redis held the same or a newer offset for the part), \(counts.failed) failed, \(String(format: "%.2f", monotonicSeconds() - wStart)) s")
             if counts.failed > 0 {
                 throw CLIError("\(counts.failed) writes failed in Redis; first: \(counts.firstError ?? "?")")
             }
-            if commitGroup != nil {
-                try kafka.commitEndOffsets()
-                printError("committed the end offsets for group \(commitGroup!)")
+            if let kafka {
+                if commitGroup != nil {
+                    try kafka.commitEndOffsets()
+                    printError("committed the end offsets for group \(commitGroup!)")
+                }
+                kafka.close()
             }
-            kafka.close()
             return
         }
         let output = try OutputFile(path: out)
