@@ -118,7 +118,7 @@ final class ShardStage {
                 // Again: the ingest may have found a backlog while the shard waited.
                 let interval = updateFlushInterval()
                 let writerIdle = config.flushWhenIdle && !catchingUp && input.isEmpty && freeFlushes.count == flushes.count
-                if writerIdle || dirty.count >= config.maxDirtyKeys || ContinuousClock.now - lastFlush >= interval {
+                if writerIdle || dirty.count >= dirtyKeyBound || ContinuousClock.now - lastFlush >= interval {
                     if let free = freeFlushes.tryPop() { flush(into: free, barrier: 0) }
                 }
             } else {
@@ -130,6 +130,14 @@ final class ShardStage {
             }
         }
     }
+
+    /// Dirty keys that make the shard flush early: `maxDirtyKeys`, but at
+    /// most a quarter of `maxKeysInMemory`. Dirty keys cannot be evicted, so
+    /// while catching up (a flush every 3 s) a small `--max-keys` was
+    /// overrun many times (a soak's worker at `--max-keys 50000` held ~120k
+    /// keys after a slow phase and kept the memory); flushed, they become
+    /// clean and evictable.
+    var dirtyKeyBound: Int { min(config.maxDirtyKeys, max(config.maxKeysInMemory / 4, 1024)) }
 
     /// Updates `catchingUp` from the ingest's backlog and returns the flush
     /// interval to use: the topology's, or `WorkerConfig.catchUpFlushInterval`

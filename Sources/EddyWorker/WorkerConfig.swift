@@ -29,7 +29,8 @@ public struct WorkerConfig: Sendable {
     /// writer is busy). Fresher features at a modest rate; under load the
     /// writer is never idle and flushes coalesce as before.
     public var flushWhenIdle = true
-    /// Flush early when this many keys are dirty.
+    /// Flush early when this many keys are dirty (or a quarter of
+    /// `maxKeysInMemory`, if that is fewer: dirty keys cannot be evicted).
     public var maxDirtyKeys = 500_000
     /// Catching up: once the assigned partitions are this many messages
     /// behind their high watermarks (a restart after downtime, a backfill
