@@ -134,8 +134,9 @@ final class ShardStage {
     /// Dirty keys that make the shard flush early: `maxDirtyKeys`, but at
     /// most a quarter of `maxKeysInMemory`. Dirty keys cannot be evicted, so
     /// while catching up (a flush every 3 s) a small `--max-keys` was
-    /// overrun many times (a soak's worker at `--max-keys 50000` held ~120k
-    /// keys after a slow phase and kept the memory); flushed, they become
+    /// overrun many times (a soak's worker at `--max-keys 50000` went from
+    /// 72 to 102 MiB catching up after a slow phase and kept it; a test's
+    /// worker at `--max-keys 2000` held 25,911 keys); flushed, they become
     /// clean and evictable.
     var dirtyKeyBound: Int { min(config.maxDirtyKeys, max(config.maxKeysInMemory / 4, 1024)) }
 
