@@ -92,21 +92,7 @@ public final class RedisBackfill {
         // Each key is written once: its first write by this writer.
         let rearm = writer.ttl.shouldRearm(lastMs: nil, nowMs: 0)
 
-        func flush() throws(ReplayError) {
-            guard !batch.isEmpty else { return }
-            do {
-                let written = try writer.write(batch)
-                counts.written += written.written
-                counts.fenced += written.fenced
-                counts.failed += written.failed
-                if counts.firstError == nil { counts.firstError = written.firstError }
-            } catch {
-                throw .redis("writing to Redis at \(url) failed: \(error)")
-            }
-            done += batch.count
-            batch.reset()
-            progress?(done)
-        }
+        func flush() throws(ReplayError) { try flushBatch(batch, into: &counts, done: &done, progress: progress) }
 
         for s in 0..<Int32(store.slotLimit) where store.isLive(s) {
             guard engine.keyTime(s) != nil, let (source, offset) = session.lastApplied(s) else { continue }
@@ -116,6 +102,26 @@ public final class RedisBackfill {
         }
         try flush()
         return counts
+    }
+
+    /// Writes `batch` (if it holds anything), adds what became of it to
+    /// `counts`, empties it and reports progress: the one flush of `write`
+    /// and `writeParts`.
+    func flushBatch(_ batch: EntityBatch, into counts: inout Counts, done: inout Int,
+                    progress: ((Int) -> Void)?) throws(ReplayError) {
+        guard !batch.isEmpty else { return }
+        do {
+            let written = try writer.write(batch)
+            counts.written += written.written
+            counts.fenced += written.fenced
+            counts.failed += written.failed
+            if counts.firstError == nil { counts.firstError = written.firstError }
+        } catch {
+            throw .redis("writing to Redis at \(url) failed: \(error)")
+        }
+        done += batch.count
+        batch.reset()
+        progress?(done)
     }
 
     /// Writes the parts of a `parts: per_partition` entity
@@ -130,21 +136,7 @@ public final class RedisBackfill {
         var done = 0
         let rearm = writer.ttl.shouldRearm(lastMs: nil, nowMs: 0)
         let fp = Array(EntityLayout.fingerprint(topology).utf8)
-        func flush() throws(ReplayError) {
-            guard !batch.isEmpty else { return }
-            do {
-                let written = try writer.write(batch)
-                counts.written += written.written
-                counts.fenced += written.fenced
-                counts.failed += written.failed
-                if counts.firstError == nil { counts.firstError = written.firstError }
-            } catch {
-                throw .redis("writing to Redis at \(url) failed: \(error)")
-            }
-            done += batch.count
-            batch.reset()
-            progress?(done)
-        }
+        func flush() throws(ReplayError) { try flushBatch(batch, into: &counts, done: &done, progress: progress) }
         for part in parts {
             // Kafka: the part of partition <topic>:<p> at its offset. Files:
             // `file:<p>` at the line number of its last event, so running the
