@@ -168,20 +168,7 @@ public final class PartsReplaySession {
             // Lateness per part: its own K.
             var accepted: [Int32: [Int]] = [:]
             for p in ps {
-                var kTime: Int64? = nil
-                var list: [Int] = []
-                for i in partsOfKey[k][p]! {
-                    let e = events[i]
-                    if let kt = kTime, e.ts < kt - lateness {
-                        summary.late += 1
-                        e.bytes.withUnsafeBytes { b in
-                            if e.source >= 0 { onKafkaReject?(e.source, e.offset, .late, b) } else { onReject?(e.line, .late, b) }
-                        }
-                        continue
-                    }
-                    kTime = max(kTime ?? e.ts, e.ts)
-                    list.append(i)
-                }
+                let list = acceptedEvents(partsOfKey[k][p]!, lateness: lateness)
                 accepted[p] = list
                 summary.accepted += list.count
             }
@@ -279,6 +266,27 @@ public final class PartsReplaySession {
         key.withUnsafeBytes { k in withParts(parts) { engine.mergeParts(key: k, $0) } }
     }
 
+    /// The events of one part (in arrival order) that are not late against
+    /// the part's own key time; late ones are counted and dead-lettered.
+    func acceptedEvents(_ part: [Int], lateness: Int64) -> [Int] {
+        var kTime: Int64? = nil
+        var list: [Int] = []
+        list.reserveCapacity(part.count)
+        for i in part {
+            let e = events[i]
+            if let kt = kTime, e.ts < kt - lateness {
+                summary.late += 1
+                e.bytes.withUnsafeBytes { b in
+                    if e.source >= 0 { onKafkaReject?(e.source, e.offset, .late, b) } else { onReject?(e.line, .late, b) }
+                }
+                continue
+            }
+            kTime = max(kTime ?? e.ts, e.ts)
+            list.append(i)
+        }
+        return list
+    }
+
     /// One part's final state, for `RedisBackfill.writeParts`.
     public struct FinalPart {
         public var key: [UInt8]
@@ -303,22 +311,10 @@ public final class PartsReplaySession {
             let key = keys[k]
             for p in partsOfKey[k].keys.sorted() {
                 let slot = freshSlot(key, p, 0)
-                var kTime: Int64? = nil
-                var last = -1
-                for i in partsOfKey[k][p]! {
-                    let e = events[i]
-                    if let kt = kTime, e.ts < kt - lateness {
-                        summary.late += 1
-                        e.bytes.withUnsafeBytes { b in
-                            if e.source >= 0 { onKafkaReject?(e.source, e.offset, .late, b) } else { onReject?(e.line, .late, b) }
-                        }
-                        continue
-                    }
-                    kTime = max(kTime ?? e.ts, e.ts)
-                    summary.accepted += 1
-                    apply(i, to: slot)
-                    last = i
-                }
+                let list = acceptedEvents(partsOfKey[k][p]!, lateness: lateness)
+                summary.accepted += list.count
+                for i in list { apply(i, to: slot) }
+                let last = list.last!  // a part's first event is never late
                 let b = engine.store.blob(slot)
                 let headerLength = 2 + Int(b.loadUnaligned(as: UInt16.self))
                 var blob: [UInt8] = []
