@@ -289,7 +289,7 @@ final class ShardStage {
                 duplicates += 1
             case .deferred:
                 let key = decoded.key
-                let hash = hashKey(key)
+                let hash = decoded.keyHash  // hashKey(key), computed once by the decoder
                 if !ShardStage.isMissing(key, hash: hash, in: missing) {
                     shard._withUnsafeGuaranteedRef { $0.requestEarly(Array(key), hash: hash, r.pid, &missing) }
                 }
@@ -373,8 +373,8 @@ final class ShardStage {
         var order: [[UInt8]] = []
         var pids: [PartitionID] = []
         /// Position in `order` by `hashKey` of the key. On realistic traffic
-        /// most events miss (a new user): the fast key hash, computed once
-        /// from the decoder's bytes, replaces a dictionary keyed by `[UInt8]`,
+        /// most events miss (a new user): the fast key hash the decoder
+        /// already computed replaces a dictionary keyed by `[UInt8]`,
         /// whose hashing fed the hasher byte by byte and which needed the key
         /// copied into an array before every lookup. A hash shared by two
         /// keys keeps the first; the other is found by a scan of `order`.
