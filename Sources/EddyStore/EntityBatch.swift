@@ -1,3 +1,5 @@
+import EddyCore
+
 /// Entities to write, packed for `EntityWriter`: each entity's Redis key,
 /// its fence (partition name and offset), whether the write re-arms its
 /// expiry, and its hash fields, as ranges of one byte buffer that keeps its
@@ -78,6 +80,41 @@ public final class EntityBatch {
             partitionStart: partitionRange.0, partitionLength: partitionRange.1,
             rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
     }
+
+    /// Appends the part in `slot` of a `parts: per_partition` entity, whose
+    /// store key is a `PartKey`: Redis key `prefix` + the entity key, field
+    /// `_p:<partition>` = the part's blob with the entity key in its header,
+    /// `_fp` = `fingerprint`, fenced by `partition`/`offset`.
+    @inline(__always)
+    public func appendPart(slot: Int32, of states: StateStore, prefix: [UInt8], fingerprint: [UInt8], partition: [UInt8],
+                           offset: Int64, rearmTTL: Bool) {
+        let entityKey = PartKey.entityKey(of: states.keyBytes(slot))
+        let keyStart = store(prefix).0
+        _ = store(entityKey)
+        let fieldsStart = fieldRanges.count
+        let nameStart = bytes.count
+        bytes.append(contentsOf: Self.partFieldPrefix)
+        bytes.append(contentsOf: partition)
+        fieldRanges.append((nameStart, bytes.count - nameStart))
+        // The blob with the entity key's header: what replay and the Function read.
+        let blob = UnsafeRawBufferPointer(start: states.blob(slot), count: states.length(slot))
+        let oldHeader = 2 + Int(UInt16(littleEndian: blob.loadUnaligned(as: UInt16.self)))
+        let valueStart = bytes.count
+        withUnsafeBytes(of: UInt16(entityKey.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: entityKey)
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: blob[oldHeader...]))
+        fieldRanges.append((valueStart, bytes.count - valueStart))
+        fieldRanges.append(store(Self.fingerprintName))
+        fieldRanges.append(store(fingerprint))
+        let partitionRange = store(partition)
+        entities.append(Entity(
+            keyStart: keyStart, keyLength: prefix.count + entityKey.count, offset: offset,
+            partitionStart: partitionRange.0, partitionLength: partitionRange.1,
+            rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
+    }
+
+    static let partFieldPrefix = Array(EntityLayout.partFieldPrefix.utf8)
+    static let fingerprintName = Array(EntityLayout.fingerprintField.utf8)
 
     /// Appends an entity with explicit fields (a part of a
     /// `parts: per_partition` entity: `_p:<topic>:<partition>` and `_fp`).

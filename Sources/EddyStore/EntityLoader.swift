@@ -21,6 +21,9 @@ public final class EntityLoader {
     public let fields: [String]
     /// How failed loads are retried (default: until Redis answers).
     public var retry: RetryPolicy
+    /// `parts: per_partition`: requests read the part of the fence's
+    /// partition (`_p:<partition>`) where others read `_state`.
+    public let readsParts: Bool
 
     let connect: () throws -> RedisClient
     var client: RedisClient?
@@ -29,7 +32,10 @@ public final class EntityLoader {
 
     /// A loader connecting to `target` on first use and after a failure.
     public init(target: RedisTarget, prefix: [UInt8], withFence: Bool = true, fields: [String] = [],
-                options: RedisConnection.Options = .init(), retry: RetryPolicy = EntityWriter.untilWritten) {
+                options: RedisConnection.Options = .init(), retry: RetryPolicy = EntityWriter.untilWritten,
+                readsParts: Bool = false) {
+        precondition(!readsParts || withFence, "a part is named by its fence's partition")
+        self.readsParts = readsParts
         self.prefix = prefix
         self.withFence = withFence
         self.fields = fields
@@ -42,6 +48,7 @@ public final class EntityLoader {
     /// job); by default a failed load is not retried.
     public init(client: RedisClient, prefix: [UInt8], withFence: Bool = true, fields: [String] = [],
                 retry: RetryPolicy = .never) {
+        self.readsParts = false
         self.prefix = prefix
         self.withFence = withFence
         self.fields = fields
@@ -75,14 +82,15 @@ public final class EntityLoader {
     }
 
     /// Builds the request for entity `key`; `fence` is the partition name
-    /// (`topic:partition`) of the fence to read, when `withFence`.
+    /// (`topic:partition`) of the fence to read, when `withFence` (and of
+    /// the part read instead of `_state`, when `readsParts`).
     @inline(__always)
     public func request<Key: RedisArgument, Partition: RedisArgument>(
         _ key: Key, fence: Partition, into b: inout RedisCommandBuilder
     ) {
         b.add("HMGET")
         b.addJoined(prefix, key)
-        b.add(EntityLayout.stateField)
+        if readsParts { b.addJoined(EntityLayout.partFieldPrefix, fence) } else { b.add(EntityLayout.stateField) }
         b.add(EntityLayout.fingerprintField)
         if withFence { b.addJoined(EntityLayout.offsetFieldPrefix, fence) }
         for f in fields { b.add(f) }

@@ -19,15 +19,18 @@ final class DeadLetterSink: Sendable {
     }
 
     func send(_ reason: RejectReason, topicIndex: Int32, partition: Int32, offset: Int64, timestampMs: Int64,
-              key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) {
+              key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, entity: String? = nil) {
         guard let producer else { return }
-        let headers = [
+        var headers = [
             KafkaHeader(key: "eddy.reason", value: Array(reason.rawValue.utf8)),
             KafkaHeader(key: "eddy.error", value: Array(reason.explanation.utf8)),
             KafkaHeader(key: "eddy.topic", value: Array(sourceTopics[Int(topicIndex)].utf8)),
             KafkaHeader(key: "eddy.partition", value: Array(String(partition).utf8)),
             KafkaHeader(key: "eddy.offset", value: Array(String(offset).utf8)),
         ]
+        // With `entities:` an event may be refused by one entity (no item id)
+        // and applied by another: one dead letter per entity that refused it.
+        if let entity { headers.append(KafkaHeader(key: "eddy.entity", value: Array(entity.utf8))) }
         do {
             try producer.produce(topic: topic, key: key, value: value, timestampMs: timestampMs, headers: headers)
             counters.deadLettered.wrappingIncrement(ordering: .relaxed)

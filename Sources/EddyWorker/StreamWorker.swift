@@ -63,8 +63,8 @@ public final class StreamWorker: @unchecked Sendable {
             let probe = try RedisClient(redisURL)
             try probe.forEachMaster { (c: RedisConnection) throws(RedisError) in _ = try c.command("PING").checked() }
             try probe.scriptLoad(RedisScript(FencedBatchWrite.source))
-            // The read path: one FCALL returns features at any time T.
-            try FunctionLibrary.install(on: probe, topology: t)
+            // The read path: one FCALL returns features at any time T (per entity).
+            for entity in config.entityTopologies { try FunctionLibrary.install(on: probe, topology: entity) }
             try probe.forEachMaster { (c: RedisConnection) throws(RedisError) in
                 // Advice only: a least-privilege user has no CONFIG, and needs none.
                 let reply = try c.command("CONFIG", "GET", "hash-max-listpack-value")
@@ -76,7 +76,7 @@ public final class StreamWorker: @unchecked Sendable {
         } catch where error.isPermissionDenied {
             throw WorkerError("""
                 Redis at \(redisURL) refused user '\(redisURL.username ?? "default")': \(error). The worker needs \
-                its ACL role: keys ~\(t.sink.keyPrefix)*, the commands its writes, loads and Function use \
+                its ACL role: keys \(config.entityTopologies.map { "~\($0.sink.keyPrefix)*" }.joined(separator: " ")), the commands its writes, loads and Function use \
                 (README, "Redis ACLs"); check the user and password (URL, --redis-password-file or EDDY_REDIS_PASSWORD).
                 """)
         } catch {
@@ -144,7 +144,7 @@ public final class StreamWorker: @unchecked Sendable {
         writerStage.commitInterval = config.commitInterval
         writerStage.observer = config.writtenStateObserver
 
-        logger.info("consuming \(t.source.topics.joined(separator: ", ")) from \(config.brokers) as group \(t.source.group); writing \(t.features.count) features of topology \(t.name) to \(redisURL) under prefix \"\(t.sink.keyPrefix)\"; dead letters to \(t.deadLetter.enabled ? t.deadLetter.topic : "nowhere (disabled)")")
+        logger.info("consuming \(t.source.topics.joined(separator: ", ")) from \(config.brokers) as group \(t.source.group); writing \(config.entityTopologies.map { "\($0.features.count) features\($0.entityName.map { " of entity \($0)" } ?? "") under prefix \"\($0.sink.keyPrefix)\"" }.joined(separator: ", ")) of topology \(t.name) to \(redisURL); dead letters to \(t.deadLetter.enabled ? t.deadLetter.topic : "nowhere (disabled)")")
         let w = UncheckedBox(writerStage), s = UncheckedBox(shardStage), i = UncheckedBox(ingestStage)
         writer = StageThread(name: "eddy-writer") { stop in w.value.run(stop) }
         shard = StageThread(name: "eddy-shard") { stop in s.value.run(stop) }

@@ -79,6 +79,12 @@ public struct WorkerConfig: Sendable {
         self.redisURL = redisURL ?? topology.sink.redisURL
     }
 
+    /// The topology of each entity the worker keeps: the topology itself in
+    /// the single-key form, else each of its `entities:`.
+    public var entityTopologies: [Topology] {
+        topology.isMultiEntity ? topology.entities.map { topology.entity(named: $0.name)! } : [topology]
+    }
+
     /// librdkafka properties for the group consumer: the topology's
     /// pass-through properties over Eddy's defaults.
     public var consumerProperties: [String: String] {

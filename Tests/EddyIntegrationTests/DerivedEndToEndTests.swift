@@ -32,25 +32,7 @@ import Testing
     }
 
     func eddy(_ args: [String], dir: URL) throws -> (status: Int32, out: String, err: String) {
-        let id = UUID().uuidString.prefix(6)
-        let outPath = dir.appendingPathComponent("cmd-\(id).out").path
-        let errPath = dir.appendingPathComponent("cmd-\(id).err").path
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Harness.eddy)
-        p.arguments = args
-        p.currentDirectoryURL = Harness.root
-        var environment = ProcessInfo.processInfo.environment
-        environment["EDDY_BROKERS"] = nil
-        environment["EDDY_REDIS_URL"] = nil
-        p.environment = environment
-        p.standardOutput = FileHandle(forWritingAtPath: outPath)!
-        p.standardError = FileHandle(forWritingAtPath: errPath)!
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        try Harness.capture(args, in: dir)
     }
 
     @Test func workerStateReadThroughFCALLEqualsReplayAndVerifies() throws {

@@ -49,19 +49,7 @@ import Testing
 
     /// Runs `eddy args`; stdout and stderr apart.
     func capture(_ args: [String], dir: URL) throws -> (status: Int32, out: String, err: String) {
-        let id = UUID().uuidString.prefix(6)
-        let outPath = dir.appendingPathComponent("cmd-\(id).out").path, errPath = dir.appendingPathComponent("cmd-\(id).err").path
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Harness.eddy)
-        p.arguments = args
-        p.currentDirectoryURL = Harness.root
-        p.standardOutput = FileHandle(forWritingAtPath: outPath)!
-        p.standardError = FileHandle(forWritingAtPath: errPath)!
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, try String(contentsOfFile: outPath, encoding: .utf8), try String(contentsOfFile: errPath, encoding: .utf8))
+        try Harness.capture(args, in: dir)
     }
 
     func sortedLines(_ path: String) throws -> [Substring] {
@@ -213,7 +201,7 @@ import Testing
         #expect(s1 != 0 && e1.contains("choose one with --entity NAME"), "\(e1)")
         let (s2, e2) = try run(["replay", "--topology", topology, "--entity", "nope", "--input", "Topologies/clickstream.sample.jsonl"], dir: dir)
         #expect(s2 != 0 && e2.contains("has no entity 'nope' (entities: users, items)"), "\(e2)")
-        let (s3, e3) = try run(["run", topology], dir: dir)
+        let (s3, e3) = try run(["drift", "--topology", topology, "--redis", "redis://127.0.0.1:1", "--save-baseline", dir.appendingPathComponent("b.json").path], dir: dir)
         #expect(s3 != 0 && e3.contains("does not support the entities form yet"), "\(e3)")
         let (s4, e4) = try run(["check", topology], dir: dir)
         #expect(s4 == 0, "\(e4)")

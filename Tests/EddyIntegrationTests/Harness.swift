@@ -43,6 +43,33 @@ enum Harness {
         let status = p.wait()
         return (status, p.log)
     }
+
+    /// Runs `eddy args` to completion with stdout and stderr apart, without
+    /// EDDY_BROKERS and EDDY_REDIS_URL from the environment (`environment`
+    /// sets variables on top).
+    static func capture(_ args: [String], in dir: URL, environment: [String: String] = [:]) throws
+        -> (status: Int32, out: String, err: String)
+    {
+        let id = UUID().uuidString.prefix(6)
+        let outPath = dir.appendingPathComponent("cmd-\(id).out").path, errPath = dir.appendingPathComponent("cmd-\(id).err").path
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: eddy)
+        p.arguments = args
+        p.currentDirectoryURL = root
+        var env = ProcessInfo.processInfo.environment
+        env["EDDY_BROKERS"] = nil
+        env["EDDY_REDIS_URL"] = nil
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)!
+        p.standardError = FileHandle(forWritingAtPath: errPath)!
+        try p.run()
+        p.waitUntilExit()
+        return (p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    }
 }
 
 /// An `eddy` process with its stderr in a file.

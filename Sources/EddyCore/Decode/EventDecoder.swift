@@ -45,10 +45,19 @@ public final class EventDecoder {
     public private(set) var timestamp: Int64 = 0
     /// `hashKey(key)`, computed once per event.
     public private(set) var keyHash: UInt64 = 0
+    /// The worker's `parts: per_partition` entities keep one state per
+    /// (key, source partition): with `keysParts`, `key` (and `keyHash`) is
+    /// the entity key followed by `PartKey` naming `part`, which the caller
+    /// sets before each `decode`. Off everywhere else.
+    public let keysParts: Bool
+    public var part: (topicIndex: Int32, partition: Int32) = (0, 0)
+    let partKey: UnsafeMutablePointer<UInt8>
 
     /// - Parameter extraPaths: fields to extract besides those the topology
     ///   uses (none needed by the core itself).
-    public init(topology: Topology, fields: FieldTable, binary: BinarySource? = nil) {
+    public init(topology: Topology, fields: FieldTable, binary: BinarySource? = nil, keysParts: Bool = false) {
+        self.keysParts = keysParts
+        self.partKey = .allocate(capacity: keysParts ? 2 * maxKeyBytes + PartKey.suffixLength : 1)
         self.fields = fields
         self.trie = TrieView(fields)
         self.slots = .allocate(capacity: max(fields.paths.count, 1))
@@ -95,6 +104,7 @@ public final class EventDecoder {
         indexPath.deallocate()
         hashedKey.deallocate()
         compositeKey.deallocate()
+        partKey.deallocate()
     }
 
     /// Decodes one message.
@@ -151,6 +161,9 @@ public final class EventDecoder {
         if let keyHasher {
             guard keyHasher.hash(key, into: hashedKey) else { return .badKey }
             key = UnsafeRawBufferPointer(start: hashedKey, count: KeyHashing.hexLength)
+        }
+        if keysParts {
+            key = PartKey.make(entityKey: key, topicIndex: part.topicIndex, partition: part.partition, in: partKey)
         }
         keyHash = hashKey(key)
 

@@ -32,10 +32,12 @@ public final class FeatureEngine {
     /// - Parameter binary: how to read Avro or Protobuf messages (plans
     ///   compiled for `FeatureEngine.fieldTable(of: topology).paths`); nil
     ///   for JSON.
-    public init(topology: Topology, expectedKeys: Int = 1024, binary: BinarySource? = nil) {
+    /// - Parameter keysParts: key the store by (key, source partition)
+    ///   (`EventDecoder.keysParts`): the worker's `parts: per_partition` entities.
+    public init(topology: Topology, expectedKeys: Int = 1024, binary: BinarySource? = nil, keysParts: Bool = false) {
         self.topology = topology
         let fields = Self.fieldTable(of: topology)
-        self.decoder = EventDecoder(topology: topology, fields: fields, binary: binary)
+        self.decoder = EventDecoder(topology: topology, fields: fields, binary: binary, keysParts: keysParts)
         self.store = StateStore(expectedKeys: expectedKeys)
         self.features = topology.features.map { CompiledFeature($0, fields: fields) }
         self.filters = topology.features.map { $0.filter.map { CompiledFilter($0, fields: fields) } }
@@ -98,7 +100,7 @@ public final class FeatureEngine {
     /// Another decoder for this topology, for pipelines that hold several
     /// decoded events at once (see `prefetchIndex(for:)`).
     public func makeDecoder() -> EventDecoder {
-        EventDecoder(topology: topology, fields: decoder.fields, binary: decoder.binary)
+        EventDecoder(topology: topology, fields: decoder.fields, binary: decoder.binary, keysParts: decoder.keysParts)
     }
 
     /// The slot of the decoded event's key, created empty if `create`, else -1.
