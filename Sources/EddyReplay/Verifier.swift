@@ -44,6 +44,27 @@ public final class Verifier {
         public var missingKeys: [String] = []
 
         public var failed: Bool { different + missing + extra > 0 }
+
+        /// Counts a checked key as equal (no `diffs`) or different, keeping
+        /// the first `maxReported` differences.
+        mutating func record(_ diffs: [Mismatch], maxReported: Int) {
+            if diffs.isEmpty {
+                equal += 1
+                return
+            }
+            different += 1
+            var seen: Set<String> = []
+            for d in diffs {
+                mismatchCount += 1
+                if seen.insert(d.column).inserted { columnCounts[d.column, default: 0] += 1 }
+                if mismatches.count < maxReported { mismatches.append(d) }
+            }
+        }
+
+        mutating func recordMissing(_ key: String, maxReported: Int) {
+            missing += 1
+            if missingKeys.count < maxReported { missingKeys.append(key) }
+        }
     }
 
     let session: ReplaySession
@@ -194,11 +215,10 @@ public final class Verifier {
             if case .readFailed(_, let m) = error { message = m }
             diffs.append(Mismatch(key: key, column: "(read)", redis: "(error: \(message))", replay: "(features)"))
         case .success(nil):
-            report.missing += 1
-            if report.missingKeys.count < maxReported { report.missingKeys.append(key) }
+            report.recordMissing(key, maxReported: maxReported)
             return
         case .success(.some(let got)):
-            diffs += compareObjects(key: key, redis: got, replay: expected.bytes)
+            diffs += Self.compareObjects(key: key, redis: got, replay: expected.bytes)
         }
 
         // Stored fields: _fp, _K and the point columns at the key time, as
@@ -221,21 +241,11 @@ public final class Verifier {
             }
         }
 
-        if diffs.isEmpty {
-            report.equal += 1
-            return
-        }
-        report.different += 1
-        var seen: Set<String> = []
-        for d in diffs {
-            report.mismatchCount += 1
-            if seen.insert(d.column).inserted { report.columnCounts[d.column, default: 0] += 1 }
-            if report.mismatches.count < maxReported { report.mismatches.append(d) }
-        }
+        report.record(diffs, maxReported: maxReported)
     }
 
     /// Column-by-column differences between two feature objects.
-    func compareObjects(key: String, redis: [UInt8], replay: [UInt8]) -> [Mismatch] {
+    static func compareObjects(key: String, redis: [UInt8], replay: [UInt8]) -> [Mismatch] {
         guard let have = JSONMembers.members(redis) else {
             return [Mismatch(key: key, column: "(reply)", redis: String(decoding: redis, as: UTF8.self), replay: "(object)")]
         }
@@ -270,12 +280,24 @@ public final class Verifier {
 
     // MARK: Extra keys
 
-    /// SCANs the prefix for keys the replay does not have. For a Kafka
-    /// replay, a key whose fence is at or past the end of the replayed
-    /// range of its partition was written from newer events: newer, not extra.
+    /// SCANs the prefix for keys the replay does not have (`findExtraKeys`).
     func findExtra(into report: inout Report) throws {
         let store = session.engine.store
         let engine = session.engine
+        try Self.findExtraKeys(client: client, prefix: prefix, partitionNames: partitionNames, endOffsets: endOffsets,
+                               maxReported: maxReported, into: &report) { k in
+            let s = store.lookup(k, hash: hashKey(k))
+            return s >= 0 && engine.keyTime(s) != nil
+        }
+    }
+
+    /// SCANs `prefix` for keys that `known` says the replay does not have.
+    /// For a Kafka replay, a key with a fence at or past the end of the
+    /// replayed range of its partition was written from newer events:
+    /// newer, not extra.
+    static func findExtraKeys(client: RedisClient, prefix: String, partitionNames: [String]?, endOffsets: [Int64]?,
+                              maxReported: Int, into report: inout Report,
+                              known: (UnsafeRawBufferPointer) -> Bool) throws {
         let pattern = GlobPattern.keys(withPrefix: prefix)
         let prefixBytes = Array(prefix.utf8)
         var candidates: [[UInt8]] = []
@@ -291,11 +313,7 @@ public final class Verifier {
                 for item in parts[1].array ?? [] {
                     guard let redisKey = item.bytes, redisKey.count >= prefixBytes.count else { continue }
                     let entity = Array(redisKey[prefixBytes.count...])
-                    let known = entity.withUnsafeBytes { k -> Bool in
-                        let s = store.lookup(k, hash: hashKey(k))
-                        return s >= 0 && engine.keyTime(s) != nil
-                    }
-                    if !known { candidates.append(entity) }
+                    if !entity.withUnsafeBytes(known) { candidates.append(entity) }
                 }
             } while cursor != "0"
         }

@@ -42,15 +42,21 @@ public enum RedisRole: String, CaseIterable, Sendable {
     }
 
     /// The rules after `ACL SETUSER <user> reset on >password`: the key
-    /// pattern `~<prefix>*`, no channels, no command but this role's.
-    public func rules(keyPrefix: String) -> [String] {
-        ["~\(Self.escapedPattern(keyPrefix))*", "resetchannels", "-@all"] + Self.connectionRules + commandRules
+    /// pattern `~<prefix>*` of each prefix (one per entity), no channels, no
+    /// command but this role's.
+    public func rules(keyPrefixes: [String]) -> [String] {
+        keyPrefixes.map { "~\(Self.escapedPattern($0))*" } + ["resetchannels", "-@all"] + Self.connectionRules + commandRules
     }
 
     /// The whole `ACL SETUSER` command, with `password` written as `>password`
     /// (pass a placeholder to print it).
     public func setUserCommand(user: String, password: String, keyPrefix: String) -> [String] {
-        ["ACL", "SETUSER", user, "reset", "on", ">\(password)"] + rules(keyPrefix: keyPrefix)
+        setUserCommand(user: user, password: password, keyPrefixes: [keyPrefix])
+    }
+
+    /// The same for the prefixes of several entities (`entities:`).
+    public func setUserCommand(user: String, password: String, keyPrefixes: [String]) -> [String] {
+        ["ACL", "SETUSER", user, "reset", "on", ">\(password)"] + rules(keyPrefixes: keyPrefixes)
     }
 
     /// A key prefix as a glob that matches it literally (`*?[]\` escaped).

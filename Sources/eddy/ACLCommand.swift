@@ -27,7 +27,8 @@ struct ACLCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(topology)
-        try refuseMultiEntity(t, command: "eddy acl")
+        // Every entity's prefix (one in the single-key form).
+        let prefixes = t.isMultiEntity ? t.entities.map(\.keyPrefix) : [t.sink.keyPrefix]
         let roles: [RedisRole]
         if let role {
             guard let r = RedisRole(rawValue: role) else {
@@ -39,7 +40,7 @@ struct ACLCommand: ParsableCommand {
         }
         for r in roles {
             let user = "\(userPrefix ?? "eddy-\(t.name)")-\(r.rawValue)"
-            let words = r.setUserCommand(user: user, password: "CHANGE-ME", keyPrefix: t.sink.keyPrefix)
+            let words = r.setUserCommand(user: user, password: "CHANGE-ME", keyPrefixes: prefixes)
             print(words.map(Self.quotedForRedisCLI).joined(separator: " "))
         }
     }

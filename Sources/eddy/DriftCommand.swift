@@ -41,6 +41,9 @@ struct DriftCommand: ParsableCommand {
     @Option(name: .long, help: "Read time T: epoch milliseconds or RFC 3339 (default: the Redis server's clock).")
     var at: String?
 
+    @Option(name: .long, help: "The entity to sample, in a topology with `entities:` (its prefix and Function; parts merged).")
+    var entity: String?
+
     func validate() throws {
         if (baseline == nil) == (saveBaseline == nil) {
             throw ValidationError("give either --baseline FILE (compare) or --save-baseline FILE (save)")
@@ -52,8 +55,7 @@ struct DriftCommand: ParsableCommand {
     }
 
     func run() throws {
-        let t = try loadTopology(topology)
-        try refuseMultiEntity(t, command: "eddy drift")
+        let t = try selectEntity(try loadTopology(topology), entity, command: "eddy drift")
         let columns = FeatureBuckets.driftColumns(t)
         if columns.isEmpty { throw CLIError("topology \(t.name) has no numeric features to monitor") }
         var saved: Drift.Baseline?

@@ -209,55 +209,8 @@ struct ReplayCommand: ParsableCommand {
                                          partitionField: partitionField.map { FieldPath(dotted: $0) }, binary: messages.binary)
         let dlq = try deadLetter.map { try OutputFile(path: $0) }
         let start = monotonicSeconds()
-        var kafka: KafkaReplaySource?
-        if source.fromKafka {
-            let servers = resolveBrokers(source.brokers, topology: t)
-            let k: KafkaReplaySource
-            do {
-                k = try KafkaReplaySource(brokers: servers, topics: t.source.topics, properties: t.source.properties,
-                                          range: try source.range(), group: commitGroup)
-            } catch let e as ReplayError {
-                throw CLIError("\(e). Start Kafka or pass --brokers LIST (or EDDY_BROKERS).")
-            }
-            for note in k.notes { printError("kafka: \(note)") }
-            if messages.resolver != nil { k.resolveSchema = { messages.resolveBlocking($0) } }
-            k.onError = { printError("kafka: \($0)") }
-            if let dlq {
-                let plans = k.plans
-                session.onKafkaReject = { source, offset, reason, bytes in
-                    let p = plans[Int(source)]
-                    dlq.writer.raw("{\"topic\":")
-                    dlq.writer.string(p.topic)
-                    dlq.writer.raw(",\"partition\":")
-                    dlq.writer.int(Int64(p.partition))
-                    dlq.writer.raw(",\"offset\":")
-                    dlq.writer.int(offset)
-                    writeRejected(dlq, reason, bytes)
-                }
-            }
-            let meter = ProgressMeter(label: "replay \(t.name)", total: k.totalOffsets, unit: "offsets")
-            meter.enabled = progress
-            try k.run(into: session, output: nil) { meter.update(done: k.consumedOffsets, events: k.delivered) }
-            meter.finish()
-            kafka = k
-        } else {
-            if let dlq {
-                session.onReject = { line, reason, bytes in
-                    dlq.writer.raw("{\"line\":")
-                    dlq.writer.int(Int64(line))
-                    writeRejected(dlq, reason, bytes)
-                }
-            }
-            var none = JSONWriter(capacity: 0)
-            for path in source.input {
-                let reader: LineReader
-                do { reader = try LineReader(path: path) } catch { throw CLIError("\(error)") }
-                try reader.forEachLine { line in
-                    if !line.isEmpty { session.consume(line, into: &none) }
-                    return true
-                }
-            }
-        }
+        let kafka = try source.replayParts(topology: t, into: session, deadLetters: dlq, group: commitGroup,
+                                           progress: progress, label: "replay \(t.name)", format: messages)
         if let backfill {
             let parts = session.finalParts()
             try dlq?.close()
@@ -352,6 +305,64 @@ struct EventSourceOptions: ParsableArguments {
             throw ValidationError("--end is before --start")
         }
         return r
+    }
+
+    /// Reads the source into a `parts: per_partition` session (Kafka with
+    /// real partitions, or the input files); rejected events go to `dlq`.
+    /// Returns the Kafka source (for its partitions' names and ends), nil
+    /// for files.
+    func replayParts(topology t: Topology, into session: PartsReplaySession, deadLetters dlq: OutputFile?,
+                     group: String? = nil, progress: Bool, label: String, format messages: MessageFormat) throws
+        -> KafkaReplaySource?
+    {
+        guard fromKafka else {
+            if let dlq {
+                session.onReject = { line, reason, bytes in
+                    dlq.writer.raw("{\"line\":")
+                    dlq.writer.int(Int64(line))
+                    writeRejected(dlq, reason, bytes)
+                }
+            }
+            var none = JSONWriter(capacity: 0)
+            for path in input {
+                let reader: LineReader
+                do { reader = try LineReader(path: path) } catch { throw CLIError("\(error)") }
+                try reader.forEachLine { line in
+                    if !line.isEmpty { session.consume(line, into: &none) }
+                    return true
+                }
+            }
+            return nil
+        }
+        let servers = resolveBrokers(brokers, topology: t)
+        let k: KafkaReplaySource
+        do {
+            k = try KafkaReplaySource(brokers: servers, topics: t.source.topics, properties: t.source.properties,
+                                      range: try range(), group: group)
+        } catch let e as ReplayError {
+            throw CLIError("\(e). Start Kafka or pass --brokers LIST (or EDDY_BROKERS).")
+        }
+        for note in k.notes { printError("kafka: \(note)") }
+        if messages.resolver != nil { k.resolveSchema = { messages.resolveBlocking($0) } }
+        k.onError = { printError("kafka: \($0)") }
+        if let dlq {
+            let plans = k.plans
+            session.onKafkaReject = { source, offset, reason, bytes in
+                let p = plans[Int(source)]
+                dlq.writer.raw("{\"topic\":")
+                dlq.writer.string(p.topic)
+                dlq.writer.raw(",\"partition\":")
+                dlq.writer.int(Int64(p.partition))
+                dlq.writer.raw(",\"offset\":")
+                dlq.writer.int(offset)
+                writeRejected(dlq, reason, bytes)
+            }
+        }
+        let meter = ProgressMeter(label: label, total: k.totalOffsets, unit: "offsets")
+        meter.enabled = progress
+        try k.run(into: session, output: nil) { meter.update(done: k.consumedOffsets, events: k.delivered) }
+        meter.finish()
+        return k
     }
 
     /// Reads every event into `session`, writing rows to `output`; returns

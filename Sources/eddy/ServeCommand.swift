@@ -21,7 +21,8 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         abstract: "Serve features over HTTP (reads from Redis at a time T), with /metrics, /healthz and /readyz.",
         discussion: """
             GET  /v1/features/{topology}/{key}[?at=T]  one entity: the FCALL eddy_<topology>_features object \
-            (404 {"key":...,"found":false} when Redis does not hold it).
+            (404 {"key":...,"found":false} when Redis does not hold it). A topology with `entities:` is served \
+            as one topology per entity, {topology} = <topology>_<entity> (its parts merged).
             POST /v1/features/{topology}[?at=T]        body ["k1","k2",...]: a JSON list in key order, pipelined \
             to Redis ({"key":...,"found":false} for unknown keys). Body limit 1 MiB (413), 10000 keys.
             T is epoch milliseconds or RFC 3339 (default: the Redis server's clock). Redis unreachable: 503, \
@@ -120,9 +121,13 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         var pools: [String: RedisLanes] = [:]
         var served: [EddyHTTPServer.Served] = []
         var targets: [String: RedisTarget] = [:]
-        for file in topology {
+        // An `entities:` topology is served as one topology per entity,
+        // named <topology>_<entity> like its Function: /v1/features/shop_items/{key}.
+        let loaded = try topology.flatMap { file -> [Topology] in
             let t = try loadTopology(file)
-            try refuseMultiEntity(t, command: "eddy serve")
+            return t.isMultiEntity ? t.entities.map { t.entity(named: $0.name)! } : [t]
+        }
+        for t in loaded {
             if served.contains(where: { $0.topology.name == t.name }) {
                 throw CLIError("topology name '\(t.name)' is given twice")
             }

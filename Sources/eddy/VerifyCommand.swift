@@ -57,22 +57,34 @@ struct VerifyCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show progress on standard error (default: on).")
     var progress = true
 
+    @Option(name: .long, help: "The entity to check, in a topology with `entities:` (its prefix and Function; parts merged).")
+    var entity: String?
+
+    @Option(name: .long, help: "Files: the field holding each event's source partition, for an entity with `parts: per_partition` (as eddy replay).")
+    var partitionField: String?
+
     func validate() throws {
         try source.validate()
         if let at, parseTime(at) == nil {
             throw ValidationError("--at '\(at)': give epoch milliseconds, RFC 3339 (2026-01-01T00:00:00Z) or now-DURATION")
         }
         if let sample, sample <= 0 { throw ValidationError("--sample must be positive") }
+        if partitionField != nil && source.fromKafka {
+            throw ValidationError("--partition-field is for files; Kafka events carry their partition")
+        }
     }
 
     func run() throws {
-        var t = try loadTopology(topology)
-        try refuseMultiEntity(t, command: "eddy verify")
+        var t = try selectEntity(try loadTopology(topology), entity, command: "eddy verify")
         if let prefix { t.sink.keyPrefix = prefix }
         let readTime = at.flatMap(parseTime) ?? Int64(Date().timeIntervalSince1970 * 1000)
         let url = try resolveRedisURL(redis, topology: t, credentials: redisCredentials)
         let connection = try connectRedis(url, clientName: "eddy-verify", connectTimeout: .seconds(5),
                                           commandTimeout: .seconds(60))
+        if t.parts == .perPartition {
+            try finish(t, report: try verifyParts(t, connection: connection, url: url, at: readTime), at: readTime)
+            return
+        }
 
         let messages = try source.fromKafka ? MessageFormat.kafka(t) : MessageFormat.files(t, inputs: source.input)
         let session = ReplaySession(topology: t, emit: .final, trackOffsets: source.fromKafka, binary: messages.binary)
@@ -94,7 +106,34 @@ struct VerifyCommand: ParsableCommand {
         } catch {
             throw CLIError("reading Redis at \(url) failed: \(error)")
         }
+        try finish(t, report: report, at: readTime)
+    }
 
+    /// Replays a `parts: per_partition` entity and checks its keys (`PartsVerifier`).
+    func verifyParts(_ t: Topology, connection: RedisClient, url: RedisTarget, at readTime: Int64) throws -> Verifier.Report {
+        let messages = try source.fromKafka ? MessageFormat.kafka(t) : MessageFormat.files(t, inputs: source.input)
+        if messages.containerFiles { throw CLIError("Avro container files are not supported yet for parts: per_partition entities") }
+        let session = PartsReplaySession(topology: t, emit: .final, partitionField: partitionField.map { FieldPath(dotted: $0) },
+                                         binary: messages.binary)
+        let start = monotonicSeconds()
+        let kafka = try source.replayParts(topology: t, into: session, deadLetters: nil, progress: progress,
+                                           label: "verify \(t.name): replay", format: messages)
+        let parts = session.finalParts()
+        session.setSeconds(monotonicSeconds() - start)
+        printError("replay \(t.name) (parts per partition): \(session.summary.description)")
+        kafka?.close()
+        let verifier = PartsVerifier(session: session, parts: parts, topology: t, prefix: t.sink.keyPrefix, client: connection,
+                                     at: readTime, partitionNames: kafka?.plans.map(\.name), endOffsets: kafka?.plans.map(\.end))
+        verifier.maxReported = maxReport
+        do {
+            return try verifier.run(sample: sample, seed: seed, scan: scan ?? (sample == nil))
+        } catch {
+            throw CLIError("reading Redis at \(url) failed: \(error)")
+        }
+    }
+
+    /// Prints the differences (standard output) and the summary; exit 1 when any.
+    func finish(_ t: Topology, report: Verifier.Report, at readTime: Int64) throws {
         var out = JSONWriter(capacity: 1 << 16)
         for m in report.mismatches {
             out.raw("{\"key\":")

@@ -145,6 +145,29 @@ import Testing
             #expect(g.status == 0 && g.out == String(line) + "\n", "\(g.out) vs \(line)\n\(g.err)")
         }
 
+        // eddy serve serves each entity as <topology>_<entity>: the same objects over HTTP.
+        let port = try #require(FreePort.find())
+        let serve = try Background(["serve", "--topology", topology, "--redis", redis.url.description,
+                                    "--listen", "127.0.0.1:\(port)", "--no-console"], in: dir, name: "serve")
+        var ready = false
+        for _ in 0..<200 where !ready {
+            ready = (try? ClusterTests.get("http://127.0.0.1:\(port)/readyz"))?.status == 200
+            if !ready { usleep(50_000) }
+        }
+        #expect(ready, "\(serve.log)")
+        for line in some {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let key = obj["key"] as! String, kt = (obj["key_time"] as! NSNumber).int64Value
+            let (status, body) = try ClusterTests.get("http://127.0.0.1:\(port)/v1/features/shop_items/\(key)?at=\(kt)")
+            #expect(status == 200 && body == String(line), "\(key): \(status) \(body)")
+        }
+        #expect(try ClusterTests.get("http://127.0.0.1:\(port)/v1/features/shop_items/nothing").status == 404)
+        serve.signal(SIGTERM)
+        _ = serve.wait(seconds: 10)
+        // The least-privilege users cover every entity's prefix.
+        let acl = try Harness.capture(["acl", topology, "--role", "worker"], in: dir)
+        #expect(acl.status == 0 && acl.out.contains("~shop:users:* ~shop:items:*"), "\(acl.out)\(acl.err)")
+
         // Users (parts: one): the single-key layout, equal to the replay.
         let userFinal = path("users-final.jsonl")
         let u = try Harness.run(["replay", "--topology", topology, "--entity", "users", "--input", events,
@@ -174,6 +197,29 @@ import Testing
         #expect(mismatches.isEmpty, "\(mismatches.count) of \(userKeys) users differ, first: \(mismatches.prefix(3))")
         let size = try conn.command("DBSIZE").integer ?? 0
         #expect(size == Int64(userKeys + itemKeys), "Redis holds \(size) keys, replay \(userKeys) users + \(itemKeys) items")
+
+        // eddy verify per entity, read at the last event's time: every item's
+        // merged parts and per-part fences, every user; then a part deleted is found.
+        let lastTs = lines.compactMap { line -> Int64? in
+            let text = String(decoding: line, as: UTF8.self)
+            return text.range(of: "\"ts\":").flatMap { Int64(text[$0.upperBound...].prefix { $0.isNumber }) }
+        }.max()!
+        let verifyItems = ["verify", "--topology", topology, "--entity", "items", "--from-kafka", "--brokers", kafka.brokers,
+                           "--redis", redis.url.description, "--at", "\(lastTs)", "--no-progress"]
+        var v = try Harness.capture(verifyItems, in: dir)
+        #expect(v.status == 0 && v.err.contains("keys checked \(itemKeys), equal \(itemKeys), different 0, missing in Redis 0, extra in Redis 0"),
+                "\(v.err)\n\(v.out.prefix(2000))")
+        v = try Harness.capture(["verify", "--topology", topology, "--entity", "users", "--input", events,
+                                 "--redis", redis.url.description, "--at", "\(lastTs)", "--no-progress"], in: dir)
+        #expect(v.status == 0 && v.err.contains("keys checked \(userKeys), equal \(userKeys), different 0"), "\(v.err)")
+        let busy = try String(contentsOfFile: itemFinal, encoding: .utf8).split(separator: "\n").compactMap { line -> String? in
+            let key = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["key"] as? String
+            return key
+        }.first { key in ((try? conn.command("HKEYS", "shop:items:" + key).array) ?? []).filter { $0.string?.hasPrefix("_p:") == true }.count > 2 }!
+        let dropped = try conn.command("HKEYS", "shop:items:" + busy).array!.compactMap(\.string).first { $0.hasPrefix("_p:") }!
+        _ = try conn.command("HDEL", "shop:items:" + busy, dropped)
+        v = try Harness.capture(verifyItems, in: dir)
+        #expect(v.status == 1 && v.err.contains("different 1,") && v.out.contains("\"key\":\"\(busy)\""), "\(v.err)\n\(v.out.prefix(2000))")
 
         // Events without an item: dead-lettered for the items entity only, each once.
         // (Redelivered after a SIGKILL, a dead letter may come twice: counted by position.)
