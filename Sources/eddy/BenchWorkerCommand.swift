@@ -40,6 +40,8 @@ struct WorkerBench: ParsableCommand {
     var compareUnfenced = false
     @Flag(name: .customLong("compare-layouts"), help: "Also drain the events with sink.layout full and lean, alternately, twice each, each into an emptied Redis, and report events/s, Redis CPU per entity write (INFO cpu and INFO commandstats), the worker's CPU per 1M events and Redis bytes per entity.")
     var compareLayouts = false
+    @Flag(name: .customLong("compare-entities"), help: "Also drain the events with Topologies/recommendations.yaml's user entity alone and with its user and item entities (items: parts per_partition), alternately, twice each, each into an emptied Redis, and report events/s, entity writes, Redis CPU per write, the worker's CPU per 1M events and Redis bytes.")
+    var compareEntities = false
     @Flag(name: .customLong("compare-waves"), help: "Also drain the events with every partition read at once (--catch-up-waves 1) and in waves again, each into an emptied Redis, and report the ratio.")
     var compareWaves = false
     @Option(name: .customLong("property"), help: "Extra consumer property k=v (repeatable).") var properties: [String] = []
@@ -56,6 +58,8 @@ struct WorkerBench: ParsableCommand {
         guard distribution == "uniform" || distribution == "realistic" else {
             throw ValidationError("--distribution is uniform or realistic, not \(distribution)")
         }
+        // The steady phase reads its histograms once warmed up, then at the end: it needs a second.
+        if steadySeconds < 1 { throw ValidationError("--steady-seconds must be at least 1") }
     }
 
     func run() throws {
@@ -140,6 +144,25 @@ struct WorkerBench: ParsableCommand {
             }
         }
 
+        // 2b''. Users alone against users and items from one consumer, alternately.
+        var entityComparison: [(both: Bool, cost: DrainCost)] = []
+        if compareEntities {
+            let recommendations = try loadTopology("recommendations")
+            for round in 1...2 {
+                for both in [false, true] {
+                    _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
+                    var t = both ? recommendations : recommendations.entity(named: "users")!
+                    t.source = topology.source
+                    t.source.group += both ? "-entities\(round)" : "-users\(round)"
+                    var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+                    config.batchesInFlight = 8
+                    let cost = try DrainCost.measure(redis: redis.url, events: events) { try drain(config) }
+                    printError("\(both ? "users+items" : "users alone") \(round): \(cost.summary)")
+                    entityComparison.append((both, cost))
+                }
+            }
+        }
+
         // 2c. Catch-up in waves against every partition at once, the same way.
         var waveComparison: (allAtOnce: Double, waves: Double)?
         if compareWaves {
@@ -212,6 +235,11 @@ struct WorkerBench: ParsableCommand {
                 let runs = layoutComparison.filter { $0.layout == layout }.map(\.cost)
                 guard !runs.isEmpty else { continue }
                 print("  layout \(layout.rawValue): " + runs.map(\.summary).joined(separator: " | "))
+            }
+            for both in [false, true] {
+                let runs = entityComparison.filter { $0.both == both }.map(\.cost)
+                guard !runs.isEmpty else { continue }
+                print("  \(both ? "users+items (recommendations)" : "users alone (recommendations)"): " + runs.map(\.summary).joined(separator: " | "))
             }
             if let t = tlsComparison {
                 let plain = t.plain.reduce(0, +) / Double(t.plain.count), tls = t.tls.reduce(0, +) / Double(t.tls.count)
