@@ -263,7 +263,7 @@ public final class PartsReplaySession {
     }
 
     func merge(_ key: [UInt8], _ parts: [(Int32, [UInt8])]) -> [UInt8] {
-        key.withUnsafeBytes { k in withParts(parts) { engine.mergeParts(key: k, $0) } }
+        engine.mergeParts(key: key, parts)
     }
 
     /// The events of one part (in arrival order) that are not late against
@@ -328,19 +328,6 @@ public final class PartsReplaySession {
         }
         summary.keys = keys.count
         return out
-    }
-
-    /// Calls `body` with the parts as `PartState`s pointing into `parts`' bytes.
-    func withParts<R>(_ parts: [(Int32, [UInt8])], _ body: ([PartState]) -> R) -> R {
-        var states: [PartState] = []
-        func go(_ i: Int) -> R {
-            if i == parts.count { return body(states) }
-            return parts[i].1.withUnsafeBytes { b in
-                states.append(PartState(partition: parts[i].0, blob: b.baseAddress!))
-                return go(i + 1)
-            }
-        }
-        return go(0)
     }
 
     public func setSeconds(_ s: Double) { summary.seconds = s }

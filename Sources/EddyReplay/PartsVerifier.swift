@@ -10,7 +10,7 @@ import EddyStore
 ///   stored parts `_p:<partition>` at `T`) against the merged replay, column
 ///   by column, `key_time` included;
 /// - `_fp`;
-/// - for Kafka replays, every part's fence `_o:<topic>:<partition>` against
+/// - for Kafka replays, that Redis holds exactly the replay's parts, and every part's fence `_o:<topic>:<partition>` against
 ///   the offset of the part's last accepted event. A key with a part whose
 ///   fence is beyond the replay (a worker wrote newer events since) is
 ///   counted as newer, not compared. (A file replay's fences, `file:<p>`,
@@ -103,9 +103,13 @@ public final class PartsVerifier {
                     diffs.append(.init(key: name, column: fence, redis: stored.map(String.init) ?? "(absent)", replay: String(p.offset)))
                 }
             }
-            // A part Redis holds that the replay does not (another topic or partition).
+            // Every part of the replay is stored (one that reads the same at T
+            // may still matter at another T), and no other (another topic or partition).
             let expected = Set(mine.map { EntityLayout.partFieldPrefix + partitionNames[Int($0.source)] })
-            for n in fields.keys where n.hasPrefix(EntityLayout.partFieldPrefix) && !expected.contains(n) {
+            for n in expected.sorted() where served != nil && fields[n] == nil {
+                diffs.append(.init(key: name, column: n, redis: "(absent)", replay: "(a part)"))
+            }
+            for n in fields.keys.sorted() where n.hasPrefix(EntityLayout.partFieldPrefix) && !expected.contains(n) {
                 diffs.append(.init(key: name, column: n, redis: "(a part)", replay: "(absent)"))
             }
         }

@@ -334,6 +334,15 @@ struct EventSourceOptions: ParsableArguments {
             }
             return nil
         }
+        let k = try kafkaSource(t, group: group, format: messages)
+        if let dlq { session.onKafkaReject = Self.kafkaRejectWriter(dlq, plans: k.plans) }
+        try Self.withMeter(k, label: label, progress: progress) { tick in try k.run(into: session, output: nil, progress: tick) }
+        return k
+    }
+
+    /// The Kafka source of a replay over `range()`: its notes printed, the
+    /// schema resolver and the error log set.
+    func kafkaSource(_ t: Topology, group: String?, format: MessageFormat) throws -> KafkaReplaySource {
         let servers = resolveBrokers(brokers, topology: t)
         let k: KafkaReplaySource
         do {
@@ -343,26 +352,34 @@ struct EventSourceOptions: ParsableArguments {
             throw CLIError("\(e). Start Kafka or pass --brokers LIST (or EDDY_BROKERS).")
         }
         for note in k.notes { printError("kafka: \(note)") }
-        if messages.resolver != nil { k.resolveSchema = { messages.resolveBlocking($0) } }
+        if format.resolver != nil { k.resolveSchema = { format.resolveBlocking($0) } }
         k.onError = { printError("kafka: \($0)") }
-        if let dlq {
-            let plans = k.plans
-            session.onKafkaReject = { source, offset, reason, bytes in
-                let p = plans[Int(source)]
-                dlq.writer.raw("{\"topic\":")
-                dlq.writer.string(p.topic)
-                dlq.writer.raw(",\"partition\":")
-                dlq.writer.int(Int64(p.partition))
-                dlq.writer.raw(",\"offset\":")
-                dlq.writer.int(offset)
-                writeRejected(dlq, reason, bytes)
-            }
+        return k
+    }
+
+    /// Writes a Kafka event a session rejected as a dead-letter line.
+    static func kafkaRejectWriter(_ dlq: OutputFile, plans: [PartitionPlan])
+        -> (Int32, Int64, RejectReason, UnsafeRawBufferPointer) -> Void
+    {
+        { source, offset, reason, bytes in
+            let p = plans[Int(source)]
+            dlq.writer.raw("{\"topic\":")
+            dlq.writer.string(p.topic)
+            dlq.writer.raw(",\"partition\":")
+            dlq.writer.int(Int64(p.partition))
+            dlq.writer.raw(",\"offset\":")
+            dlq.writer.int(offset)
+            writeRejected(dlq, reason, bytes)
         }
+    }
+
+    /// Runs `body` (a read of `k`) with a progress meter it ticks.
+    static func withMeter(_ k: KafkaReplaySource, label: String, progress: Bool,
+                          _ body: (_ tick: @escaping () -> Void) throws -> Void) throws {
         let meter = ProgressMeter(label: label, total: k.totalOffsets, unit: "offsets")
         meter.enabled = progress
-        try k.run(into: session, output: nil) { meter.update(done: k.consumedOffsets, events: k.delivered) }
+        try body { meter.update(done: k.consumedOffsets, events: k.delivered) }
         meter.finish()
-        return k
     }
 
     /// Reads every event into `session`, writing rows to `output`; returns
@@ -370,37 +387,14 @@ struct EventSourceOptions: ParsableArguments {
     func replay(topology t: Topology, into session: ReplaySession, output: OutputFile?, deadLetters dlq: OutputFile?,
                 progress: Bool, label: String, commitGroup: String? = nil, format: MessageFormat = MessageFormat()) throws -> KafkaReplaySource? {
         if fromKafka {
-            let servers = resolveBrokers(brokers, topology: t)
-            let kafka: KafkaReplaySource
-            do {
-                kafka = try KafkaReplaySource(brokers: servers, topics: t.source.topics, properties: t.source.properties,
-                                              range: try range(), group: commitGroup)
-            } catch let e as ReplayError {
-                throw CLIError("\(e). Start Kafka or pass --brokers LIST (or EDDY_BROKERS).")
-            }
-            for note in kafka.notes { printError("kafka: \(note)") }
-            if format.resolver != nil { kafka.resolveSchema = { format.resolveBlocking($0) } }
-            kafka.onError = { printError("kafka: \($0)") }
-            if let dlq {
-                let plans = kafka.plans
-                session.onKafkaReject = { source, offset, reason, bytes in
-                    let p = plans[Int(source)]
-                    dlq.writer.raw("{\"topic\":")
-                    dlq.writer.string(p.topic)
-                    dlq.writer.raw(",\"partition\":")
-                    dlq.writer.int(Int64(p.partition))
-                    dlq.writer.raw(",\"offset\":")
-                    dlq.writer.int(offset)
-                    writeRejected(dlq, reason, bytes)
+            let kafka = try kafkaSource(t, group: commitGroup, format: format)
+            if let dlq { session.onKafkaReject = Self.kafkaRejectWriter(dlq, plans: kafka.plans) }
+            try Self.withMeter(kafka, label: label, progress: progress) { tick in
+                try kafka.run(into: session, output: output) {
+                    tick()
+                    try? dlq?.flushIfNeeded()
                 }
             }
-            let meter = ProgressMeter(label: label, total: kafka.totalOffsets, unit: "offsets")
-            meter.enabled = progress
-            try kafka.run(into: session, output: output) {
-                meter.update(done: kafka.consumedOffsets, events: kafka.delivered)
-                try? dlq?.flushIfNeeded()
-            }
-            meter.finish()
             return kafka
         }
 

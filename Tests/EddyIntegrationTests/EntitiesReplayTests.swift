@@ -202,7 +202,9 @@ import Testing
         let (s2, e2) = try run(["replay", "--topology", topology, "--entity", "nope", "--input", "Topologies/clickstream.sample.jsonl"], dir: dir)
         #expect(s2 != 0 && e2.contains("has no entity 'nope' (entities: users, items)"), "\(e2)")
         let (s3, e3) = try run(["drift", "--topology", topology, "--redis", "redis://127.0.0.1:1", "--save-baseline", dir.appendingPathComponent("b.json").path], dir: dir)
-        #expect(s3 != 0 && e3.contains("does not support the entities form yet"), "\(e3)")
+        #expect(s3 != 0 && e3.contains("choose one with --entity NAME for eddy drift"), "\(e3)")
+        let (s5, e5) = try run(["bench", "replay", "--topology", topology, "--events", "10"], dir: dir)
+        #expect(s5 != 0 && e5.contains("does not support the entities form yet"), "\(e5)")
         let (s4, e4) = try run(["check", topology], dir: dir)
         #expect(s4 == 0, "\(e4)")
     }

@@ -122,16 +122,7 @@ import Testing
             itemKeys += 1
             if parts.count > 1 { multiPart += 1 }
             guard !parts.isEmpty, fences == parts.count else { mismatches.append("\(key): \(parts.count) parts, \(fences) fences"); continue }
-            let merged = withParts(parts) { states in Array(key.utf8).withUnsafeBytes { itemEngine.mergeParts(key: $0, states) } }
-            var w = JSONWriter()
-            w.raw("{\"key\":")
-            w.string(key)
-            w.raw(",\"key_time\":")
-            w.int(kt)
-            w.raw(UInt8(ascii: ","))
-            merged.withUnsafeBytes { itemEngine.writeFeatures(blob: $0.baseAddress!, at: kt, into: &w) }
-            w.raw(UInt8(ascii: "}"))
-            let got = String(decoding: w.bytes, as: UTF8.self)
+            let got = finalLine(itemEngine, key: key, keyTime: kt, blob: itemEngine.mergeParts(key: Array(key.utf8), parts))
             if got != String(line) { mismatches.append("\(key):\n  redis  \(got)\n  replay \(line)") }
         }
         #expect(itemKeys > 500 && multiPart > 200, "\(itemKeys) items, \(multiPart) with several parts")
@@ -184,15 +175,7 @@ import Testing
             guard let blob = try conn.command("HGET", "shop:users:" + key, "_state").bytes else {
                 mismatches.append("\(key): missing"); continue
             }
-            var w = JSONWriter()
-            w.raw("{\"key\":")
-            w.string(key)
-            w.raw(",\"key_time\":")
-            w.int(kt)
-            w.raw(UInt8(ascii: ","))
-            blob.withUnsafeBytes { userEngine.writeFeatures(blob: $0.baseAddress!, at: kt, into: &w) }
-            w.raw(UInt8(ascii: "}"))
-            if String(decoding: w.bytes, as: UTF8.self) != String(line) { mismatches.append("\(key)") }
+            if finalLine(userEngine, key: key, keyTime: kt, blob: blob) != String(line) { mismatches.append("\(key)") }
             userKeys += 1
         }
         #expect(userKeys > 1000)
@@ -229,18 +212,5 @@ import Testing
         let distinct = Set(letters.map { "\($0.headers["eddy.partition"] ?? ""):\($0.headers["eddy.offset"] ?? "")" })
         #expect(distinct.count == noItem && letters.allSatisfy { $0.headers["eddy.entity"] == "items" },
                 "\(distinct.count) missing-key dead letters, \(noItem) events without an item")
-    }
-
-    /// Calls `body` with the parts as `PartState`s pointing into their bytes.
-    func withParts<R>(_ parts: [(Int32, [UInt8])], _ body: ([PartState]) -> R) -> R {
-        var states: [PartState] = []
-        func go(_ i: Int) -> R {
-            if i == parts.count { return body(states) }
-            return parts[i].1.withUnsafeBytes { b in
-                states.append(PartState(partition: parts[i].0, blob: b.baseAddress!))
-                return go(i + 1)
-            }
-        }
-        return go(0)
     }
 }

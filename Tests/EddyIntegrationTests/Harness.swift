@@ -221,21 +221,27 @@ func compareRedisWithReplay(events: String, target: RedisTarget, dir: URL, prefi
             let key = obj["key"] as? String, let k = (obj["key_time"] as? NSNumber)?.int64Value
         else { mismatches.append("unparsable replay line \(line)"); continue }
         guard let blob = reply.bytes else { mismatches.append("\(key): missing in Redis"); continue }
-        var w = JSONWriter()
-        w.raw("{\"key\":")
-        w.string(key)
-        w.raw(",\"key_time\":")
-        w.int(k)
-        w.raw(UInt8(ascii: ","))
-        blob.withUnsafeBytes { engine.writeFeatures(blob: $0.baseAddress!, at: k, into: &w) }
-        w.raw(UInt8(ascii: "}"))
-        let got = String(decoding: w.bytes, as: UTF8.self)
+        let got = finalLine(engine, key: key, keyTime: k, blob: blob)
         if got != String(line) { mismatches.append("\(key):\n  redis  \(got)\n  replay \(line)") }
     }
     var size: Int64 = 0
     try conn.forEachMaster { c throws(RedisError) in size += try c.command("DBSIZE").integer ?? 0 }
     if size != Int64(keys) { mismatches.append("Redis holds \(size) keys, replay \(keys)") }
     return (keys, mismatches)
+}
+
+/// A state blob read at its key time as `eddy replay --emit final` writes
+/// the key's line (without the newline).
+func finalLine(_ engine: FeatureEngine, key: String, keyTime k: Int64, blob: [UInt8]) -> String {
+    var w = JSONWriter()
+    w.raw("{\"key\":")
+    w.string(key)
+    w.raw(",\"key_time\":")
+    w.int(k)
+    w.raw(UInt8(ascii: ","))
+    blob.withUnsafeBytes { engine.writeFeatures(blob: $0.baseAddress!, at: k, into: &w) }
+    w.raw(UInt8(ascii: "}"))
+    return String(decoding: w.bytes, as: UTF8.self)
 }
 
 /// The samples of a Prometheus text scrape of `http://127.0.0.1:port/metrics`,

@@ -19,6 +19,19 @@ public struct PartState {
 }
 
 extension FeatureEngine {
+    /// `mergeParts` of parts held as byte arrays: (partition, state blob).
+    public func mergeParts(key: [UInt8], _ parts: [(Int32, [UInt8])]) -> [UInt8] {
+        var states: [PartState] = []
+        func go(_ i: Int) -> [UInt8] {
+            if i == parts.count { return key.withUnsafeBytes { mergeParts(key: $0, states) } }
+            return parts[i].1.withUnsafeBytes { b in
+                states.append(PartState(partition: parts[i].0, blob: b.baseAddress!))
+                return go(i + 1)
+            }
+        }
+        return go(0)
+    }
+
     /// Merges the parts of one key into one state blob whose reads at any
     /// `T` (`writeFeatures(blob:at:into:)`) are the merged reads of
     /// SEMANTICS.md, "Keys spread over partitions". Pure: it reads the
