@@ -39,15 +39,21 @@ public struct RedisCommandBuilder: ~Copyable {
         ends.removeAll()
     }
 
-    /// Adds one argument.
+    /// Adds one argument. (No non-generic `add(_: any RedisArgument)`
+    /// beside it: that one won overload resolution for every concrete
+    /// argument, so each argument of each entity write went through an
+    /// existential; a type-erased value is opened into this one instead.)
     public mutating func add<A: RedisArgument>(_ argument: A) {
         argument.withRedisArgumentBytes { bytes.append(bytes: $0) }
         ends.append(bytes.count)
     }
 
-    /// Adds one argument given as a type-erased value.
-    public mutating func add(_ argument: any RedisArgument) {
-        argument.withRedisArgumentBytes { bytes.append(bytes: $0) }
+    /// Adds raw bytes as one argument. Concrete, so callers in other modules
+    /// (the entity writer's keys, fields and values) call it directly: the
+    /// generic `add` is not specialized across modules and reaches the bytes
+    /// through the protocol's witness table for every argument.
+    public mutating func add(_ argument: UnsafeRawBufferPointer) {
+        bytes.append(bytes: argument)
         ends.append(bytes.count)
     }
 
