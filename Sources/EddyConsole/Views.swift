@@ -226,8 +226,9 @@ public enum Views {
         return HTML.page(title: "Entity inspector", active: "/ui/entity", body: body)
     }
 
-    /// What to show of each stored field: `_state` and `_fp` by size, `_K` with its date,
-    /// fences as offsets, point columns as stored (JSON).
+    /// What to show of each stored field: `_state`, `_fp` and parts (`_p:`) by size, `_K` with
+    /// its date, fences as offsets, point columns as stored (JSON). The state size is the parts'
+    /// sum for a `parts: per_partition` entity.
     public static func rawFields(_ pairs: [(field: [UInt8], value: [UInt8])]) -> (rows: [(field: String, value: String)], stateBytes: Int?) {
         var rows: [(field: String, value: String)] = []
         var state: Int?
@@ -246,6 +247,10 @@ public enum Views {
             default:
                 if field.hasPrefix("_o:") {
                     rows.append((field + "  (fence)", String(decoding: v, as: UTF8.self)))
+                } else if field.hasPrefix("_p:") {
+                    // One partition's part of a `parts: per_partition` entity: a state blob.
+                    state = (state ?? 0) + v.count
+                    rows.append((field + "  (part)", "(binary, \(v.count) bytes)"))
                 } else {
                     rows.append((field, String(decoding: v, as: UTF8.self)))
                 }

@@ -71,6 +71,20 @@ struct ConsoleRenderTests {
         #expect(Format.duration(86_400_000) == "24h" && Format.duration(7 * 86_400_000) == "7d" && Format.duration(90 * 60_000) == "1h30m")
     }
 
+    @Test("a per-partition entity's parts show by size, their sum as the state size; fences as offsets")
+    func partsInRawFields() {
+        let blob: [UInt8] = [0xFF, 0x00, 0x3C, 0x7F, 0x01]
+        let (rows, state) = Views.rawFields([
+            (Array("_p:clickstream:3".utf8), blob), (Array("_p:clickstream:0".utf8), blob + blob),
+            (Array("_o:clickstream:3".utf8), Array("812".utf8)), (Array("_fp".utf8), Array("abc".utf8)),
+        ])
+        #expect(state == 15)
+        #expect(rows.contains { $0.field == "_p:clickstream:0  (part)" && $0.value == "(binary, 10 bytes)" })
+        #expect(rows.contains { $0.field == "_p:clickstream:3  (part)" && $0.value == "(binary, 5 bytes)" })
+        #expect(rows.contains { $0.field == "_o:clickstream:3  (fence)" && $0.value == "812" })
+        #expect(!rows.contains { $0.value.contains("\u{FF}") || $0.value.contains("<") })
+    }
+
     static func distribution(_ values: [Double?]) -> FeatureDistribution {
         var d = FeatureDistribution()
         for v in values { d.add(v) }
