@@ -107,7 +107,12 @@ final class ShardStage {
                 // Again: the ingest may have found a backlog while the shard waited.
                 let interval = updateFlushInterval()
                 let writerIdle = config.flushWhenIdle && !catchingUp && input.isEmpty && freeFlushes.count == flushes.count
-                if writerIdle || dirtyCount >= dirtyKeyBound || ContinuousClock.now - lastFlush >= interval {
+                if dirtyCount >= dirtyKeyBound {
+                    // Dirty keys cannot be evicted: past the bound, wait for
+                    // the writer (the rings then hold the ingest back) rather
+                    // than let memory grow with Redis's pace.
+                    flush(barrier: 0)
+                } else if writerIdle || ContinuousClock.now - lastFlush >= interval {
                     if let free = freeFlushes.tryPop() { flush(into: free, barrier: 0) }
                 }
             } else {
@@ -120,8 +125,11 @@ final class ShardStage {
         }
     }
 
-    /// Dirty keys that make the shard flush early: `maxDirtyKeys`, but at
-    /// most a quarter of `maxKeysInMemory`. Dirty keys cannot be evicted, so
+    /// Dirty keys that make the shard flush early, waiting for the writer
+    /// if both flush batches are out: `maxDirtyKeys`, but at most a quarter
+    /// of `maxKeysInMemory`. So the keys in memory stay below about
+    /// `maxKeysInMemory + (flushesInFlight + 1) * (bound + batchSize)`
+    /// (clean keys are evicted at each flush; in-flight and dirty ones wait). Dirty keys cannot be evicted, so
     /// while catching up (a flush every 3 s) a small `--max-keys` was
     /// overrun many times (a soak's worker at `--max-keys 50000` went from
     /// 72 to 102 MiB catching up after a slow phase and kept it; a test's
