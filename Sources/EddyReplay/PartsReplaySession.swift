@@ -315,12 +315,11 @@ public final class PartsReplaySession {
                 summary.accepted += list.count
                 for i in list { apply(i, to: slot) }
                 let last = list.last!  // a part's first event is never late
-                let b = engine.store.blob(slot)
-                let headerLength = 2 + Int(b.loadUnaligned(as: UInt16.self))
                 var blob: [UInt8] = []
-                withUnsafeBytes(of: UInt16(key.count).littleEndian) { blob.append(contentsOf: $0) }
-                blob.append(contentsOf: key)
-                blob.append(contentsOf: UnsafeRawBufferPointer(start: b + headerLength, count: engine.store.length(slot) - headerLength))
+                key.withUnsafeBytes { k in
+                    PartKey.rewriteHeader(UnsafeRawBufferPointer(start: engine.store.blob(slot), count: engine.store.length(slot)),
+                                          key: k) { blob.append(contentsOf: $0) }
+                }
                 engine.store.remove(slot)
                 out.append(FinalPart(key: key, source: events[last].source, offset: events[last].offset,
                                      partition: p, line: events[last].line, blob: blob))

@@ -26,6 +26,8 @@ public final class PartsVerifier {
     let partitionNames: [String]?
     let endOffsets: [Int64]?
     public var maxReported = 50
+    /// `_fp` as the worker writes it.
+    let fingerprint: [UInt8]
 
     public init(session: PartsReplaySession, parts: [PartsReplaySession.FinalPart], topology: Topology, prefix: String,
                 client: RedisClient, at: Int64, partitionNames: [String]? = nil, endOffsets: [Int64]? = nil) {
@@ -34,6 +36,7 @@ public final class PartsVerifier {
         var t = topology
         t.sink.keyPrefix = prefix
         self.topology = t
+        self.fingerprint = Array(EntityLayout.fingerprint(t).utf8)
         self.prefix = prefix
         self.client = client
         self.at = at
@@ -130,7 +133,7 @@ public final class PartsVerifier {
             expected.raw(UInt8(ascii: "}"))
         }
         diffs += Verifier.compareObjects(key: name, redis: served, replay: expected.bytes)
-        let fp = Array(EntityLayout.fingerprint(topology).utf8)
+        let fp = fingerprint
         if fields[EntityLayout.fingerprintField] != fp {
             diffs.append(.init(key: name, column: EntityLayout.fingerprintField,
                                redis: fields[EntityLayout.fingerprintField].map(Verifier.text) ?? "(absent)",

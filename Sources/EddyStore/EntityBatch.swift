@@ -72,11 +72,8 @@ public final class EntityBatch {
             fieldRanges.append(store(name))
             fieldRanges.append(store(value))
         }
-        let partitionRange = store(partition)
-        entities.append(Entity(
-            keyStart: keyStart, keyLength: prefix.count + key.count, offset: offset,
-            partitionStart: partitionRange.0, partitionLength: partitionRange.1,
-            rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
+        finishEntity(keyStart: keyStart, keyLength: prefix.count + key.count, fieldsStart: fieldsStart,
+                     partition: partition, offset: offset, rearmTTL: rearmTTL)
     }
 
     /// Appends the part in `slot` of a `parts: per_partition` entity, whose
@@ -95,18 +92,22 @@ public final class EntityBatch {
         partition.withUnsafeBytes { bytes.append($0) }
         fieldRanges.append((nameStart, bytes.count - nameStart))
         // The blob with the entity key's header: what replay and the Function read.
-        let blob = UnsafeRawBufferPointer(start: states.blob(slot), count: states.length(slot))
-        let oldHeader = 2 + Int(UInt16(littleEndian: blob.loadUnaligned(as: UInt16.self)))
         let valueStart = bytes.count
-        withUnsafeBytes(of: UInt16(entityKey.count).littleEndian) { bytes.append($0) }
-        bytes.append(entityKey)
-        bytes.append(UnsafeRawBufferPointer(rebasing: blob[oldHeader...]))
+        PartKey.rewriteHeader(UnsafeRawBufferPointer(start: states.blob(slot), count: states.length(slot)),
+                              key: entityKey) { bytes.append($0) }
         fieldRanges.append((valueStart, bytes.count - valueStart))
         fieldRanges.append(store(Self.fingerprintName))
         fieldRanges.append(store(fingerprint))
+        finishEntity(keyStart: keyStart, keyLength: prefix.count + entityKey.count, fieldsStart: fieldsStart,
+                     partition: partition, offset: offset, rearmTTL: rearmTTL)
+    }
+
+    /// Ends an entity whose key and fields are stored: its fence and entry.
+    @inline(__always)
+    func finishEntity(keyStart: Int, keyLength: Int, fieldsStart: Int, partition: [UInt8], offset: Int64, rearmTTL: Bool) {
         let partitionRange = store(partition)
         entities.append(Entity(
-            keyStart: keyStart, keyLength: prefix.count + entityKey.count, offset: offset,
+            keyStart: keyStart, keyLength: keyLength, offset: offset,
             partitionStart: partitionRange.0, partitionLength: partitionRange.1,
             rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
     }
@@ -123,11 +124,8 @@ public final class EntityBatch {
             fieldRanges.append(store(name))
             fieldRanges.append(store(value))
         }
-        let partitionRange = store(partition)
-        entities.append(Entity(
-            keyStart: keyRange.0, keyLength: keyRange.1, offset: offset,
-            partitionStart: partitionRange.0, partitionLength: partitionRange.1,
-            rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
+        finishEntity(keyStart: keyRange.0, keyLength: keyRange.1, fieldsStart: fieldsStart,
+                     partition: partition, offset: offset, rearmTTL: rearmTTL)
     }
 
     /// Calls `body` with a function giving the state blob (`_state`) of

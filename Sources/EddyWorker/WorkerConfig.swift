@@ -82,7 +82,7 @@ public struct WorkerConfig: Sendable {
     /// The topology of each entity the worker keeps: the topology itself in
     /// the single-key form, else each of its `entities:`.
     public var entityTopologies: [Topology] {
-        topology.isMultiEntity ? topology.entities.map { topology.entity(named: $0.name)! } : [topology]
+        topology.entityTopologies
     }
 
     /// librdkafka properties for the group consumer: the topology's

@@ -28,7 +28,7 @@ struct ACLCommand: ParsableCommand {
     func run() throws {
         let t = try loadTopology(topology)
         // Every entity's prefix (one in the single-key form).
-        let prefixes = t.isMultiEntity ? t.entities.map(\.keyPrefix) : [t.sink.keyPrefix]
+        let prefixes = t.entityTopologies.map(\.sink.keyPrefix)
         let roles: [RedisRole]
         if let role {
             guard let r = RedisRole(rawValue: role) else {

@@ -123,10 +123,7 @@ struct ServeCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         var targets: [String: RedisTarget] = [:]
         // An `entities:` topology is served as one topology per entity,
         // named <topology>_<entity> like its Function: /v1/features/shop_items/{key}.
-        let loaded = try topology.flatMap { file -> [Topology] in
-            let t = try loadTopology(file)
-            return t.isMultiEntity ? t.entities.map { t.entity(named: $0.name)! } : [t]
-        }
+        let loaded = try topology.flatMap { try loadTopology($0).entityTopologies }
         for t in loaded {
             if served.contains(where: { $0.topology.name == t.name }) {
                 throw CLIError("topology name '\(t.name)' is given twice")

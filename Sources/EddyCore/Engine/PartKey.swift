@@ -24,33 +24,33 @@ public enum PartKey {
         return UnsafeRawBufferPointer(start: buffer, count: n + suffixLength)
     }
 
-    /// The part key of `entityKey` in (topic index, partition), as bytes.
-    public static func make(entityKey: some Collection<UInt8>, topicIndex: Int32, partition: Int32) -> [UInt8] {
-        var out = Array(entityKey)
-        out.append(0xFF)
-        withUnsafeBytes(of: topicIndex.littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: partition.littleEndian) { out.append(contentsOf: $0) }
-        return out
-    }
-
     /// The entity key of a part key.
     @inline(__always)
     public static func entityKey(of partKey: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: partKey[0..<(partKey.count - suffixLength)])
     }
 
-    /// Calls `body` with the blob `blob` (whose header holds a key of
-    /// `headerKeyLength` bytes) given the header of `key` instead; what
-    /// follows the header is copied unchanged into `scratch`.
+    /// The state blob `blob` with `key` in its header instead of the key
+    /// it holds: passed to `append` in three pieces (the key's length, the
+    /// key, everything after the old header). The one rewrite between a
+    /// part key (in memory) and the entity key (in Redis and replay).
+    @inline(__always)
+    public static func rewriteHeader(_ blob: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer,
+                                     _ append: (UnsafeRawBufferPointer) -> Void) {
+        let old = 2 + Int(UInt16(littleEndian: blob.loadUnaligned(as: UInt16.self)))
+        withUnsafeBytes(of: UInt16(key.count).littleEndian) { append($0) }
+        append(key)
+        append(UnsafeRawBufferPointer(rebasing: blob[old...]))
+    }
+
+    /// Calls `body` with `blob` given `key`'s header (`rewriteHeader`),
+    /// built in `scratch`.
     public static func withHeader<R>(
         _ key: UnsafeRawBufferPointer, blob: UnsafeRawBufferPointer, scratch: inout [UInt8],
         _ body: (UnsafeRawBufferPointer) throws -> R
     ) rethrows -> R {
-        let old = 2 + Int(UInt16(littleEndian: blob.loadUnaligned(as: UInt16.self)))
         scratch.removeAll(keepingCapacity: true)
-        withUnsafeBytes(of: UInt16(key.count).littleEndian) { scratch.append(contentsOf: $0) }
-        scratch.append(contentsOf: key)
-        scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: blob[old...]))
+        rewriteHeader(blob, key: key) { scratch.append(contentsOf: $0) }
         return try scratch.withUnsafeBytes(body)
     }
 }

@@ -59,6 +59,12 @@ public struct Topology: Sendable, Equatable {
     /// Whether the topology uses the `entities:` form.
     public var isMultiEntity: Bool { !entities.isEmpty }
 
+    /// The topology of each entity: itself in the single-key form, else
+    /// `entity(named:)` of each of `entities`, in order.
+    public var entityTopologies: [Topology] {
+        isMultiEntity ? entities.map { entity(named: $0.name)! } : [self]
+    }
+
     /// The single-entity topology of entity `name`: its key, parts,
     /// features, derived columns and prefix, and the name
     /// `<topology>_<entity>`, so its Function is
