@@ -312,6 +312,8 @@ public final class Verifier {
                 cursor = next
                 for item in parts[1].array ?? [] {
                     guard let redisKey = item.bytes, redisKey.count >= prefixBytes.count else { continue }
+                    // The worker's partition epochs live under the prefix too.
+                    if PartitionEpochs.isEpochKey(redisKey, entityPrefix: prefix) { continue }
                     let entity = Array(redisKey[prefixBytes.count...])
                     if !entity.withUnsafeBytes(known) { candidates.append(entity) }
                 }

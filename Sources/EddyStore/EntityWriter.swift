@@ -40,6 +40,21 @@ public final class EntityWriter {
     public var fenced = true
     /// How failed writes are retried; see `untilWritten`.
     public var retry: RetryPolicy
+    /// The worker's per-partition fence on a single Redis server
+    /// (`PartitionEpochs`): set (with `ownership`), and with `fenced`,
+    /// writes are one transaction of plain `HSET`s checked against the
+    /// partitions' epochs instead of the per-entity script. nil (backfills,
+    /// fixed partition assignments): the script. A Cluster always uses the
+    /// script.
+    public var partitionEpochs: PartitionEpochs?
+    /// Confirms partition ownership with the consumer group each time an
+    /// epoch is taken (`PartitionOwnership`); required with
+    /// `partitionEpochs`.
+    public var ownership: (any PartitionOwnership)?
+    /// Reused by `groupByPartition`.
+    var flushPartitions: [[UInt8]] = []
+    var entityPartition: [Int32] = []
+    var partitionByHash: [Int: Int] = [:]
 
     let options: RedisConnection.Options
     let script = RedisScript(FencedBatchWrite.source)
@@ -109,6 +124,8 @@ public final class EntityWriter {
         switch try connection() {
         case .single(let redis) where !fenced:
             return try writeUnfenced(batch, to: redis)
+        case .single(let redis) where partitionEpochs != nil && ownership != nil:
+            return try writeEpochFenced(batch, to: redis)
         case .single(let redis):
             let calls = (batch.count + per - 1) / per
             let replies = try batch.bytes.withUnsafeBytes { bytes in

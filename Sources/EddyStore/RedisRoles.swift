@@ -31,8 +31,11 @@ public enum RedisRole: String, CaseIterable, Sendable {
         switch self {
         case .worker:
             // Loads (HMGET), the fenced write script (SCRIPT LOAD, EVALSHA, and
-            // its HGET/HSET/PEXPIRE), and loading the read Function it installs.
-            return ["+hmget", "+script|load", "+evalsha", "+hget", "+hset", "+pexpire", "+function|load"]
+            // its HGET/HSET/PEXPIRE), the partition-epoch fence (INCR, WATCH,
+            // MGET, MULTI/EXEC of HSET/PEXPIRE/SET: PartitionEpochs), and
+            // loading the read Function it installs.
+            return ["+hmget", "+script|load", "+evalsha", "+hget", "+hset", "+pexpire", "+function|load",
+                    "+incr", "+watch", "+unwatch", "+mget", "+multi", "+exec", "+set"]
                 + Self.readRules.filter { $0 != "+hmget" }
         case .serve:
             return Self.readRules + ["+scan", "+hgetall"]

@@ -32,6 +32,9 @@ final class IngestStage {
     var paused: [TopicPartition] = []
     var assignment: Set<TopicPartition> = []
     var nextBarrier = 1
+    /// With the per-partition epoch fence: where revocations are recorded
+    /// for the writer (`RevocationLog`).
+    var revocations: RevocationLog?
     var gapsSeen = 0
     var repeatsSeen = 0
     /// When to publish the next per-partition lag snapshot (metrics).
@@ -290,6 +293,9 @@ final class IngestStage {
     func barrier(revoked: [PartitionID]?, insidePoll: Bool) -> Bool {
         if !insidePoll { pushCurrent() }
         guard let index = free.popBlocking(timeout: drainTimeout) else { return false }
+        // Recorded before the rebalance can go on: the writer's epoch fence
+        // must know these partitions' assignment ended (GroupOwnership).
+        if let revoked, let revocations { revocations.begin(revoked.map { Array("\(topics[Int($0.topicIndex)]):\($0.partition)".utf8) }) }
         let id = nextBarrier
         nextBarrier += 1
         batches[index].info.control = .barrier(id: id, revoked: revoked)

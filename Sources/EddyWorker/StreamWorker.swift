@@ -141,6 +141,11 @@ public final class StreamWorker: @unchecked Sendable {
             committer: OffsetCommitter(consumer: consumer, counters: counters, logger: logger),
             deadLetters: deadLetters, barrierDone: barrierDone, writtenFlush: writtenFlush)
         writerStage.fenced = config.fencedWrites
+        if config.fencedWrites, config.fence == .partitionEpochs, config.assignment == .group, case .single = redisURL {
+            let log = RevocationLog()
+            ingestStage.revocations = log
+            writerStage.usePartitionEpochs(entityPrefix: t.sink.keyPrefix, consumer: consumer, log: log)
+        }
         writerStage.commitInterval = config.commitInterval
         writerStage.observer = config.writtenStateObserver
 

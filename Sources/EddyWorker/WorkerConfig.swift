@@ -62,6 +62,13 @@ public struct WorkerConfig: Sendable {
     /// what the fences cost (`eddy bench worker --compare-unfenced`); single
     /// Redis only.
     public var fencedWrites = true
+    /// How fenced writes are fenced on a single Redis server for a group
+    /// member: `.partitionEpochs` (one epoch per partition, checked once per
+    /// flush, entities written with plain `HSET`s: `PartitionEpochs`) or
+    /// `.perEntity` (the per-entity offset script, as a Cluster, a backfill
+    /// and fixed assignments always use).
+    public var fence: Fence = .partitionEpochs
+    public enum Fence: String, Sendable, CaseIterable { case partitionEpochs = "partition", perEntity = "entity" }
     /// How long a rebalance or shutdown may wait for in-flight writes.
     public var drainTimeoutSeconds = 30.0
     /// Metrics hook: sees the state blobs of each flush once Redis has taken

@@ -48,6 +48,11 @@ final class WriterStage {
     var lastCommit = ContinuousClock.now
     /// `WorkerConfig.commitInterval`.
     var commitInterval: Duration = .milliseconds(100)
+    /// With the per-partition epoch fence (`usePartitionEpochs`): the
+    /// revocations the writer acknowledges as it reaches their barriers.
+    var revocations: RevocationLog?
+    /// `topic:partition` as bytes, made once per partition.
+    var partitionNames: [PartitionID: [UInt8]] = [:]
 
     init(flushes: Pool<FlushBatch>, input: SPSCRing<Int>, free: SPSCRing<Int>, counters: WorkerCounters,
          logger: Logger, redisURL: RedisTarget, ttlMs: Int64, topics: [String], committer: OffsetCommitter,
@@ -82,9 +87,34 @@ final class WriterStage {
         }
     }
 
+    /// Switches the writes to the per-partition epoch fence
+    /// (`PartitionEpochs`), ownership confirmed through the group member
+    /// `consumer`, revocations recorded in `log` by the ingest thread.
+    func usePartitionEpochs(entityPrefix: String, consumer: KafkaConsumer, log: RevocationLog) {
+        revocations = log
+        store.partitionEpochs = PartitionEpochs(entityPrefix: entityPrefix)
+        store.ownership = GroupOwnership(consumer: consumer, revocations: log) { [unowned self] tp in
+            guard let t = topics.firstIndex(of: tp.topic) else { return nil }
+            return latest[PartitionID(topicIndex: Int32(t), partition: tp.partition)]
+        }
+    }
+
+    func partitionName(_ pid: PartitionID) -> [UInt8] {
+        if let name = partitionNames[pid] { return name }
+        let name = Array("\(topics[Int(pid.topicIndex)]):\(pid.partition)".utf8)
+        partitionNames[pid] = name
+        return name
+    }
+
     func write(_ fb: FlushBatch, stop: StopToken) {
         let started = ContinuousClock.now
-        if !fb.writes.isEmpty { writeEntities(fb) }
+        if !fb.writes.isEmpty {
+            let lostBefore = store.partitionEpochs?.lost.count ?? 0
+            writeEntities(fb)
+            if let lost = store.partitionEpochs?.lost, lost.count > lostBefore {
+                logger.warning("lost \(lost.count) partition(s) to a newer owner (\(lost.map { String(decoding: $0, as: UTF8.self) }.sorted().joined(separator: ", "))): their writes and offsets are left to it")
+            }
+        }
         writtenFlush.store(fb.seq)
         // Freshness ends at Redis's acknowledgement; the commit is bookkeeping.
         let now = ContinuousClock.now
@@ -95,9 +125,18 @@ final class WriterStage {
         if !fb.writes.isEmpty { observeWritten(fb, wallMs: wallMs) }
         // Offsets only grow from flush to flush: the newest per partition wins.
         if pendingCommits.isEmpty && !fb.commits.isEmpty { pendingSince = now }
-        for (pid, offset) in fb.commits { pendingCommits[pid] = offset }
+        // A partition lost to a newer owner (`PartitionEpochs.lost`) commits
+        // nothing: its entities were not written, the new owner reads them.
+        for (pid, offset) in fb.commits where store.partitionEpochs == nil || !store.isLost(partition: partitionName(pid)) {
+            pendingCommits[pid] = offset
+        }
         commitPending(force: fb.barrierID != 0)
         for pid in fb.revoked { latest[pid] = nil }
+        if let revocations, !fb.revoked.isEmpty {
+            let names = fb.revoked.map(partitionName)
+            store.releaseEpochs(partitions: names)
+            revocations.acknowledge(names)
+        }
         counters.flushes.wrappingIncrement(ordering: .relaxed)
         if fb.barrierID != 0 { barrierDone.signal(fb.barrierID) }
     }

@@ -40,6 +40,8 @@ struct WorkerBench: ParsableCommand {
     var compareUnfenced = false
     @Flag(name: .customLong("compare-layouts"), help: "Also drain the events with sink.layout full and lean, alternately, twice each, each into an emptied Redis, and report events/s, Redis CPU per entity write (INFO cpu and INFO commandstats), the worker's CPU per 1M events and Redis bytes per entity.")
     var compareLayouts = false
+    @Flag(name: .customLong("compare-fences"), help: "Also drain the events with the per-entity offset script (--fence entity) and with partition epochs (--fence partition), alternately, twice each, each into an emptied Redis, and report events/s, Redis CPU per entity write (INFO cpu and INFO commandstats), the worker's CPU per 1M events and Redis bytes per entity.")
+    var compareFences = false
     @Flag(name: .customLong("compare-entities"), help: "Also drain the events with Topologies/recommendations.yaml's user entity alone and with its user and item entities (items: parts per_partition), alternately, twice each, each into an emptied Redis, and report events/s, entity writes, Redis CPU per write, the worker's CPU per 1M events and Redis bytes.")
     var compareEntities = false
     @Flag(name: .customLong("compare-waves"), help: "Also drain the events with every partition read at once (--catch-up-waves 1) and in waves again, each into an emptied Redis, and report the ratio.")
@@ -144,6 +146,25 @@ struct WorkerBench: ParsableCommand {
             }
         }
 
+        // 2b-fence. The per-entity offset script against partition epochs,
+        // alternately, with the cost of each drain in Redis and in this process.
+        var fenceCosts: [(fence: WorkerConfig.Fence, cost: DrainCost)] = []
+        if compareFences {
+            for round in 1...2 {
+                for fence in [WorkerConfig.Fence.perEntity, .partitionEpochs] {
+                    _ = try RedisConnection(url: redis.url).command("FLUSHALL").checked()
+                    var t = topology
+                    t.source.group += "-fence-\(fence.rawValue)\(round)"
+                    var config = WorkerConfig(topology: t, brokers: brokers, redisURL: redis.url.description)
+                    config.batchesInFlight = 8
+                    config.fence = fence
+                    let cost = try DrainCost.measure(redis: redis.url, events: events) { try drain(config) }
+                    printError("fence \(fence.rawValue) \(round): \(cost.summary)")
+                    fenceCosts.append((fence, cost))
+                }
+            }
+        }
+
         // 2b''. Users alone against users and items from one consumer, alternately.
         var entityComparison: [(both: Bool, cost: DrainCost)] = []
         if compareEntities {
@@ -230,6 +251,11 @@ struct WorkerBench: ParsableCommand {
             print("  worker resident memory over the steady phase after warm-up: \(rssMin / 1_048_576)-\(rssMax / 1_048_576) MiB (\(String(format: "%.1f%%", growth * 100)) spread; target <= 10%)")
             if let f = fenceComparison {
                 print("  fenced writes \(Int(f.fenced)) events/s vs at-least-once writes \(Int(f.unfenced)) events/s = \(String(format: "%.0f%%", 100 * f.fenced / f.unfenced)) (target >= 80%)")
+            }
+            for fence in [WorkerConfig.Fence.perEntity, .partitionEpochs] {
+                let runs = fenceCosts.filter { $0.fence == fence }.map(\.cost)
+                guard !runs.isEmpty else { continue }
+                print("  fence \(fence.rawValue): " + runs.map(\.summary).joined(separator: " | "))
             }
             for layout in [StoredLayout.full, .lean] {
                 let runs = layoutComparison.filter { $0.layout == layout }.map(\.cost)

@@ -42,7 +42,7 @@ struct DrainCost {
             // cmdstat_evalsha:calls=1,usec=2,usec_per_call=2.00,...
             guard line.hasPrefix("cmdstat_"), let colon = line.firstIndex(of: ":") else { continue }
             let name = String(line[line.index(line.startIndex, offsetBy: 8)..<colon])
-            guard ["evalsha", "hset", "pexpire", "exec", "hmget"].contains(name) else { continue }
+            guard ["evalsha", "hset", "pexpire", "exec", "hmget", "mget", "watch", "incr"].contains(name) else { continue }
             for field in line[line.index(after: colon)...].split(separator: ",") where field.hasPrefix("usec=") {
                 commands[name] = Double(field.dropFirst(5))
             }

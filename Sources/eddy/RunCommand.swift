@@ -66,6 +66,11 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         discussion: "Each wave's keys are written to Redis while the next wave is read, instead of all keys at the end."))
     var catchUpWaves = WorkerConfig.defaultCatchUpWaves
 
+    @Option(help: ArgumentHelp(
+        "How writes are fenced on a single Redis server: partition (one epoch per partition per flush, plain HSETs) or entity (the per-entity offset script). A Cluster and --assign always use entity.",
+        valueName: "partition|entity"))
+    var fence: String = WorkerConfig.Fence.partitionEpochs.rawValue
+
     @Flag(inversion: .prefixedNo, help: ArgumentHelp(
         "Flush dirty keys as soon as the Redis writer is idle and no events wait (group commit).",
         discussion: "With --no-flush-when-idle the shard always waits the topology's flush_interval, coalescing more writes per key at the cost of freshness."))
@@ -107,6 +112,10 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
         config.catchUpWaves = catchUpWaves
         config.flushWhenIdle = flushWhenIdle
+        guard let fence = WorkerConfig.Fence(rawValue: fence) else {
+            throw ValidationError("--fence must be partition or entity, not '\(fence)'")
+        }
+        config.fence = fence
         let messages = try MessageFormat.kafka(t)
         config.binary = messages.binary
         config.schemaResolver = messages.resolver

@@ -2,6 +2,7 @@ import EddyCore
 import EddyDevKit
 import EddyKafka
 import EddyRedis
+import EddyStore
 import Foundation
 import Testing
 
@@ -181,7 +182,10 @@ import Testing
         #expect(userKeys > 1000)
         #expect(mismatches.isEmpty, "\(mismatches.count) of \(userKeys) users differ, first: \(mismatches.prefix(3))")
         let size = try conn.command("DBSIZE").integer ?? 0
-        #expect(size == Int64(userKeys + itemKeys), "Redis holds \(size) keys, replay \(userKeys) users + \(itemKeys) items")
+        // One partition epoch per partition written (the worker's fence: PartitionEpochs).
+        let epochs = Int64(try conn.command("KEYS", "*" + PartitionEpochs.keyInfix + "*").array?.count ?? 0)
+        #expect(epochs > 0 && epochs <= 8)
+        #expect(size - epochs == Int64(userKeys + itemKeys), "Redis holds \(size) keys (\(epochs) partition epochs), replay \(userKeys) users + \(itemKeys) items")
 
         // eddy verify per entity, read at the last event's time: every item's
         // merged parts and per-part fences, every user; then a part deleted is found.

@@ -76,3 +76,39 @@ extension RedisConnection {
         return raw.assumingMemoryBound(to: redisReply.self)
     }
 }
+
+/// What `EXEC` answered (``RedisConnection/readExecReply()``).
+public enum ExecOutcome: Sendable, Hashable {
+    /// The transaction ran: one reply per queued command, summarized
+    /// (`replyCount` commands, of which `errorCount` failed).
+    case executed(PipelineSummary)
+    /// A `WATCH`ed key changed before `EXEC` (a nil array): nothing ran.
+    case aborted
+    /// `EXEC` itself failed (`EXECABORT`: a command was refused when queued;
+    /// nothing ran).
+    case failed(String)
+}
+
+extension RedisConnection {
+    /// Reads the reply of a pipelined `EXEC` without decoding the replies of
+    /// its commands, counting the error replies among them (a worker's
+    /// transaction of hundreds of writes answers hundreds of integers).
+    public func readExecReply() throws(RedisError) -> ExecOutcome {
+        let reply = try nextRawReply()
+        defer { freeReplyObject(reply) }
+        let r = reply.pointee
+        if let message = Hiredis.errorMessage(reply) { return .failed(message) }
+        if r.type == REDIS_REPLY_NIL { return .aborted }
+        guard r.type == REDIS_REPLY_ARRAY else {
+            throw .unexpectedReply(command: "EXEC", reply: "type \(r.type)")
+        }
+        var summary = PipelineSummary()
+        for i in 0..<Int(r.elements) {
+            if let element = r.element[i], let message = Hiredis.errorMessage(element) {
+                summary.recordError(message)
+            }
+            summary.replyCount += 1
+        }
+        return .executed(summary)
+    }
+}
