@@ -11,7 +11,9 @@
 # Settings (environment): USERS, EVENTS, RATE (events/s produced),
 # PARTITIONS (64), MAX_KEYS (USERS/10), READ_CONNECTIONS (wrk -c, 4),
 # READ_WINDOW (seconds per wrk run, 30), VERIFY_SAMPLE (100000), BACKFILL
-# (1: also run the backfill), DATA (a folder to keep the generated events in
+# (1: also run the backfill), LINGER_MS (the producer's linger, 100: the mock
+# broker serves one producer batch per partition per fetch, so small batches
+# cap what a worker that fell behind can drain), DATA (a folder to keep the generated events in
 # between runs; default the run's temporary folder), RESULTS (a folder for
 # the samples and logs; default the temporary folder, removed at exit).
 #
@@ -39,6 +41,7 @@ READ_WINDOW=${READ_WINDOW:-30}
 VERIFY_SAMPLE=${VERIFY_SAMPLE:-100000}
 BACKFILL=${BACKFILL:-1}
 SEED=${SEED:-42}
+LINGER_MS=${LINGER_MS:-100}
 
 for tool in wrk redis-server redis-cli python3 curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk redis-server redis-tools python3 curl)" >&2; exit 2; }
@@ -108,14 +111,14 @@ say "producing $EVENTS events at $RATE/s over $PARTITIONS partitions; worker --m
 curl -s "127.0.0.1:$METRICS_PORT/metrics" >"$RESULTS/metrics-start.txt"
 START=$(date +%s.%N)
 "$EDDY" dev produce --topology clickstream --brokers "$BROKERS" --input "$EVENTS_FILE" --rate "$RATE" \
-  >"$RESULTS/produce.log" 2>&1 &
+  --linger-ms "$LINGER_MS" >"$RESULTS/produce.log" 2>&1 &
 PRODUCER_PID=$!
 PIDS+=($PRODUCER_PID)
 echo "seconds,consumed,applied,keys_in_memory,evicted,loaded,worker_rss_kib,redis_keys,redis_used_bytes,serve_rss_kib" >"$RESULTS/samples.csv"
 sample() {
   local m; m=$(curl -s "127.0.0.1:$METRICS_PORT/metrics")
   get() { sum_metric "$1" <<<"$m"; }
-  echo "$(python3 -c "import time; print(round(time.time() - $START))"),$(get eddy_worker_events_consumed_total),$(get eddy_worker_events_applied_total),$(get eddy_worker_keys_in_memory),$(get eddy_worker_keys_evicted_total),$(get eddy_worker_keys_loaded_total),$(awk '/VmRSS/ {print $2}' /proc/$WORKER_PID/status),$(redis-cli -p "$REDIS_PORT" dbsize),$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {printf "%d", $2}'),$(awk '/VmRSS/ {print $2}' /proc/$SERVE_PID/status)" >>"$RESULTS/samples.csv"
+  echo "$(python3 -c "import time; print(round(time.time() - $START))"),$(get eddy_worker_events_consumed_total),$(get eddy_worker_events_applied_total),$(get eddy_worker_keys_in_memory),$(get eddy_worker_keys_evicted_total),$(get eddy_worker_keys_loaded_total),$(awk '/VmRSS/ {print $2}' /proc/$WORKER_PID/status),$(redis-cli -p "$REDIS_PORT" dbsize),$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {printf "%.0f", $2}'),$(awk '/VmRSS/ {print $2}' /proc/$SERVE_PID/status)" >>"$RESULTS/samples.csv"
 }
 ( while kill -0 "$WORKER_PID" 2>/dev/null; do sample; sleep 10; done ) &
 SAMPLER_PID=$!
@@ -196,7 +199,7 @@ VERIFY_RC=$?
 set -e
 VERIFY_SECONDS=$(python3 -c "print(round($(date +%s.%N) - $VERIFY_START))")
 REDIS_KEYS=$(redis-cli -p "$REDIS_PORT" dbsize)
-REDIS_USED=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {printf "%d", $2}')
+REDIS_USED=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {printf "%.0f", $2}')
 REDIS_EMPTY=$(head -1 "$RESULTS/samples.csv" >/dev/null; sed -n 2p "$RESULTS/samples.csv" | cut -d, -f9)
 
 # 7. The backfill of the same events into an empty Redis, then its verify.

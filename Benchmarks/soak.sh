@@ -139,7 +139,7 @@ while kill -0 "$PRODUCER_PID" 2>/dev/null; do
     SLOW_DONE=1
   fi
   consumed=$(metric eddy_worker_events_consumed_total)
-  echo "$((t - T0)),$RUN,$(awk '/VmRSS/ {print $2}' /proc/$WORKER_PID/status 2>/dev/null),${consumed:-},$(redis-cli -p "$REDIS_PORT" info memory 2>/dev/null | awk -F: '/^used_memory:/ {printf "%d", $2}'),$(redis-cli -p "$REDIS_PORT" dbsize 2>/dev/null)" >>"$RESULTS/samples.csv"
+  echo "$((t - T0)),$RUN,$(awk '/VmRSS/ {print $2}' /proc/$WORKER_PID/status 2>/dev/null),${consumed:-},$(redis-cli -p "$REDIS_PORT" info memory 2>/dev/null | awk -F: '/^used_memory:/ {printf "%.0f", $2}'),$(redis-cli -p "$REDIS_PORT" dbsize 2>/dev/null)" >>"$RESULTS/samples.csv"
   sleep 10
 done
 wait "$PRODUCER_PID" || { echo "the producer failed: $(tail -3 "$RESULTS/produce.log")" >&2; exit 1; }
