@@ -112,23 +112,7 @@ extension EntityWriter {
             }
             try batch.bytes.withUnsafeBytes { bytes in
                 for (i, e) in batch.entities.enumerated() where decisions[Int(entityPartition[i])] != .fenced {
-                    let key = UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)])
-                    try redis.append { b in
-                        b.add("HSET")
-                        b.add(key)
-                        b.addJoined(EntityLayout.offsetFieldPrefix,
-                                    UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
-                        b.add(e.offset)
-                        for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
-                            let (start, length) = batch.fieldRanges[f]
-                            b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
-                        }
-                    }
-                    queued += 1
-                    if e.rearmTTL {
-                        try redis.append("PEXPIRE", key, ttl.expiryMs)
-                        queued += 1
-                    }
+                    queued += try appendPlainWrite(e, of: batch, bytes: bytes, to: redis)
                 }
             }
             try redis.append("EXEC")

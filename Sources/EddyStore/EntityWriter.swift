@@ -3,11 +3,14 @@ import EddyRedis
 /// The one write path of entities into Redis, used by the stream worker's
 /// writer and by backfills: fenced batch writes (`FencedBatchWrite`),
 /// pipelined, grouped by hash slot on a Redis Cluster, retried per a
-/// `RetryPolicy`, with one expiry rule (`TTLPolicy`).
+/// `RetryPolicy`, with one expiry rule (`TTLPolicy`); or, for a worker in a
+/// consumer group on a single server, transactions under partition epochs
+/// (`PartitionEpochs`, EntityWriter+PartitionEpochs.swift).
 ///
 /// The fence makes every write idempotent: a retry, a replay after a crash,
 /// a backfill run again or beside a worker only lands where its offset is
-/// newer than the one stored for that partition.
+/// newer than the one stored for that partition (or, under epochs, while
+/// the writer holds the partition's newest epoch).
 ///
 /// Used by one thread at a time; reuses its buffers from write to write.
 public final class EntityWriter {
@@ -178,30 +181,35 @@ public final class EntityWriter {
         }
     }
 
+    /// Appends an entity's write as a plain `HSET` of its offset field and
+    /// fields, and its `PEXPIRE` when due (the unfenced baseline, and inside
+    /// a partition-epoch transaction). Returns the commands appended.
+    func appendPlainWrite(_ e: EntityBatch.Entity, of batch: EntityBatch, bytes: UnsafeRawBufferPointer,
+                          to redis: RedisConnection) throws -> Int {
+        let key = UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)])
+        try redis.append(building: { b in
+            b.add("HSET")
+            b.add(key)
+            b.addJoined(EntityLayout.offsetFieldPrefix,
+                        UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
+            b.add(e.offset)
+            for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
+                let (start, length) = batch.fieldRanges[f]
+                b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+            }
+        })
+        guard e.rearmTTL else { return 1 }
+        try redis.append("PEXPIRE", key, ttl.expiryMs)
+        return 2
+    }
+
     /// The at-least-once baseline: the same fields and offset, written
     /// unconditionally. Redis does not say which entity an error was for,
     /// so all count as written.
     func writeUnfenced(_ batch: EntityBatch, to redis: RedisConnection) throws -> Counts {
-        var replies = batch.count
+        var replies = 0
         try batch.bytes.withUnsafeBytes { bytes in
-            for e in batch.entities {
-                let key = UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)])
-                try redis.append(building: { b in
-                    b.add("HSET")
-                    b.add(key)
-                    b.addJoined(EntityLayout.offsetFieldPrefix,
-                                UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
-                    b.add(e.offset)
-                    for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
-                        let (start, length) = batch.fieldRanges[f]
-                        b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
-                    }
-                })
-                if e.rearmTTL {
-                    try redis.append("PEXPIRE", key, ttl.expiryMs)
-                    replies += 1
-                }
-            }
+            for e in batch.entities { replies += try appendPlainWrite(e, of: batch, bytes: bytes, to: redis) }
         }
         let summary = try redis.drain(count: replies)
         var counts = Counts()
