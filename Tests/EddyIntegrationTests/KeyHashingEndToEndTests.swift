@@ -1,6 +1,7 @@
 import EddyCore
 import EddyDevKit
 import EddyRedis
+import EddyStore
 import Foundation
 import Testing
 
@@ -120,7 +121,9 @@ import Testing
         let conn = try RedisConnection(url: redis.url)
         let all = try conn.command("KEYS", "*").array?.compactMap(\.string) ?? []
         #expect(!all.isEmpty && !all.contains { $0.contains("example.com") }, "\(all)")
-        let stored = try conn.command("KEYS", "clickstream:*").array?.compactMap(\.string) ?? []
+        // (The worker's partition epochs live under the prefix too: `PartitionEpochs`.)
+        let stored = try conn.command("KEYS", "clickstream:*").array?.compactMap(\.string)
+            .filter { !PartitionEpochs.isEpochKey(Array($0.utf8), entityPrefix: "clickstream:") } ?? []
         #expect(Set(stored) == Set(Self.emails.map { "clickstream:" + Self.hashing.entityKey($0) }), "\(stored)")
         for key in stored {
             let values = try conn.command("HGETALL", key).array?.compactMap(\.bytes) ?? []
