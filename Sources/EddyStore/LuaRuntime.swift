@@ -504,11 +504,95 @@ enum LuaRuntime {
         -- was ~120k of the ~330k Redis instructions of a fraud read's
         -- percentile (callgrind); the lists are already sorted. Up to four
         -- lists are held in locals (a loop over the lists per step cost
-        -- three times as many instructions); more tiles take the sort.
+        -- three times as many instructions); more tiles take `percentile_dense`.
         local MERGE_BUCKETS = 1000
         local TILE_BUCKETS, TILE_N, EMPTY = {}, {}, {}
+        -- Percentile over more than four tiles (each tile's list too short to
+        -- merge in locals): every bucket's count summed into a table indexed
+        -- by key - lo + 1, then the key range walked from the nearer end as in
+        -- `percentile`. Why: decoding and summing ~100 buckets and walking the
+        -- range costs less than sorting them (a fraud read over a full 24h/2h
+        -- window, 12 tiles, ~100 buckets: 825k -> 713k Redis instructions,
+        -- callgrind). Taken when the keys' range is at most DENSE_SPAN times
+        -- the bucket count (+64): values of one sign within a few decades;
+        -- wider ranges (mixed signs, 1e-12 beside 1e15) keep the sort.
+        local DENSE_SPAN = 8
+        local function percentile_dense(s, ps, count, f, c, out, n)
+          local lists, sizes = TILE_BUCKETS, TILE_N
+          local lo, hi, nbs = huge, -huge, 0
+          for i = 1, count do
+            local q = ps[i]
+            local nb = unpack_('<I4', s, q)
+            if nb > MERGE_BUCKETS then return percentile_sorted(s, ps, count, f, c, out, n) end
+            local v = EMPTY
+            if nb > 0 then
+              v = {unpack_(bucket_format(nb), s, q + 4)}
+              if v[1] < lo then lo = v[1] end
+              if v[2 * nb - 1] > hi then hi = v[2 * nb - 1] end
+              nbs = nbs + nb
+            end
+            lists[i] = v
+            sizes[i] = 2 * nb
+          end
+          local span = hi - lo + 1
+          if nbs > 0 and span > DENSE_SPAN * nbs + 64 then return percentile_sorted(s, ps, count, f, c, out, n) end
+          local sums, total, base = {}, 0, lo - 1
+          for i = 1, count do
+            local v = lists[i]
+            for k = 1, sizes[i], 2 do
+              local key, cnt = v[k] - base, v[k + 1]
+              local x = sums[key]
+              if x then sums[key] = x + cnt else sums[key] = cnt end
+              total = total + cnt
+            end
+          end
+          local qs, order = f[7], f[8]
+          local nq = #qs
+          if total == 0 then
+            for i = 1, nq do out[n + i] = c[i] .. 'null' end
+            return n + nq
+          end
+          local half = (total - 1) / 2
+          local key, cum = 0, 0
+          for j = 1, nq do
+            local i = order[j]
+            local rank = floor(qs[i] * (total - 1))
+            if rank <= half then
+              if cum <= rank then
+                for k = key + 1, span do
+                  local x = sums[k]
+                  if x then
+                    cum = cum + x
+                    if cum > rank then key = k; break end
+                  end
+                end
+              end
+              out[n + i] = c[i] .. bucket_text(f, key + base)
+            end
+          end
+          key, cum = span + 1, 0
+          for j = nq, 1, -1 do
+            local i = order[j]
+            local rank = floor(qs[i] * (total - 1))
+            if rank > half then
+              local above = total - 1 - rank
+              if cum <= above then
+                for k = key - 1, 1, -1 do
+                  local x = sums[k]
+                  if x then
+                    cum = cum + x
+                    if cum > above then key = k; break end
+                  end
+                end
+              end
+              out[n + i] = c[i] .. bucket_text(f, key + base)
+            end
+          end
+          return n + nq
+        end
+
         local function percentile(s, ps, count, f, c, out, n)
-          if count > 4 then return percentile_sorted(s, ps, count, f, c, out, n) end
+          if count > 4 then return percentile_dense(s, ps, count, f, c, out, n) end
           local lists, sizes = TILE_BUCKETS, TILE_N
           local total = 0
           for i = 1, count do

@@ -55,10 +55,47 @@ struct MoreKindsEquivalenceTests {
     @Test("every key at many read times, byte for byte", arguments: [(1, 4_000, 60), (2, 6_000, 12)])
     func everyKey(seed: UInt64, count: Int, keys: Int) throws {
         let topology = try makeTopology(Self.features, name: "kinds")
-        let e = engine(topology, Self.events(count, keys: keys, seed: seed))
+        let reads = try compareEveryRead(topology, Self.events(count, keys: keys, seed: seed), keys: keys, seed: seed)
+        #expect(reads > keys * 10)
+    }
+
+    /// Percentiles over windows of many tiles (the Function's summed-by-key
+    /// path, more than four tiles) with values of one sign in a few decades:
+    /// positive amounts, negative ones, and a field that mixes zero, both
+    /// signs and tiny values (a key range too wide, so the sort path).
+    @Test("many tiles of nearby values", arguments: [3 as UInt64, 4])
+    func manyTiles(seed: UInt64) throws {
+        let topology = try makeTopology("""
+              - {name: amt, kind: percentile, field: a, quantiles: [0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999], window: 6h, hop: 20m}
+              - {name: neg, kind: percentile, field: b, quantiles: [0.1, 0.5, 0.9], window: 4h, hop: 15m, relative_accuracy: 0.05}
+              - {name: mix, kind: percentile, field: c, quantiles: [0.5, 0.95], window: 3h, hop: 10m}
+            """, name: "tiles")
+        var rng = SplitMix64(seed: seed)
+        let keys = 40
+        var clock = [Int64](repeating: 1_767_225_600_000, count: keys)
+        let mixed = ["0", "-0", "1e-9", "-3", "250", "1e12", "-1e12", "7"]
+        let events: [String] = (0..<8_000).map { _ in
+            let k = Int(rng.next() % UInt64(keys))
+            clock[k] += Int64(rng.next() % 600_000)
+            let cents = 50 + Int(rng.next() % 500_000)          // 0.50 ... 5000.49
+            let a = k % 5 == 0 ? "\(cents / 100)" : "\(cents / 100).\(cents % 100)"
+            let b = -Int(1 + rng.next() % 900)
+            let c = mixed[Int(rng.next() % UInt64(mixed.count))]
+            return "{\"user_id\":\"k\(k)\",\"ts\":\(clock[k]),\"a\":\(a),\"b\":\(b),\"c\":\(c)}"
+        }
+        let reads = try compareEveryRead(topology, events, keys: keys, seed: seed)
+        #expect(reads > keys * 10)
+    }
+
+    /// Stores every key's state, reads each at many times through the
+    /// Function and compares each reply with the engine's read; returns the
+    /// number of reads.
+    private func compareEveryRead(_ topology: Topology, _ events: [String], keys: Int, seed: UInt64) throws -> Int {
+        let e = engine(topology, events)
         let all = entities(of: e)
         #expect(all.count == keys)
         let library = FunctionLibrary(topology: topology)
+        var total = 0
         try withRedis { _, redis throws in
             try library.install(on: redis)
             try store(all, topology: topology, on: redis)
@@ -91,8 +128,9 @@ struct MoreKindsEquivalenceTests {
                 }
             }
             #expect(failures == 0, "\(failures) of \(reads.count) reads differ")
-            #expect(reads.count > keys * 10)
+            total = reads.count
         }
+        return total
     }
 
     /// HyperLogLog with every tile in registers and many members: the
