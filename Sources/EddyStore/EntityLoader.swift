@@ -96,6 +96,30 @@ public final class EntityLoader {
         for f in fields { b.add(f) }
     }
 
+    /// `request` for a key and a partition name already in bytes: the
+    /// worker's load of every key it has not seen. Concrete, because the
+    /// generic `request` is not specialized across modules: its
+    /// witness-table calls cost ~1,700 instructions per request (callgrind,
+    /// `eddy bench worker --distribution realistic`).
+    public func request(bytes key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer, into b: inout RedisCommandBuilder) {
+        Self.hmget.withUnsafeBytes { b.add($0) }
+        prefix.withUnsafeBytes { b.addJoined($0, key) }
+        if readsParts {
+            Self.partFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) }
+        } else {
+            Self.stateField.withUnsafeBytes { b.add($0) }
+        }
+        Self.fingerprintField.withUnsafeBytes { b.add($0) }
+        if withFence { Self.offsetFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) } }
+        for f in fields { b.add(f) }
+    }
+
+    private static let hmget = Array("HMGET".utf8)
+    private static let stateField = Array(EntityLayout.stateField.utf8)
+    private static let fingerprintField = Array(EntityLayout.fingerprintField.utf8)
+    private static let offsetFieldPrefix = Array(EntityLayout.offsetFieldPrefix.utf8)
+    private static let partFieldPrefix = Array(EntityLayout.partFieldPrefix.utf8)
+
     /// The entities in replies to `request`, in order; throws when any
     /// reply says "not now".
     public func entities(from replies: [RedisReply]) throws(RedisError) -> [StoredEntity] {
@@ -103,6 +127,21 @@ public final class EntityLoader {
             throw RedisError.server(message: retry)
         }
         return replies.map { StoredEntity(reply: $0, hasFence: withFence, fieldCount: fields.count) }
+    }
+
+    /// Reads the next pipelined reply of a `request` as an entity, without
+    /// decoding it into ``RedisReply`` (``StoredEntity/init(view:hasFence:fieldCount:)``).
+    /// A retryable error reply throws, as in `entities(from:)`; any other
+    /// error reads as an entity not stored.
+    public func readEntity(from connection: RedisConnection) throws(RedisError) -> StoredEntity {
+        let hasFence = withFence
+        let fieldCount = fields.count
+        return try connection.withNextReply { (reply) throws(RedisError) -> StoredEntity in
+            if let message = reply.errorMessage, EntityWriter.isRetryable(message) {
+                throw RedisError.server(message: message)
+            }
+            return StoredEntity(view: reply, hasFence: hasFence, fieldCount: fieldCount)
+        }
     }
 
     /// Loads `count` entities in one pipeline, `build(i, &b)` making entity

@@ -186,12 +186,16 @@ public final class EntityWriter {
     /// a partition-epoch transaction). Returns the commands appended.
     func appendPlainWrite(_ e: EntityBatch.Entity, of batch: EntityBatch, bytes: UnsafeRawBufferPointer,
                           to redis: RedisConnection) throws -> Int {
+        // Every argument through the builder's concrete `add`s: the generic
+        // ones are not specialized across modules (~430 instructions for
+        // the joined offset field, ~1,700 for a variadic PEXPIRE; callgrind).
         let key = UnsafeRawBufferPointer(rebasing: bytes[e.keyStart..<(e.keyStart + e.keyLength)])
         try redis.append(building: { b in
-            b.add("HSET")
+            Self.hset.withUnsafeBytes { b.add($0) }
             b.add(key)
-            b.addJoined(EntityLayout.offsetFieldPrefix,
-                        UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
+            Self.offsetFieldPrefix.withUnsafeBytes {
+                b.addJoined($0, UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
+            }
             b.add(e.offset)
             for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
                 let (start, length) = batch.fieldRanges[f]
@@ -199,9 +203,18 @@ public final class EntityWriter {
             }
         })
         guard e.rearmTTL else { return 1 }
-        try redis.append("PEXPIRE", key, ttl.expiryMs)
+        let expiry = ttl.expiryMs
+        try redis.append(building: { b in
+            Self.pexpire.withUnsafeBytes { b.add($0) }
+            b.add(key)
+            b.add(expiry)
+        })
         return 2
     }
+
+    private static let hset = Array("HSET".utf8)
+    private static let pexpire = Array("PEXPIRE".utf8)
+    private static let offsetFieldPrefix = Array(EntityLayout.offsetFieldPrefix.utf8)
 
     /// The at-least-once baseline: the same fields and offset, written
     /// unconditionally. Redis does not say which entity an error was for,

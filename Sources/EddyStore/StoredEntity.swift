@@ -38,6 +38,17 @@ public struct StoredEntity {
         self.fields = (0..<fieldCount).map { item(first + $0)?.bytes }
     }
 
+    /// The same, read in place from hiredis' reply: an entity Redis does
+    /// not have (an array of nils, the common case on high-cardinality
+    /// traffic) costs no allocation.
+    public init(view reply: RedisReplyView, hasFence: Bool, fieldCount: Int) {
+        self.state = reply[0]?.bytes
+        self.fingerprint = reply[1]?.bytes
+        self.fence = hasFence ? reply[2]?.decimalInteger : nil
+        let first = hasFence ? 3 : 2
+        self.fields = fieldCount == 0 ? [] : (0..<fieldCount).map { reply[first + $0]?.bytes }
+    }
+
     /// Whether the stored state can be read as `key`'s with a topology of
     /// `fingerprint`: written under that fingerprint, and its blob is
     /// `key`'s. False when nothing is stored.

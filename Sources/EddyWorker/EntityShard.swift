@@ -336,10 +336,12 @@ final class EntityShard {
     func finishEarlyLoads(_ missing: inout MissingKeys) -> Bool {
         guard let c = missing.connection, !missing.order.isEmpty else { return false }
         do {
-            var replies: [RedisReply] = []
-            replies.reserveCapacity(missing.order.count)
-            for _ in missing.order { replies.append(try c.readReply()) }
-            installLoaded(missing, try loader.entities(from: replies))
+            // Every reply read before any key is installed: a failure part
+            // way leaves memory as it was for `load` to start over.
+            var entities: [StoredEntity] = []
+            entities.reserveCapacity(missing.order.count)
+            for _ in missing.order { entities.append(try loader.readEntity(from: c)) }
+            installLoaded(missing, entities)
             return true
         } catch {
             abandonEarlyLoads(&missing)
@@ -357,10 +359,10 @@ final class EntityShard {
     /// its fingerprint and its fence for the partition of its first event.
     @inline(__always)
     func loadRequest(_ key: [UInt8], _ pid: PartitionID, into b: inout RedisCommandBuilder) {
-        if keysParts {
-            key.withUnsafeBytes { loader.request(PartKey.entityKey(of: $0), fence: partitionName(pid), into: &b) }
-        } else {
-            loader.request(key, fence: partitionName(pid), into: &b)
+        partitionName(pid).withUnsafeBytes { fence in
+            key.withUnsafeBytes { k in
+                loader.request(bytes: keysParts ? PartKey.entityKey(of: k) : k, fence: fence, into: &b)
+            }
         }
     }
 

@@ -57,6 +57,28 @@ struct ReplyRoundTripTests {
         }
     }
 
+    @Test("argument lengths at every digit-count edge, built and variadic")
+    func argumentLengths() throws {
+        try withRedis { _, redis throws in
+            let lengths = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1_000, 9_999, 10_000, 65_535, 100_000, 1_000_000]
+            for n in lengths {
+                let value = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+                let key = Array("len:\(n)".utf8)
+                try redis.append { b in
+                    b.add("SET")
+                    b.add(key)
+                    b.add(value)
+                }
+                try redis.append("STRLEN", key)
+                try redis.append("GET", key)
+                let replies = try redis.pipeline(count: 3)
+                #expect(replies[0] == .status("OK"), "length \(n)")
+                #expect(replies[1] == .integer(Int64(n)), "length \(n)")
+                #expect(replies[2] == .bulk(value), "length \(n)")
+            }
+        }
+    }
+
     @Test("a 1 MB value round-trips byte for byte")
     func oneMegabyte() throws {
         try withRedis { _, redis throws in

@@ -56,13 +56,36 @@ struct RESPEncoder: ~Copyable {
         crlf()
     }
 
+    /// `$<length>\r\n<bytes>\r\n`, written straight into the reserved
+    /// space. Why not `append`s: a worker's flush encodes ~13 arguments per
+    /// entity write, and five appends plus the generic digit writer cost
+    /// ~190 instructions per argument (callgrind), this ~40 plus the copy.
     private mutating func argument(_ bytes: UnsafeRawBufferPointer) {
-        buffer.reserve(bytes.count + 24)
-        buffer.append(UInt8(ascii: "$"))
-        decimal(bytes.count)
-        crlf()
-        buffer.append(bytes: bytes)
-        crlf()
+        let length = bytes.count
+        buffer.reserve(length + 25)  // `$`, up to 19 digits, two CRLFs
+        let start = UnsafeMutableRawPointer(buffer.base + buffer.count)
+        start.storeBytes(of: UInt8(ascii: "$"), as: UInt8.self)
+        var digits = 1
+        var rest = length / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        var value = length
+        var at = digits
+        repeat {
+            start.storeBytes(of: UInt8(truncatingIfNeeded: value % 10) &+ 0x30, toByteOffset: at, as: UInt8.self)
+            value /= 10
+            at -= 1
+        } while at > 0
+        var end = start + 1 + digits
+        end.storeBytes(of: 0x0D, as: UInt8.self)
+        end.storeBytes(of: 0x0A, toByteOffset: 1, as: UInt8.self)
+        end += 2
+        if let source = bytes.baseAddress, length > 0 {
+            end.copyMemory(from: source, byteCount: length)
+            end += length
+        }
+        end.storeBytes(of: 0x0D, as: UInt8.self)
+        end.storeBytes(of: 0x0A, toByteOffset: 1, as: UInt8.self)
+        buffer.count += 1 + digits + 2 + length + 2
     }
 
     private mutating func arguments(of builder: borrowing RedisCommandBuilder) {

@@ -57,6 +57,23 @@ public struct RedisCommandBuilder: ~Copyable {
         ends.append(bytes.count)
     }
 
+    /// Adds an integer as its decimal text. Concrete for the same reason as
+    /// `add(_: UnsafeRawBufferPointer)` (an entity write's offset).
+    public mutating func add(_ value: Int64) {
+        withDecimalBytes(value) { bytes.append(bytes: $0) }
+        ends.append(bytes.count)
+    }
+
+    /// Adds the concatenation of two byte ranges as one argument (a prefix
+    /// and a key). Concrete for the same reason as `add(_: UnsafeRawBufferPointer)`:
+    /// the variadic generic `addJoined` costs ~430 instructions per call
+    /// from another module, this a bounds check and two copies.
+    public mutating func addJoined(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
+        bytes.append(bytes: first)
+        bytes.append(bytes: second)
+        ends.append(bytes.count)
+    }
+
     /// Adds the concatenation of `parts` as a single argument, e.g. a key built from a
     /// prefix and a numeric id: `addJoined("user:", 42)` adds `"user:42"`.
     public mutating func addJoined<each Part: RedisArgument>(_ parts: repeat each Part) {
