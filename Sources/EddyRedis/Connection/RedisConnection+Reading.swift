@@ -46,16 +46,15 @@ extension RedisConnection {
     @discardableResult
     public func drain(count: Int) throws(RedisError) -> PipelineSummary {
         try requirePending(count)
-        var summary = PipelineSummary()
-        for _ in 0..<count {
-            let reply = try nextRawReply()
-            if let message = Hiredis.errorMessage(reply) {
-                summary.recordError(message)
-            }
-            freeReplyObject(reply)
-            summary.replyCount += 1
+        guard count > 0 else { return PipelineSummary() }
+        return try withTallyingReader { (t) throws(RedisError) -> PipelineSummary in
+            for _ in 0..<count { try skipTalliedReply(t) }
+            var summary = PipelineSummary()
+            summary.replyCount = count
+            summary.errorCount = t.pointee.topErrors
+            summary.firstError = t.pointee.firstTopError
+            return summary
         }
-        return summary
     }
 
     func nextRawReply() throws(RedisError) -> UnsafeMutablePointer<redisReply> {
@@ -94,21 +93,19 @@ extension RedisConnection {
     /// its commands, counting the error replies among them (a worker's
     /// transaction of hundreds of writes answers hundreds of integers).
     public func readExecReply() throws(RedisError) -> ExecOutcome {
-        let reply = try nextRawReply()
-        defer { freeReplyObject(reply) }
-        let r = reply.pointee
-        if let message = Hiredis.errorMessage(reply) { return .failed(message) }
-        if r.type == REDIS_REPLY_NIL { return .aborted }
-        guard r.type == REDIS_REPLY_ARRAY else {
-            throw .unexpectedReply(command: "EXEC", reply: "type \(r.type)")
-        }
-        var summary = PipelineSummary()
-        for i in 0..<Int(r.elements) {
-            if let element = r.element[i], let message = Hiredis.errorMessage(element) {
-                summary.recordError(message)
+        try withTallyingReader { (t) throws(RedisError) -> ExecOutcome in
+            try skipTalliedReply(t)
+            let tally = t.pointee
+            if tally.topErrors > 0 { return .failed(tally.firstTopError ?? "") }
+            if tally.topType == REDIS_REPLY_NIL { return .aborted }
+            guard tally.topType == REDIS_REPLY_ARRAY else {
+                throw .unexpectedReply(command: "EXEC", reply: "type \(tally.topType)")
             }
-            summary.replyCount += 1
+            var summary = PipelineSummary()
+            summary.replyCount = tally.topElements
+            summary.errorCount = tally.nestedErrors
+            summary.firstError = tally.firstNestedError
+            return .executed(summary)
         }
-        return .executed(summary)
     }
 }
