@@ -1,4 +1,5 @@
 import EddyCore
+import EddyRedis
 
 /// Read times given by people: epoch milliseconds or RFC 3339.
 public enum ReadTime {
@@ -13,21 +14,7 @@ public enum ReadTime {
 
     /// An optionally signed decimal integer that fits in `Int64`.
     static func integer(_ b: [UInt8]) -> Int64? {
-        var i = 0
-        let negative = b.first == UInt8(ascii: "-")
-        if negative { i = 1 }
-        guard i < b.count else { return nil }
-        var v: Int64 = 0
-        while i < b.count {
-            let d = b[i] &- 48
-            guard d < 10 else { return nil }
-            let (times10, o1) = v.multipliedReportingOverflow(by: 10)
-            let (next, o2) = times10.addingReportingOverflow(Int64(d))
-            guard !o1, !o2 else { return nil }
-            v = next
-            i += 1
-        }
-        return negative ? -v : v
+        b.withUnsafeBytes { parseDecimalInt64($0) }
     }
 
     /// `YYYY-MM-DD(T|t| )hh:mm:ss[.f+](Z|z|±hh:mm)` in epoch milliseconds:

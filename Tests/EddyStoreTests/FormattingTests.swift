@@ -94,6 +94,9 @@ struct FormattingTests {
     func readTimes() {
         #expect(ReadTime.parse("1714567200000") == 1_714_567_200_000)
         #expect(ReadTime.parse("-5") == -5)
+        #expect(ReadTime.parse("+5") == 5)
+        #expect(ReadTime.parse("-9223372036854775808") == Int64.min)
+        #expect(ReadTime.parse("9223372036854775808") == nil)
         #expect(ReadTime.parse("2024-05-01T12:40:00Z") == 1_714_567_200_000)
         #expect(ReadTime.parse("2024-05-01T14:40:00.25+02:00") == 1_714_567_200_250)
         #expect(ReadTime.parse("2024-05-01 12:40:00.123456z") == 1_714_567_200_123)

@@ -36,30 +36,12 @@ public struct RedisReplyView {
         return r.len == 0 ? [] : [UInt8](UnsafeRawBufferPointer(start: r.str, count: r.len))
     }
 
-    /// A bulk string or status read as a decimal integer (`[+-]?[0-9]+`,
-    /// no overflow: what `Int64(String)` accepts); `nil` otherwise.
+    /// A bulk string or status read as a decimal integer (`parseDecimalInt64`:
+    /// what `Int64(String)` accepts); `nil` otherwise.
     public var decimalInteger: Int64? {
         let r = reply.pointee
-        guard r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS, r.len > 0, r.len <= 20, let str = r.str else {
-            return nil
-        }
-        let text = UnsafeRawBufferPointer(start: str, count: r.len)
-        var index = 0
-        let negative = text[0] == UInt8(ascii: "-")
-        if negative || text[0] == UInt8(ascii: "+") { index = 1 }
-        guard index < text.count else { return nil }
-        var value: Int64 = 0
-        while index < text.count {
-            let digit = text[index] &- 0x30
-            guard digit < 10 else { return nil }
-            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-            let (next, o2) = negative ? times10.subtractingReportingOverflow(Int64(digit))
-                                      : times10.addingReportingOverflow(Int64(digit))
-            guard !o1, !o2 else { return nil }
-            value = next
-            index += 1
-        }
-        return value
+        guard r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS, let str = r.str else { return nil }
+        return parseDecimalInt64(UnsafeRawBufferPointer(start: str, count: r.len))
     }
 }
 
