@@ -517,6 +517,20 @@ enum LuaRuntime {
         -- the bucket count (+64): values of one sign within a few decades;
         -- wider ranges (mixed signs, 1e-12 beside 1e15) keep the sort.
         local DENSE_SPAN = 8
+        -- From `key` (not counted again) towards `stop` by `step`, adding
+        -- the sums found to `cum` until it exceeds `limit`: the key where it
+        -- did and the new count (`key`, `cum` unchanged when it already did).
+        local function walk_sums(sums, key, stop, step, cum, limit)
+          if cum > limit then return key, cum end
+          for k = key + step, stop, step do
+            local x = sums[k]
+            if x then
+              cum = cum + x
+              if cum > limit then return k, cum end
+            end
+          end
+          return key, cum
+        end
         local function percentile_dense(s, ps, count, f, c, out, n)
           local lists, sizes = TILE_BUCKETS, TILE_N
           local lo, hi, nbs = huge, -huge, 0
@@ -558,15 +572,7 @@ enum LuaRuntime {
             local i = order[j]
             local rank = floor(qs[i] * (total - 1))
             if rank <= half then
-              if cum <= rank then
-                for k = key + 1, span do
-                  local x = sums[k]
-                  if x then
-                    cum = cum + x
-                    if cum > rank then key = k; break end
-                  end
-                end
-              end
+              key, cum = walk_sums(sums, key, span, 1, cum, rank)
               out[n + i] = c[i] .. bucket_text(f, key + base)
             end
           end
@@ -576,15 +582,7 @@ enum LuaRuntime {
             local rank = floor(qs[i] * (total - 1))
             if rank > half then
               local above = total - 1 - rank
-              if cum <= above then
-                for k = key - 1, 1, -1 do
-                  local x = sums[k]
-                  if x then
-                    cum = cum + x
-                    if cum > above then key = k; break end
-                  end
-                end
-              end
+              key, cum = walk_sums(sums, key, 1, -1, cum, above)
               out[n + i] = c[i] .. bucket_text(f, key + base)
             end
           end
