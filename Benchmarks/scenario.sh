@@ -15,7 +15,9 @@
 # broker serves one producer batch per partition per fetch, so small batches
 # cap what a worker that fell behind can drain), DATA (a folder to keep the generated events in
 # between runs; default the run's temporary folder), RESULTS (a folder for
-# the samples and logs; default the temporary folder, removed at exit).
+# the samples and logs; default the temporary folder, removed at exit),
+# WORKER_PROPERTIES ("k=v ...": librdkafka properties for the worker's
+# consumer, e.g. queued.max.messages.kbytes=16384).
 #
 # The mock broker keeps only ~5 MB of batches per partition, so the events
 # are produced while the worker consumes, over PARTITIONS partitions; the
@@ -90,8 +92,20 @@ PIDS+=($!)
 until [ -s "$WORK/bootstrap" ]; do sleep 0.1; done
 BROKERS=$(head -1 "$WORK/bootstrap")
 
+# WORKER_PROPERTIES="k=v ...": librdkafka properties for the worker's consumer
+# (a copy of the topology with them in source.properties), e.g.
+# queued.max.messages.kbytes=16384.
+WORKER_TOPOLOGY=clickstream
+if [ -n "${WORKER_PROPERTIES:-}" ]; then
+  WORKER_TOPOLOGY=$WORK/clickstream.yaml
+  props="  properties:"
+  for kv in $WORKER_PROPERTIES; do props="$props\n    ${kv%%=*}: \"${kv#*=}\""; done
+  sed "s/^  format: json\$/  format: json\n$props/" Topologies/clickstream.yaml >"$WORKER_TOPOLOGY"
+  grep -q "^  properties:" "$WORKER_TOPOLOGY" || { echo "cannot set WORKER_PROPERTIES" >&2; exit 1; }
+fi
+
 METRICS_PORT=$(free_port)
-"$EDDY" run clickstream --brokers "$BROKERS" --max-keys "$MAX_KEYS" --http "127.0.0.1:$METRICS_PORT" \
+"$EDDY" run "$WORKER_TOPOLOGY" --brokers "$BROKERS" --max-keys "$MAX_KEYS" --http "127.0.0.1:$METRICS_PORT" \
   --stats-interval 60 >"$RESULTS/worker.log" 2>&1 &
 WORKER_PID=$!
 PIDS+=($WORKER_PID)
