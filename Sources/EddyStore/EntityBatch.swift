@@ -88,7 +88,7 @@ public final class EntityBatch {
         _ = store(entityKey)
         let fieldsStart = fieldRanges.count
         let nameStart = bytes.count
-        Self.partFieldPrefix.withUnsafeBytes { bytes.append($0) }
+        EntityLayout.Bytes.partFieldPrefix.withUnsafeBytes { bytes.append($0) }
         partition.withUnsafeBytes { bytes.append($0) }
         fieldRanges.append((nameStart, bytes.count - nameStart))
         // The blob with the entity key's header: what replay and the Function read.
@@ -96,7 +96,7 @@ public final class EntityBatch {
         PartKey.rewriteHeader(UnsafeRawBufferPointer(start: states.blob(slot), count: states.length(slot)),
                               key: entityKey) { bytes.append($0) }
         fieldRanges.append((valueStart, bytes.count - valueStart))
-        fieldRanges.append(store(Self.fingerprintName))
+        fieldRanges.append(store(EntityLayout.Bytes.fingerprintField))
         fieldRanges.append(store(fingerprint))
         finishEntity(keyStart: keyStart, keyLength: prefix.count + entityKey.count, fieldsStart: fieldsStart,
                      partition: partition, offset: offset, rearmTTL: rearmTTL)
@@ -111,9 +111,6 @@ public final class EntityBatch {
             partitionStart: partitionRange.0, partitionLength: partitionRange.1,
             rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
     }
-
-    static let partFieldPrefix = Array(EntityLayout.partFieldPrefix.utf8)
-    static let fingerprintName = Array(EntityLayout.fingerprintField.utf8)
 
     /// Appends an entity with explicit fields (a part of a
     /// `parts: per_partition` entity: `_p:<topic>:<partition>` and `_fp`).

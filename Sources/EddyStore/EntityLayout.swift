@@ -27,6 +27,15 @@ public enum EntityLayout {
     /// through the Function, which merges the parts (`PartsLua`).
     public static let partFieldPrefix = "_p:"
 
+    /// The field names above as bytes, for the writer's and loader's
+    /// concrete command builders (made once, not per command).
+    public enum Bytes {
+        public static let stateField = Array(EntityLayout.stateField.utf8)
+        public static let fingerprintField = Array(EntityLayout.fingerprintField.utf8)
+        public static let offsetFieldPrefix = Array(EntityLayout.offsetFieldPrefix.utf8)
+        public static let partFieldPrefix = Array(EntityLayout.partFieldPrefix.utf8)
+    }
+
     /// The Redis key of an entity.
     public static func redisKey(prefix: String, key: UnsafeRawBufferPointer) -> [UInt8] {
         Array(prefix.utf8) + Array(key)

@@ -88,37 +88,32 @@ public final class EntityLoader {
     public func request<Key: RedisArgument, Partition: RedisArgument>(
         _ key: Key, fence: Partition, into b: inout RedisCommandBuilder
     ) {
-        b.add("HMGET")
-        b.addJoined(prefix, key)
-        if readsParts { b.addJoined(EntityLayout.partFieldPrefix, fence) } else { b.add(EntityLayout.stateField) }
-        b.add(EntityLayout.fingerprintField)
-        if withFence { b.addJoined(EntityLayout.offsetFieldPrefix, fence) }
-        for f in fields { b.add(f) }
+        key.withRedisArgumentBytes { k in
+            fence.withRedisArgumentBytes { f in request(bytes: k, fence: f, into: &b) }
+        }
     }
 
     /// `request` for a key and a partition name already in bytes: the
-    /// worker's load of every key it has not seen. Concrete, because the
-    /// generic `request` is not specialized across modules: its
-    /// witness-table calls cost ~1,700 instructions per request (callgrind,
-    /// `eddy bench worker --distribution realistic`).
+    /// worker's load of every key it has not seen, and what the generic
+    /// `request` builds. Concrete, because a generic builder is not
+    /// specialized across modules: its witness-table calls cost ~1,700
+    /// instructions per request (callgrind, `eddy bench worker
+    /// --distribution realistic`).
     public func request(bytes key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer, into b: inout RedisCommandBuilder) {
+        typealias Name = EntityLayout.Bytes
         Self.hmget.withUnsafeBytes { b.add($0) }
         prefix.withUnsafeBytes { b.addJoined($0, key) }
         if readsParts {
-            Self.partFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) }
+            Name.partFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) }
         } else {
-            Self.stateField.withUnsafeBytes { b.add($0) }
+            Name.stateField.withUnsafeBytes { b.add($0) }
         }
-        Self.fingerprintField.withUnsafeBytes { b.add($0) }
-        if withFence { Self.offsetFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) } }
+        Name.fingerprintField.withUnsafeBytes { b.add($0) }
+        if withFence { Name.offsetFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) } }
         for f in fields { b.add(f) }
     }
 
     private static let hmget = Array("HMGET".utf8)
-    private static let stateField = Array(EntityLayout.stateField.utf8)
-    private static let fingerprintField = Array(EntityLayout.fingerprintField.utf8)
-    private static let offsetFieldPrefix = Array(EntityLayout.offsetFieldPrefix.utf8)
-    private static let partFieldPrefix = Array(EntityLayout.partFieldPrefix.utf8)
 
     /// The entities in replies to `request`, in order; throws when any
     /// reply says "not now".

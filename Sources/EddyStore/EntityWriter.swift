@@ -193,7 +193,7 @@ public final class EntityWriter {
         try redis.append(building: { b in
             Self.hset.withUnsafeBytes { b.add($0) }
             b.add(key)
-            Self.offsetFieldPrefix.withUnsafeBytes {
+            EntityLayout.Bytes.offsetFieldPrefix.withUnsafeBytes {
                 b.addJoined($0, UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
             }
             b.add(e.offset)
@@ -214,7 +214,6 @@ public final class EntityWriter {
 
     private static let hset = Array("HSET".utf8)
     private static let pexpire = Array("PEXPIRE".utf8)
-    private static let offsetFieldPrefix = Array(EntityLayout.offsetFieldPrefix.utf8)
 
     /// The at-least-once baseline: the same fields and offset, written
     /// unconditionally. Redis does not say which entity an error was for,
