@@ -418,6 +418,13 @@ enum LuaRuntime {
           return text
         end
 
+        -- Every quantile column null (no value in the window): the three
+        -- percentile reads below end so when their counts sum to 0.
+        local function null_quantiles(c, nq, out, n)
+          for i = 1, nq do out[n + i] = c[i] .. 'null' end
+          return n + nq
+        end
+
         -- Percentile over the tiles at ps (TiledLayout: u32 n, then n
         -- (i32 key, u32 count) ascending by key), every tile in one sort.
         -- For tiles of more than MERGE_BUCKETS buckets or more than
@@ -449,10 +456,7 @@ enum LuaRuntime {
           end
           local qs = f[7]
           local nq = #qs
-          if total == 0 then
-            for i = 1, nq do out[n + i] = c[i] .. 'null' end
-            return n + nq
-          end
+          if total == 0 then return null_quantiles(c, nq, out, n) end
           local keys, counts
           if big then
             -- (Read the tiles again: these counts do not fit the encoding.)
@@ -562,10 +566,7 @@ enum LuaRuntime {
           end
           local qs, order = f[7], f[8]
           local nq = #qs
-          if total == 0 then
-            for i = 1, nq do out[n + i] = c[i] .. 'null' end
-            return n + nq
-          end
+          if total == 0 then return null_quantiles(c, nq, out, n) end
           local half = (total - 1) / 2
           local key, cum = 0, 0
           for j = 1, nq do
@@ -608,10 +609,7 @@ enum LuaRuntime {
           end
           local qs, order = f[7], f[8]
           local nq = #qs
-          if total == 0 then
-            for i = 1, nq do out[n + i] = c[i] .. 'null' end
-            return n + nq
-          end
+          if total == 0 then return null_quantiles(c, nq, out, n) end
           local half = (total - 1) / 2
           -- Lists hold a key at odd index h and its count at h + 1.
           local l1, l2, l3, l4 = lists[1], lists[2], lists[3], lists[4]
