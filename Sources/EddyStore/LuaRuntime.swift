@@ -513,7 +513,7 @@ enum LuaRuntime {
         local TILE_BUCKETS, TILE_N, EMPTY = {}, {}, {}
         -- Percentile over more than four tiles (each tile's list too short to
         -- merge in locals): every bucket's count summed into a table indexed
-        -- by key - lo + 1, then the key range walked from the nearer end as in
+        -- by key, then the key range lo..hi walked from the nearer end as in
         -- `percentile`. Why: decoding and summing ~100 buckets and walking the
         -- range costs less than sorting them (a fraud read over a full 24h/2h
         -- window, 12 tiles, ~100 buckets: 825k -> 713k Redis instructions,
@@ -536,55 +536,50 @@ enum LuaRuntime {
           return key, cum
         end
         local function percentile_dense(s, ps, count, f, c, out, n)
-          local lists, sizes = TILE_BUCKETS, TILE_N
-          local lo, hi, nbs = huge, -huge, 0
+          -- One pass: each tile's buckets decoded (their count from the
+          -- tile's size, 4 + 8 per bucket) and summed by key at once
+          -- (a fraud read at 12 tiles: 715k -> 689k Redis instructions
+          -- against decoding every tile first, then summing).
+          local sizes = TILE_SIZE
+          local sums, lo, hi, nbs, total = {}, huge, -huge, 0, 0
           for i = 1, count do
-            local q = ps[i]
-            local nb = unpack_('<I4', s, q)
+            local nb = (sizes[i] - 4) / 8
             if nb > MERGE_BUCKETS then return percentile_sorted(s, ps, count, f, c, out, n) end
-            local v = EMPTY
             if nb > 0 then
-              v = {unpack_(bucket_format(nb), s, q + 4)}
+              local v = {unpack_(bucket_format(nb), s, ps[i] + 4)}
               if v[1] < lo then lo = v[1] end
               if v[2 * nb - 1] > hi then hi = v[2 * nb - 1] end
               nbs = nbs + nb
-            end
-            lists[i] = v
-            sizes[i] = 2 * nb
-          end
-          local span = hi - lo + 1
-          if nbs > 0 and span > DENSE_SPAN * nbs + 64 then return percentile_sorted(s, ps, count, f, c, out, n) end
-          local sums, total, base = {}, 0, lo - 1
-          for i = 1, count do
-            local v = lists[i]
-            for k = 1, sizes[i], 2 do
-              local key, cnt = v[k] - base, v[k + 1]
-              local x = sums[key]
-              if x then sums[key] = x + cnt else sums[key] = cnt end
-              total = total + cnt
+              for k = 1, 2 * nb, 2 do
+                local key, cnt = v[k], v[k + 1]
+                local x = sums[key]
+                if x then sums[key] = x + cnt else sums[key] = cnt end
+                total = total + cnt
+              end
             end
           end
+          if nbs > 0 and hi - lo + 1 > DENSE_SPAN * nbs + 64 then return percentile_sorted(s, ps, count, f, c, out, n) end
           local qs, order = f[7], f[8]
           local nq = #qs
           if total == 0 then return null_quantiles(c, nq, out, n) end
           local half = (total - 1) / 2
-          local key, cum = 0, 0
+          local key, cum = lo - 1, 0
           for j = 1, nq do
             local i = order[j]
             local rank = floor(qs[i] * (total - 1))
             if rank <= half then
-              key, cum = walk_sums(sums, key, span, 1, cum, rank)
-              out[n + i] = c[i] .. bucket_text(f, key + base)
+              key, cum = walk_sums(sums, key, hi, 1, cum, rank)
+              out[n + i] = c[i] .. bucket_text(f, key)
             end
           end
-          key, cum = span + 1, 0
+          key, cum = hi + 1, 0
           for j = nq, 1, -1 do
             local i = order[j]
             local rank = floor(qs[i] * (total - 1))
             if rank > half then
               local above = total - 1 - rank
-              key, cum = walk_sums(sums, key, 1, -1, cum, above)
-              out[n + i] = c[i] .. bucket_text(f, key + base)
+              key, cum = walk_sums(sums, key, lo, -1, cum, above)
+              out[n + i] = c[i] .. bucket_text(f, key)
             end
           end
           return n + nq
