@@ -16,14 +16,40 @@ public struct EntityFields {
     public let fingerprint: [UInt8]
     /// `sink.layout: lean`: no `_K` and no point columns.
     let lean: Bool
+    /// Per feature, the index of its first column in the columns over all
+    /// features; per column, whether it is stored
+    /// (`EntityLayout.isStoredColumn`, decided once here: asking it per
+    /// column copied the feature's spec, with its reference counts, on
+    /// every write) and its name's range in `names`.
+    let firstColumn: [Int]
+    let isStored: [Bool]
+    let names: [UInt8]
+    let nameRanges: [Range<Int>]
     var values = JSONWriter(capacity: 4096)
-    var columns: [(name: [UInt8], start: Int)] = []
+    /// Per stored column written by the last `forEach`: its index and where
+    /// its value starts in `values` (filled by index, not appended).
+    var written: [(column: Int, start: Int)]
 
     public init(engine: FeatureEngine) {
         self.engine = engine
         self.features = engine.topology.features
         self.fingerprint = Array(EntityLayout.fingerprint(engine.topology).utf8)
         self.lean = engine.topology.sink.layout == .lean
+        var first: [Int] = [], stored: [Bool] = [], names: [UInt8] = [], ranges: [Range<Int>] = []
+        for f in features {
+            first.append(stored.count)
+            for (c, name) in f.outputNames.enumerated() {
+                stored.append(EntityLayout.isStoredColumn(f, column: c))
+                let start = names.count
+                names.append(contentsOf: name.utf8)
+                ranges.append(start..<names.count)
+            }
+        }
+        self.firstColumn = first
+        self.isStored = stored
+        self.names = names
+        self.nameRanges = ranges
+        self.written = Array(repeating: (0, 0), count: stored.count)
     }
 
     /// Calls `body(name, value)` for every stored field of the live key in
@@ -43,30 +69,35 @@ public struct EntityFields {
         }
         // Take the buffers out (not copy), so reuse does not reallocate.
         var w = JSONWriter(capacity: 0)
-        var cols: [(name: [UInt8], start: Int)] = []
+        var cols: [(column: Int, start: Int)] = []
         swap(&w, &values)
-        swap(&cols, &columns)
+        swap(&cols, &written)
         w.reset()
-        cols.removeAll(keepingCapacity: true)
         w.int(k)
-        let features = self.features
-        engine.forEachColumn(blob: blob, at: k, into: &w) { w, f, c, name in
-            guard EntityLayout.isStoredColumn(features[f], column: c) else { return false }
-            cols.append((name, w.bytes.count))
+        let first = firstColumn, stored = isStored
+        var n = 0
+        engine.forEachColumn(blob: blob, at: k, into: &w) { w, f, c, _ in
+            let column = first[f] + c
+            guard stored[column] else { return false }
+            cols[n] = (column, w.bytes.count)
+            n += 1
             return true
         }
-        let keyTimeEnd = cols.first?.start ?? w.bytes.count
+        let keyTimeEnd = n > 0 ? cols[0].start : w.bytes.count
         stateName.withUnsafeBytes { body($0, UnsafeRawBufferPointer(start: blob, count: store.length(slot))) }
         fingerprintName.withUnsafeBytes { n in fingerprint.withUnsafeBytes { body(n, $0) } }
         w.bytes.withUnsafeBytes { all in
             keyTimeName.withUnsafeBytes { body($0, UnsafeRawBufferPointer(rebasing: all[0..<keyTimeEnd])) }
-            // Columns are written back to back: each ends where the next starts.
-            for (i, column) in cols.enumerated() {
-                let end = i + 1 < cols.count ? cols[i + 1].start : all.count
-                column.name.withUnsafeBytes { body($0, UnsafeRawBufferPointer(rebasing: all[column.start..<end])) }
+            names.withUnsafeBytes { names in
+                // Columns are written back to back: each ends where the next starts.
+                for i in 0..<n {
+                    let end = i + 1 < n ? cols[i + 1].start : all.count
+                    body(UnsafeRawBufferPointer(rebasing: names[nameRanges[cols[i].column]]),
+                         UnsafeRawBufferPointer(rebasing: all[cols[i].start..<end]))
+                }
             }
         }
         values = w
-        columns = cols
+        written = cols
     }
 }

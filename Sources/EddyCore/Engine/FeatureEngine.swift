@@ -17,8 +17,18 @@ public final class FeatureEngine {
     /// A whole blob for an unseen key with an empty key, for reads.
     let emptyBlob: [UInt8]
     var scratch: [UInt8] = []
-    /// Output names as JSON key bytes, per feature and column.
-    let columnKeys: [[[UInt8]]]
+    /// Every column's JSON key (`"name":`, escaped once), over all
+    /// features in column order, in one allocation that lives as long as
+    /// the engine: `forEachColumn` hands its body a buffer. (Handing it the
+    /// `[UInt8]` of a nested array cost a retain and a release per column
+    /// per read: per entity the worker writes and per replay row.)
+    let columnKeyStorage: UnsafeMutableRawBufferPointer
+    /// Every column's key, a buffer in `columnKeyStorage`, in column order.
+    let columnKeys: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
+    /// Per feature, the index in `columnKeys` of its first column, and its
+    /// number of columns.
+    let firstColumn: [Int]
+    let columnCounts: [Int]
     /// Per feature: its percentile quantiles (empty for other kinds).
     let quantiles: [[Double]]
     /// Reusable buffers of the "More aggregations" reads.
@@ -55,7 +65,28 @@ public final class FeatureEngine {
         }
         self.emptyState = empty
         self.emptyBlob = [0, 0] + empty
-        self.columnKeys = topology.features.map { $0.outputNames.map { Array($0.utf8) } }
+        var keyWriter = JSONWriter(capacity: 256)
+        var keyEnds: [Int] = []
+        var first: [Int] = []
+        for f in topology.features {
+            first.append(keyEnds.count)
+            for name in f.outputNames {
+                keyWriter.key(Array(name.utf8))
+                keyEnds.append(keyWriter.bytes.count)
+            }
+        }
+        self.firstColumn = first
+        self.columnCounts = topology.features.map(\.outputNames.count)
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(keyWriter.bytes.count, 1), alignment: 1)
+        keyWriter.bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
+        self.columnKeyStorage = storage
+        let keys = UnsafeMutableBufferPointer<UnsafeRawBufferPointer>.allocate(capacity: max(keyEnds.count, 1))
+        var start = 0
+        for (i, end) in keyEnds.enumerated() {
+            keys[i] = UnsafeRawBufferPointer(rebasing: storage[start..<end])
+            start = end
+        }
+        self.columnKeys = keys
         self.quantiles = topology.features.map {
             if case .tiled(.percentile(let q, _), _, _, _) = $0.kind { return q }
             return []
@@ -65,7 +96,11 @@ public final class FeatureEngine {
         scratch.reserveCapacity(1024)
     }
 
-    deinit { textScratch.deallocate() }
+    deinit {
+        textScratch.deallocate()
+        columnKeyStorage.deallocate()
+        columnKeys.deallocate()
+    }
 
     /// The fields the engine's decoders extract, in slot order.
     public static func fieldTable(of t: Topology) -> FieldTable { FieldTable(paths: fieldPaths(of: t)) }
@@ -236,20 +271,20 @@ public final class FeatureEngine {
     public func writeFeatures(blob b: UnsafeRawPointer, at t: Int64, into w: inout JSONWriter) {
         var first = true
         guard let derived else {
-            forEachColumn(blob: b, at: t, into: &w) { w, _, _, name in
+            forEachColumn(blob: b, at: t, into: &w) { w, _, _, key in
                 if !first { w.raw(UInt8(ascii: ",")) }
                 first = false
-                w.key(name)
+                w.raw(key)
                 return true
             }
             return
         }
         var column = 0
-        forEachColumn(blob: b, at: t, into: &w) { w, _, _, name in
+        forEachColumn(blob: b, at: t, into: &w) { w, _, _, key in
             if column > 0 { derived.end(column: column - 1, at: w.bytes.count) }
             if !first { w.raw(UInt8(ascii: ",")) }
             first = false
-            w.key(name)
+            w.raw(key)
             derived.begin(column: column, at: w.bytes.count)
             column += 1
             return true
@@ -268,37 +303,40 @@ public final class FeatureEngine {
     }
 
     /// Calls `begin` before each column's JSON value is written into `w`;
-    /// `begin` gets the feature index, column index and column name, and
-    /// returns whether to write that column.
+    /// `begin` gets the feature index, column index and the column's JSON
+    /// key (`"name":`, valid as long as the engine), and returns whether to
+    /// write that column.
     public func forEachColumn(
         blob b: UnsafeRawPointer, at t: Int64, into w: inout JSONWriter,
-        _ begin: (inout JSONWriter, Int, Int, [UInt8]) -> Bool
+        _ begin: (inout JSONWriter, Int, Int, UnsafeRawBufferPointer) -> Bool
     ) {
         var offset = 2 + Int(b.loadUnaligned(as: UInt16.self)) + 8
+        let keys = columnKeys
         for (i, f) in features.enumerated() {
+            let k = firstColumn[i]
             switch f.kind {
             case .session:
-                for c in 0..<5 where begin(&w, i, c, columnKeys[i][c]) {
+                for c in 0..<5 where begin(&w, i, c, keys[k + c]) {
                     SessionOperator.writeColumn(b + offset, column: c, at: t, gap: f.gapMs, into: &w)
                 }
                 offset += SessionLayout.size
             case .window:
-                if begin(&w, i, 0, columnKeys[i][0]) { WindowOperator.write(b + offset, f, at: t, into: &w) }
+                if begin(&w, i, 0, keys[k]) { WindowOperator.write(b + offset, f, at: t, into: &w) }
                 offset += 4 + Int(b.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) * f.tileSize
             case .lastN:
-                if begin(&w, i, 0, columnKeys[i][0]) { LastNOperator.write(b + offset, into: &w) }
+                if begin(&w, i, 0, keys[k]) { LastNOperator.write(b + offset, into: &w) }
                 offset += LastNLayout.header + Int(b.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
             case .tiled:
                 let p = b + offset
                 if f.tiled == .percentile {
                     TiledOperator.prepare(p, f, at: t, scratch: readScratch)
                 }
-                for c in 0..<columnKeys[i].count where begin(&w, i, c, columnKeys[i][c]) {
+                for c in 0..<columnCounts[i] where begin(&w, i, c, keys[k + c]) {
                     TiledOperator.write(p, f, column: c, quantiles: quantiles[i], at: t, scratch: readScratch, into: &w)
                 }
                 offset += TiledOperator.sectionSize(p)
             case .timeSince:
-                if begin(&w, i, 0, columnKeys[i][0]) { TiledOperator.writeTimeSince(b + offset, at: t, into: &w) }
+                if begin(&w, i, 0, keys[k]) { TiledOperator.writeTimeSince(b + offset, at: t, into: &w) }
                 offset += 8
             }
         }
