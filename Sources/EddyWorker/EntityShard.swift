@@ -65,6 +65,12 @@ final class EntityShard {
     var partitionNames: [PartitionID: [UInt8]] = [:]
     /// A stored part with its part key's header (`install`).
     var headerScratch: [UInt8] = []
+    /// The decoded fields of the batch's deferred events
+    /// (`EventDecoder.save`), the n-th deferred event's at n *
+    /// `savedEventSize`; grown to the most a batch has deferred.
+    var savedEvents: UnsafeMutableRawPointer
+    var savedEventsCapacity = 0
+    let savedEventSize: Int
 
     init(topology: Topology, name: String?, isFirst: Bool, binary: BinarySource?, redisURL: RedisTarget,
          deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger) {
@@ -82,6 +88,24 @@ final class EntityShard {
         self.counters = counters
         self.logger = logger
         self.topics = topology.source.topics
+        self.savedEventSize = engine.decoder.savedEventSize
+        self.savedEvents = .allocate(byteCount: 1, alignment: 16)
+    }
+
+    deinit { savedEvents.deallocate() }
+
+    /// Where the `n`-th deferred event of a batch is saved, growing the space.
+    @inline(__always)
+    func savedEvent(_ n: Int) -> UnsafeMutableRawPointer {
+        if n >= savedEventsCapacity {
+            let capacity = max(256, 2 * n)
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity * savedEventSize, alignment: 16)
+            grown.copyMemory(from: savedEvents, byteCount: savedEventsCapacity * savedEventSize)
+            savedEvents.deallocate()
+            savedEvents = grown
+            savedEventsCapacity = capacity
+        }
+        return savedEvents + n * savedEventSize
     }
 
     /// What applying one batch did, summed over the shard's entities.
@@ -118,8 +142,16 @@ final class EntityShard {
             hooks.missing = MissingKeys()
             let waiting = hooks.deferred
             hooks.deferred.removeAll()
-            for i in waiting {
+            for (n, (i, saved)) in waiting.enumerated() {
                 let r = batch.records[i]
+                if saved {
+                    let p = UnsafeRawPointer(savedEvents + n * savedEventSize)
+                    applier.applyNow(i, &hooks) {
+                        $0.restore(from: p, message: batch.value(r))
+                        return nil
+                    }
+                    continue
+                }
                 applier.applyNow(i, &hooks) {
                     if keysParts { $0.part = (r.topicIndex, r.partition) }
                     return $0.decode(batch.value(r), messageKey: batch.key(r), messageTimestamp: r.timestampMs)
@@ -155,8 +187,9 @@ final class EntityShard {
         /// The batch's records (it does not grow while it is applied).
         let records: UnsafeMutablePointer<RecordBatch<HandOver>.Record>
         var applied = 0, late = 0, invalid = 0, duplicates = 0
-        /// Events (record indices) waiting for their key's state.
-        var deferred: [Int] = []
+        /// Events (record indices) waiting for their key's state, and
+        /// whether their decoded fields were saved (`EntityShard.savedEvent`).
+        var deferred: [(index: Int, saved: Bool)] = []
         var missing = MissingKeys()
         /// Metrics per topic, only for topologies with several topics.
         let perTopic: Bool
@@ -202,7 +235,8 @@ final class EntityShard {
                 if !EntityShard.isMissing(key, hash: hash, in: missing) {
                     shard._withUnsafeGuaranteedRef { $0.requestEarly(Array(key), hash: hash, r.pid, &missing) }
                 }
-                deferred.append(i)
+                let saved = shard._withUnsafeGuaranteedRef { decoded.save(into: $0.savedEvent(deferred.count)) }
+                deferred.append((i, saved))
             }
         }
     }
