@@ -34,8 +34,9 @@ public final class FeatureMonitor: WrittenStateObserver, @unchecked Sendable {
     // Used only by the observing thread.
     private let engine: FeatureEngine
     private var writer = JSONWriter(capacity: 1024)
-    /// `[feature][column]` -> index in `columns`, or -1.
-    private let columnIndex: [[Int]]
+    /// Column over all features (`forEachColumn`'s index) -> index in
+    /// `columns`, or -1.
+    private let columnIndex: [Int]
     private var starts: [(Int, Int)] = []
     /// Index in `columns` of the first derived column.
     private let firstDerived: Int
@@ -52,8 +53,9 @@ public final class FeatureMonitor: WrittenStateObserver, @unchecked Sendable {
         nulls = columns.map { _ in ManagedAtomic(0) }
         sums = columns.map { _ in ManagedAtomic(0.0.bitPattern) }
         engine = FeatureEngine(topology: topology, expectedKeys: 16)
-        var index = topology.features.map { f in Array(repeating: -1, count: f.outputNames.count) }
-        for (i, c) in columns.enumerated() where c.feature >= 0 { index[c.feature][c.column] = i }
+        let firstColumn = topology.features.reduce(into: [0]) { $0.append($0.last! + $1.outputNames.count) }
+        var index = Array(repeating: -1, count: firstColumn.last!)
+        for (i, c) in columns.enumerated() where c.feature >= 0 { index[firstColumn[c.feature] + c.column] = i }
         columnIndex = index
     }
 
@@ -75,8 +77,8 @@ public final class FeatureMonitor: WrittenStateObserver, @unchecked Sendable {
         writer.reset()
         starts.removeAll(keepingCapacity: true)
         let index = columnIndex
-        engine.forEachColumn(blob: base, at: k, into: &writer) { w, f, c, _ in
-            let m = index[f][c]
+        engine.forEachColumn(blob: base, at: k, into: &writer) { w, column, _ in
+            let m = index[column]
             guard m >= 0 else { return false }
             starts.append((m, w.bytes.count))
             return true

@@ -16,12 +16,10 @@ public struct EntityFields {
     public let fingerprint: [UInt8]
     /// `sink.layout: lean`: no `_K` and no point columns.
     let lean: Bool
-    /// Per feature, the index of its first column in the columns over all
-    /// features; per column, whether it is stored
-    /// (`EntityLayout.isStoredColumn`, decided once here: asking it per
-    /// column copied the feature's spec, with its reference counts, on
-    /// every write) and its name's range in `names`.
-    let firstColumn: [Int]
+    /// Per column over all features (`forEachColumn`'s index): whether it
+    /// is stored (`EntityLayout.isStoredColumn`, decided once here: asking
+    /// it per column copied the feature's spec, with its reference counts,
+    /// on every write) and its name's range in `names`.
     let isStored: [Bool]
     let names: [UInt8]
     let nameRanges: [Range<Int>]
@@ -35,9 +33,8 @@ public struct EntityFields {
         self.features = engine.topology.features
         self.fingerprint = Array(EntityLayout.fingerprint(engine.topology).utf8)
         self.lean = engine.topology.sink.layout == .lean
-        var first: [Int] = [], stored: [Bool] = [], names: [UInt8] = [], ranges: [Range<Int>] = []
+        var stored: [Bool] = [], names: [UInt8] = [], ranges: [Range<Int>] = []
         for f in features {
-            first.append(stored.count)
             for (c, name) in f.outputNames.enumerated() {
                 stored.append(EntityLayout.isStoredColumn(f, column: c))
                 let start = names.count
@@ -45,7 +42,6 @@ public struct EntityFields {
                 ranges.append(start..<names.count)
             }
         }
-        self.firstColumn = first
         self.isStored = stored
         self.names = names
         self.nameRanges = ranges
@@ -74,10 +70,9 @@ public struct EntityFields {
         swap(&cols, &written)
         w.reset()
         w.int(k)
-        let first = firstColumn, stored = isStored
+        let stored = isStored
         var n = 0
-        engine.forEachColumn(blob: blob, at: k, into: &w) { w, f, c, _ in
-            let column = first[f] + c
+        engine.forEachColumn(blob: blob, at: k, into: &w) { w, column, _ in
             guard stored[column] else { return false }
             cols[n] = (column, w.bytes.count)
             n += 1

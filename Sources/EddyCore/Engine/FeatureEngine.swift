@@ -25,10 +25,9 @@ public final class FeatureEngine {
     let columnKeyStorage: UnsafeMutableRawBufferPointer
     /// Every column's key, a buffer in `columnKeyStorage`, in column order.
     let columnKeys: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
-    /// Per feature, the index in `columnKeys` of its first column, and its
-    /// number of columns.
+    /// Per feature, the index in `columnKeys` of its first column, then the
+    /// column count: feature i's columns are `firstColumn[i]..<firstColumn[i + 1]`.
     let firstColumn: [Int]
-    let columnCounts: [Int]
     /// Per feature: its percentile quantiles (empty for other kinds).
     let quantiles: [[Double]]
     /// Reusable buffers of the "More aggregations" reads.
@@ -75,8 +74,7 @@ public final class FeatureEngine {
                 keyEnds.append(keyWriter.bytes.count)
             }
         }
-        self.firstColumn = first
-        self.columnCounts = topology.features.map(\.outputNames.count)
+        self.firstColumn = first + [keyEnds.count]
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(keyWriter.bytes.count, 1), alignment: 1)
         keyWriter.bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
         self.columnKeyStorage = storage
@@ -271,7 +269,7 @@ public final class FeatureEngine {
     public func writeFeatures(blob b: UnsafeRawPointer, at t: Int64, into w: inout JSONWriter) {
         var first = true
         guard let derived else {
-            forEachColumn(blob: b, at: t, into: &w) { w, _, _, key in
+            forEachColumn(blob: b, at: t, into: &w) { w, _, key in
                 if !first { w.raw(UInt8(ascii: ",")) }
                 first = false
                 w.raw(key)
@@ -280,7 +278,7 @@ public final class FeatureEngine {
             return
         }
         var column = 0
-        forEachColumn(blob: b, at: t, into: &w) { w, _, _, key in
+        forEachColumn(blob: b, at: t, into: &w) { w, _, key in
             if column > 0 { derived.end(column: column - 1, at: w.bytes.count) }
             if !first { w.raw(UInt8(ascii: ",")) }
             first = false
@@ -303,12 +301,13 @@ public final class FeatureEngine {
     }
 
     /// Calls `begin` before each column's JSON value is written into `w`;
-    /// `begin` gets the feature index, column index and the column's JSON
-    /// key (`"name":`, valid as long as the engine), and returns whether to
-    /// write that column.
+    /// `begin` gets the column's index over all features' columns, in output
+    /// order (`Topology.outputColumns` without the derived ones), and its
+    /// JSON key (`"name":`, valid as long as the engine), and returns whether
+    /// to write that column.
     public func forEachColumn(
         blob b: UnsafeRawPointer, at t: Int64, into w: inout JSONWriter,
-        _ begin: (inout JSONWriter, Int, Int, UnsafeRawBufferPointer) -> Bool
+        _ begin: (inout JSONWriter, Int, UnsafeRawBufferPointer) -> Bool
     ) {
         var offset = 2 + Int(b.loadUnaligned(as: UInt16.self)) + 8
         let keys = columnKeys
@@ -316,27 +315,27 @@ public final class FeatureEngine {
             let k = firstColumn[i]
             switch f.kind {
             case .session:
-                for c in 0..<5 where begin(&w, i, c, keys[k + c]) {
+                for c in 0..<5 where begin(&w, k + c, keys[k + c]) {
                     SessionOperator.writeColumn(b + offset, column: c, at: t, gap: f.gapMs, into: &w)
                 }
                 offset += SessionLayout.size
             case .window:
-                if begin(&w, i, 0, keys[k]) { WindowOperator.write(b + offset, f, at: t, into: &w) }
+                if begin(&w, k, keys[k]) { WindowOperator.write(b + offset, f, at: t, into: &w) }
                 offset += 4 + Int(b.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) * f.tileSize
             case .lastN:
-                if begin(&w, i, 0, keys[k]) { LastNOperator.write(b + offset, into: &w) }
+                if begin(&w, k, keys[k]) { LastNOperator.write(b + offset, into: &w) }
                 offset += LastNLayout.header + Int(b.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
             case .tiled:
                 let p = b + offset
                 if f.tiled == .percentile {
                     TiledOperator.prepare(p, f, at: t, scratch: readScratch)
                 }
-                for c in 0..<columnCounts[i] where begin(&w, i, c, keys[k + c]) {
-                    TiledOperator.write(p, f, column: c, quantiles: quantiles[i], at: t, scratch: readScratch, into: &w)
+                for column in k..<firstColumn[i + 1] where begin(&w, column, keys[column]) {
+                    TiledOperator.write(p, f, column: column - k, quantiles: quantiles[i], at: t, scratch: readScratch, into: &w)
                 }
                 offset += TiledOperator.sectionSize(p)
             case .timeSince:
-                if begin(&w, i, 0, keys[k]) { TiledOperator.writeTimeSince(b + offset, at: t, into: &w) }
+                if begin(&w, k, keys[k]) { TiledOperator.writeTimeSince(b + offset, at: t, into: &w) }
                 offset += 8
             }
         }
