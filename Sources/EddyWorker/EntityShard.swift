@@ -71,6 +71,9 @@ final class EntityShard {
     var savedEvents: UnsafeMutableRawPointer
     var savedEventsCapacity = 0
     let savedEventSize: Int
+    /// `EventDecoder.canSaveEvents` for this entity's topology: when false,
+    /// deferred events are decoded again and no space is kept for them.
+    let savesDeferredEvents: Bool
 
     init(topology: Topology, name: String?, isFirst: Bool, binary: BinarySource?, redisURL: RedisTarget,
          deadLetters: DeadLetterSink, counters: WorkerCounters, logger: Logger) {
@@ -89,6 +92,7 @@ final class EntityShard {
         self.logger = logger
         self.topics = topology.source.topics
         self.savedEventSize = engine.decoder.savedEventSize
+        self.savesDeferredEvents = engine.decoder.canSaveEvents
         self.savedEvents = .allocate(byteCount: 1, alignment: 16)
     }
 
@@ -235,7 +239,9 @@ final class EntityShard {
                 if !EntityShard.isMissing(key, hash: hash, in: missing) {
                     shard._withUnsafeGuaranteedRef { $0.requestEarly(Array(key), hash: hash, r.pid, &missing) }
                 }
-                let saved = shard._withUnsafeGuaranteedRef { decoded.save(into: $0.savedEvent(deferred.count)) }
+                let saved = shard._withUnsafeGuaranteedRef {
+                    $0.savesDeferredEvents && decoded.save(into: $0.savedEvent(deferred.count))
+                }
                 deferred.append((i, saved))
             }
         }

@@ -140,6 +140,11 @@ public final class EventDecoder {
     /// The bytes `save(into:)` writes.
     public var savedEventSize: Int { 16 + fields.paths.count * MemoryLayout<FieldSlot>.stride }
 
+    /// Whether this topology's events can be saved at all (JSON, a key from
+    /// one field, no HMAC or part key); then `save` still refuses an event
+    /// with a string unescaped into scratch.
+    public var canSaveEvents: Bool { binary == nil && keyField >= 0 && keyHasher == nil && !keysParts }
+
     /// Saves the decoded event so that `restore(from:message:)` can make a
     /// decoder of the same topology hold it again without scanning it: the
     /// worker applies an event whose key it must first load from Redis
@@ -149,7 +154,7 @@ public final class EventDecoder {
     /// into scratch, a key from one field (no HMAC, composite or part key).
     /// Returns false otherwise; then the caller decodes the message again.
     public func save(into p: UnsafeMutableRawPointer) -> Bool {
-        guard binary == nil, keyField >= 0, keyHasher == nil, !keysParts else { return false }
+        guard canSaveEvents else { return false }
         let n = fields.paths.count
         for f in 0..<n where slots[f].inScratch { return false }
         p.storeBytes(of: timestamp, as: Int64.self)
