@@ -40,6 +40,46 @@ struct EntityStoreTests {
 
     static func target(_ server: RedisServerProcess) -> RedisTarget { .single(server.url) }
 
+    @Test("a batch keeps each entity's fields framed, in EntityFields' order, the state first")
+    func batchFieldsFramed() throws {
+        let (_, e, slots) = try Self.clickstream()
+        let batch = Self.batch(e, slots, prefix: "t:", offset: 7, rearm: true)
+        #expect(batch.count == slots.count)
+        var fields = EntityFields(engine: e)
+        batch.bytes.withUnsafeBytes { bytes in
+            for (i, slot) in slots.enumerated() {
+                var expected: [[UInt8]] = []
+                fields.forEach(slot: slot) { expected.append(Array($0)); expected.append(Array($1)) }
+                var got: [[UInt8]] = []
+                let entity = batch.entities[i]
+                batch.forEachField(of: entity, in: bytes) { got.append(Array($0)) }
+                #expect(got == expected, "slot \(slot)")
+                #expect(entity.fieldCount == expected.count)
+                #expect(Array(bytes[entity.keyStart..<(entity.keyStart + entity.keyLength)])
+                        == Array("t:".utf8) + Array(e.store.keyBytes(slot)))
+                #expect(entity.offset == 7 && entity.rearmTTL)
+            }
+        }
+        batch.withStates { state in
+            for (i, slot) in slots.enumerated() {
+                #expect(Array(state(i)) == Array(UnsafeRawBufferPointer(start: e.store.blob(slot), count: e.store.length(slot))))
+            }
+        }
+        // Explicit fields: framed too, the first value the state.
+        let explicit = EntityBatch()
+        explicit.append(redisKey: Array("t:x".utf8), fields: [(Array("_p:a:1".utf8), [1, 2, 3]), (Array("_fp".utf8), [])],
+                        partition: Self.partition, offset: 9, rearmTTL: false)
+        explicit.bytes.withUnsafeBytes { bytes in
+            var got: [[UInt8]] = []
+            explicit.forEachField(of: explicit.entities[0], in: bytes) { got.append(Array($0)) }
+            #expect(got == [Array("_p:a:1".utf8), [1, 2, 3], Array("_fp".utf8), []])
+        }
+        explicit.withStates { #expect(Array($0(0)) == [1, 2, 3]) }
+        // Reset keeps nothing of the last batch.
+        batch.reset()
+        #expect(batch.isEmpty && batch.bytes.count == 0)
+    }
+
     @Test("a write lands only above the stored offset; counts say written and fenced")
     func fence() throws {
         let (_, e, slots) = try Self.clickstream()

@@ -112,4 +112,14 @@ public struct RedisArgumentEncoder: ~Copyable {
         withDecimalBytes(value) { connection.staged.argument($0) }
         added += 1
     }
+
+    /// `count` arguments already framed by ``RESPArgument`` back to back,
+    /// copied as one block. The caller vouches for the framing (it is
+    /// checked in debug builds): a block that is not `count` framed
+    /// arguments would desynchronize the connection.
+    public mutating func addFramed(_ block: UnsafeRawBufferPointer, count: Int) {
+        assert(RESPArgument.forEach(in: block, { _ in }) == count, "not \(count) framed arguments")
+        connection.staged.framedArguments(block)
+        added += count
+    }
 }
