@@ -17,7 +17,11 @@
 # between runs; default the run's temporary folder), RESULTS (a folder for
 # the samples and logs; default the temporary folder, removed at exit),
 # WORKER_PROPERTIES ("k=v ...": librdkafka properties for the worker's
-# consumer, e.g. queued.max.messages.kbytes=16384).
+# consumer, e.g. queued.max.messages.kbytes=16384), INGEST_NICE (0: a
+# `nice` level for the ingest side — the mock broker, the producer and the
+# worker — so that on a machine they share with `eddy serve` and Redis,
+# reads get the CPU first), WORKER_FLAGS (more `eddy run` flags, e.g.
+# "--fence entity").
 #
 # The mock broker keeps only ~5 MB of batches per partition, so the events
 # are produced while the worker consumes, over PARTITIONS partitions; the
@@ -44,6 +48,9 @@ VERIFY_SAMPLE=${VERIFY_SAMPLE:-100000}
 BACKFILL=${BACKFILL:-1}
 SEED=${SEED:-42}
 LINGER_MS=${LINGER_MS:-100}
+INGEST_NICE=${INGEST_NICE:-0}
+INGEST=()
+if [ "$INGEST_NICE" != 0 ]; then INGEST=(nice -n "$INGEST_NICE"); fi
 
 for tool in wrk redis-server redis-cli python3 curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk redis-server redis-tools python3 curl)" >&2; exit 2; }
@@ -87,7 +94,7 @@ REDIS_PID=$!
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 export EDDY_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
-"$EDDY" dev broker --topology clickstream --partitions "$PARTITIONS" --bootstrap-file "$WORK/bootstrap" >"$RESULTS/broker.log" 2>&1 &
+"${INGEST[@]}" "$EDDY" dev broker --topology clickstream --partitions "$PARTITIONS" --bootstrap-file "$WORK/bootstrap" >"$RESULTS/broker.log" 2>&1 &
 PIDS+=($!)
 until [ -s "$WORK/bootstrap" ]; do sleep 0.1; done
 BROKERS=$(head -1 "$WORK/bootstrap")
@@ -105,8 +112,8 @@ if [ -n "${WORKER_PROPERTIES:-}" ]; then
 fi
 
 METRICS_PORT=$(free_port)
-"$EDDY" run "$WORKER_TOPOLOGY" --brokers "$BROKERS" --max-keys "$MAX_KEYS" --http "127.0.0.1:$METRICS_PORT" \
-  --stats-interval 60 >"$RESULTS/worker.log" 2>&1 &
+"${INGEST[@]}" "$EDDY" run "$WORKER_TOPOLOGY" --brokers "$BROKERS" --max-keys "$MAX_KEYS" --http "127.0.0.1:$METRICS_PORT" \
+  --stats-interval 60 ${WORKER_FLAGS:-} >"$RESULTS/worker.log" 2>&1 &
 WORKER_PID=$!
 PIDS+=($WORKER_PID)
 HTTP_PORT=$(free_port)
@@ -124,7 +131,7 @@ consumed() { local v; v=$(metric eddy_worker_events_consumed_total); v=${v%%.*};
 say "producing $EVENTS events at $RATE/s over $PARTITIONS partitions; worker --max-keys $MAX_KEYS"
 curl -s "127.0.0.1:$METRICS_PORT/metrics" >"$RESULTS/metrics-start.txt"
 START=$(date +%s.%N)
-"$EDDY" dev produce --topology clickstream --brokers "$BROKERS" --input "$EVENTS_FILE" --rate "$RATE" \
+"${INGEST[@]}" "$EDDY" dev produce --topology clickstream --brokers "$BROKERS" --input "$EVENTS_FILE" --rate "$RATE" \
   --linger-ms "$LINGER_MS" >"$RESULTS/produce.log" 2>&1 &
 PRODUCER_PID=$!
 PIDS+=($PRODUCER_PID)

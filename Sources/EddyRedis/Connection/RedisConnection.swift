@@ -43,6 +43,8 @@ public final class RedisConnection {
     @exclusivity(unchecked) var builder = RedisCommandBuilder()
     /// Reused by `EVALSHA` / `FCALL` helpers.
     @exclusivity(unchecked) var scriptCall = RedisScriptCall()
+    /// Where ``withNextPooledReply(_:)`` builds replies.
+    let replyPool = ReplyPool()
     /// Staged bytes beyond which commands are handed to hiredis before the next read.
     static let stagingFlushThreshold = 64 * 1024
 
