@@ -54,10 +54,6 @@ public final class EntityWriter {
     /// epoch is taken (`PartitionOwnership`); required with
     /// `partitionEpochs`.
     public var ownership: (any PartitionOwnership)?
-    /// Reused by `groupByPartition`.
-    var flushPartitions: [[UInt8]] = []
-    var entityPartition: [Int32] = []
-    var partitionByHash: [Int: Int] = [:]
 
     let options: RedisConnection.Options
     let script = RedisScript(FencedBatchWrite.source)

@@ -80,6 +80,30 @@ struct EntityStoreTests {
         #expect(batch.isEmpty && batch.bytes.count == 0)
     }
 
+    @Test("a batch numbers its entities' partitions by name, whether or not the name is the same array")
+    func batchPartitions() throws {
+        let batch = EntityBatch()
+        let a = Array("clicks:3".utf8), b = Array("clicks:12".utf8)
+        let aCopy = Array("clicks:3".utf8)  // equal bytes, another array
+        let names = [a, a, b, aCopy, b, Array("clicks:1".utf8), a]
+        for (i, name) in names.enumerated() {
+            batch.append(redisKey: Array("k\(i)".utf8), fields: [(Array("_state".utf8), [UInt8(i)])], partition: name,
+                         offset: Int64(i), rearmTTL: false)
+        }
+        #expect(batch.partitions == [a, b, Array("clicks:1".utf8)])
+        #expect(batch.entities.map(\.partition) == [0, 0, 1, 0, 1, 2, 0])
+        batch.bytes.withUnsafeBytes { bytes in
+            for (e, name) in zip(batch.entities, names) {
+                #expect(Array(bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]) == name)
+                #expect(batch.partitions[Int(e.partition)] == name)
+            }
+        }
+        batch.reset()
+        #expect(batch.partitions.isEmpty)
+        batch.append(redisKey: Array("k".utf8), fields: [(Array("_state".utf8), [])], partition: b, offset: 1, rearmTTL: false)
+        #expect(batch.partitions == [b] && batch.entities[0].partition == 0)
+    }
+
     @Test("a write lands only above the stored offset; counts say written and fenced")
     func fence() throws {
         let (_, e, slots) = try Self.clickstream()
