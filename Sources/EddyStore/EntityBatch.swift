@@ -116,7 +116,7 @@ public final class EntityBatch {
         let stateLength = PartKey.rewrittenLength(blob, key: entityKey)
         let state = bytes.beginFramed(length: stateLength)
         PartKey.rewriteHeader(blob, key: entityKey) { bytes.append($0) }
-        bytes.endFramed()
+        bytes.endFramed(start: state, length: stateLength)
         bytes.appendFramed(EntityLayout.Bytes.fingerprintField)
         bytes.appendFramed(fingerprint)
         finishEntity(keyStart: keyStart, keyLength: prefix.count + entityKey.count, fieldsStart: fieldsStart, fieldCount: 4,
@@ -259,14 +259,16 @@ public struct BatchBytes {
     }
 
     /// Starts an argument of `length` bytes, to be appended next (`append`)
-    /// and ended by `endFramed`; returns where its bytes start.
+    /// and ended by `endFramed` (which checks the length in debug builds);
+    /// returns where its bytes start.
     mutating func beginFramed(length: Int) -> Int {
         if count + length + RESPArgument.maxOverhead > capacity { grow(to: count + length + RESPArgument.maxOverhead) }
         count += RESPArgument.header(length: length, at: base + count) - (base + count)
         return count
     }
 
-    mutating func endFramed() {
+    mutating func endFramed(start: Int, length: Int) {
+        assert(count == start + length, "a framed argument got other than the length its header says")
         if count + 2 > capacity { grow(to: count + 2) }
         count += RESPArgument.crlf(at: base + count) - (base + count)
     }
