@@ -104,17 +104,9 @@ public final class EntityLoader {
     /// instructions per request (callgrind, `eddy bench worker
     /// --distribution realistic`).
     public func request(bytes key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer, into b: inout RedisCommandBuilder) {
-        typealias Name = EntityLayout.Bytes
-        Self.hmget.withUnsafeBytes { b.add($0) }
-        prefix.withUnsafeBytes { b.addJoined($0, key) }
-        if readsParts {
-            Name.partFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) }
-        } else {
-            Name.stateField.withUnsafeBytes { b.add($0) }
+        forEachRequestArgument(key: key, fence: fence) { first, second in
+            if let second { b.addJoined(first, second) } else { b.add(first) }
         }
-        Name.fingerprintField.withUnsafeBytes { b.add($0) }
-        if withFence { Name.offsetFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) } }
-        for f in fields { b.add(f) }
     }
 
     /// `request` appended straight to `connection`'s pipeline, each argument
@@ -124,19 +116,30 @@ public final class EntityLoader {
     /// high-cardinality traffic nearly every event's key is loaded.
     public func appendRequest(bytes key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer,
                               to connection: RedisConnection) throws(RedisError) {
-        typealias Name = EntityLayout.Bytes
         try connection.append(argumentCount: 4 + (withFence ? 1 : 0) + fieldBytes.count, encoding: { b in
-            Self.hmget.withUnsafeBytes { b.add($0) }
-            prefix.withUnsafeBytes { b.addJoined($0, key) }
-            if readsParts {
-                Name.partFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) }
-            } else {
-                Name.stateField.withUnsafeBytes { b.add($0) }
+            forEachRequestArgument(key: key, fence: fence) { first, second in
+                if let second { b.addJoined(first, second) } else { b.add(first) }
             }
-            Name.fingerprintField.withUnsafeBytes { b.add($0) }
-            if withFence { Name.offsetFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) } }
-            for f in fieldBytes { f.withUnsafeBytes { b.add($0) } }
         })
+    }
+
+    /// The request's arguments in order (`HMGET <prefix><key> _state|_p:<fence>
+    /// _fp [_o:<fence>] [fields...]`), each one byte range or two joined:
+    /// what both ways of building it add.
+    @inline(__always)
+    func forEachRequestArgument(key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer,
+                                _ add: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) -> Void) {
+        typealias Name = EntityLayout.Bytes
+        Self.hmget.withUnsafeBytes { add($0, nil) }
+        prefix.withUnsafeBytes { add($0, key) }
+        if readsParts {
+            Name.partFieldPrefix.withUnsafeBytes { add($0, fence) }
+        } else {
+            Name.stateField.withUnsafeBytes { add($0, nil) }
+        }
+        Name.fingerprintField.withUnsafeBytes { add($0, nil) }
+        if withFence { Name.offsetFieldPrefix.withUnsafeBytes { add($0, fence) } }
+        for f in fieldBytes { f.withUnsafeBytes { add($0, nil) } }
     }
 
     private static let hmget = Array("HMGET".utf8)

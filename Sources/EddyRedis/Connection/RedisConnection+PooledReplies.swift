@@ -84,7 +84,7 @@ private func pooledReply(_ task: UnsafePointer<redisReadTask>?, _ pool: ReplyPoo
 
 /// The reader's functions while reading pooled (one table for the process,
 /// written once here and only read after: `nonisolated(unsafe)` is safe).
-nonisolated(unsafe) private let pooledFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
+nonisolated(unsafe) let pooledFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
     let table = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
     table.initialize(to: redisReplyObjectFunctions(
         createString: { task, text, length in
@@ -151,29 +151,6 @@ extension RESPBytes {
     /// ``replies(in:)`` read pooled, as ``RedisConnection/withNextPooledReply(_:)``
     /// reads: the fuzzer checks both give the same replies.
     package static func pooledReplies(in bytes: UnsafeRawBufferPointer) throws(RedisError) -> [RedisReply] {
-        guard let reader = redisReaderCreate() else { throw .invalidUsage("cannot create a RESP reader") }
-        let pool = ReplyPool()
-        reader.pointee.fn = pooledFunctions
-        reader.pointee.privdata = Unmanaged.passUnretained(pool).toOpaque()
-        defer {
-            reader.pointee.reply = nil
-            redisReaderFree(reader)
-            withExtendedLifetime(pool) {}
-        }
-        if bytes.count > 0,
-           redisReaderFeed(reader, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count) != REDIS_OK {
-            throw .protocolError(reason: "feed failed")
-        }
-        var replies: [RedisReply] = []
-        while true {
-            var raw: UnsafeMutableRawPointer?
-            guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
-                let reason = withUnsafeBytes(of: reader.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                throw .protocolError(reason: reason)
-            }
-            guard let raw else { return replies }
-            replies.append(try Hiredis.decode(raw.assumingMemoryBound(to: redisReply.self)))
-            pool.reset()
-        }
+        try replies(in: bytes, pool: ReplyPool())
     }
 }
