@@ -53,7 +53,7 @@ public final class FeatureMonitor: WrittenStateObserver, @unchecked Sendable {
         nulls = columns.map { _ in ManagedAtomic(0) }
         sums = columns.map { _ in ManagedAtomic(0.0.bitPattern) }
         engine = FeatureEngine(topology: topology, expectedKeys: 16)
-        let firstColumn = topology.features.reduce(into: [0]) { $0.append($0.last! + $1.outputNames.count) }
+        let firstColumn = engine.firstColumn
         var index = Array(repeating: -1, count: firstColumn.last!)
         for (i, c) in columns.enumerated() where c.feature >= 0 { index[firstColumn[c.feature] + c.column] = i }
         columnIndex = index

@@ -27,7 +27,7 @@ public final class FeatureEngine {
     let columnKeys: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
     /// Per feature, the index in `columnKeys` of its first column, then the
     /// column count: feature i's columns are `firstColumn[i]..<firstColumn[i + 1]`.
-    let firstColumn: [Int]
+    public let firstColumn: [Int]
     /// Per feature: its percentile quantiles (empty for other kinds).
     let quantiles: [[Double]]
     /// Reusable buffers of the "More aggregations" reads.
