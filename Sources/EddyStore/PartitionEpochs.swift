@@ -39,6 +39,12 @@
 /// of the key is built from a load plus every later event, so its write
 /// covers it.
 ///
+/// A loss ends only with the partition's revocation (`release`), so the
+/// ownership confirmation answers "lost" only when the member is out of the
+/// group or librdkafka gave the assignment up; a refusal that only means the
+/// generation moved on under a rebalance, after which the member usually
+/// keeps the partition, is retried (`GroupOwnership.confirm`, in EddyWorker).
+///
 /// A stored epoch older than the one held (or none) means Redis lost writes
 /// (a restart without the AOF's last second, a flush): the holder writes it
 /// again in the same transaction, as it would have been.

@@ -72,10 +72,38 @@ final class GroupOwnership: PartitionOwnership {
         } catch {
             refusal = error
         }
-        guard let refusal else { return true }
+        guard let refusal else {
+            staleSince = nil
+            return true
+        }
+        if refusal.code == .illegalGeneration && !consumer.assignmentLost {
+            // The commit carried a generation the group has just left, but
+            // librdkafka has not given the assignment up: a rebalance was
+            // already under way (it then skips its "assignment lost"
+            // handling), and with cooperative-sticky the member usually
+            // keeps these partitions in the new generation, without a
+            // revocation. Marking them lost here would stop them for good
+            // (only a revocation ends a loss), so the write is retried until
+            // the new generation answers (or librdkafka gives the assignment
+            // up and revokes it), for at most `staleGenerationPatience`.
+            let now = ContinuousClock.now
+            let since = staleSince ?? now
+            staleSince = since
+            if now - since < staleGenerationPatience {
+                throw OwnershipNotConfirmed(partitions: names.map { String(decoding: $0, as: UTF8.self) }, refusal: refusal)
+            }
+        }
+        staleSince = nil
         if Self.stale.contains(refusal.code) { return false }
         throw refusal
     }
+
+    /// How long a stale-generation refusal is retried while librdkafka
+    /// still holds the assignment (see `confirm`) before the partitions are
+    /// marked lost after all.
+    let staleGenerationPatience: Duration = .seconds(30)
+    /// When the current run of stale-generation refusals began.
+    private var staleSince: ContinuousClock.Instant?
 
     /// The group's answers that mean this member is no longer the one it
     /// assigned the partitions to.
@@ -89,5 +117,17 @@ final class GroupOwnership: PartitionOwnership {
             throw WorkerError("not a partition name: \(String(decoding: name, as: UTF8.self))")
         }
         return TopicPartition(topic: String(decoding: name[..<colon], as: UTF8.self), partition: partition)
+    }
+}
+
+/// The group refused an ownership confirmation with a generation it has
+/// just left, while librdkafka still holds the assignment: the write waits
+/// for the rebalance to settle (`GroupOwnership.confirm`).
+struct OwnershipNotConfirmed: Error, CustomStringConvertible {
+    let partitions: [String]
+    let refusal: KafkaError
+
+    var description: String {
+        "ownership of \(partitions.sorted().joined(separator: ", ")) not confirmed yet: the group's generation moved on under a rebalance (\(refusal))"
     }
 }

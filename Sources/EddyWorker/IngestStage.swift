@@ -292,10 +292,18 @@ final class IngestStage {
     @discardableResult
     func barrier(revoked: [PartitionID]?, insidePoll: Bool) -> Bool {
         if !insidePoll { pushCurrent() }
-        guard let index = free.popBlocking(timeout: drainTimeout) else { return false }
         // Recorded before the rebalance can go on: the writer's epoch fence
         // must know these partitions' assignment ended (GroupOwnership).
-        if let revoked, let revocations { revocations.begin(revoked.map { Array("\(topics[Int($0.topicIndex)]):\($0.partition)".utf8) }) }
+        // And before waiting for a free batch: a writer that retries the
+        // ownership confirmation of these partitions holds batches until it
+        // sees the revocation.
+        let revokedNames = revoked.map { $0.map { Array("\(topics[Int($0.topicIndex)]):\($0.partition)".utf8) } }
+        if let revokedNames, let revocations { revocations.begin(revokedNames) }
+        guard let index = free.popBlocking(timeout: drainTimeout) else {
+            // No barrier will carry them to the writer: balance the count.
+            if let revokedNames, let revocations { revocations.acknowledge(revokedNames) }
+            return false
+        }
         let id = nextBarrier
         nextBarrier += 1
         batches[index].info.control = .barrier(id: id, revoked: revoked)

@@ -198,6 +198,11 @@ final class WriterStage {
         let counts: EntityWriter.Counts
         do {
             counts = try store.write(fb.writes) { error, attempt, wait in
+                if error is OwnershipNotConfirmed {
+                    counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
+                    logger.info("writing \(fb.writes.count) entities waits for the consumer group (attempt \(attempt)), retrying in \(Int(wait / .milliseconds(1))) ms: \(error)")
+                    return
+                }
                 counters.redisErrors.wrappingIncrement(ordering: .relaxed)
                 counters.redisRetries.wrappingIncrement(ordering: .relaxed)
                 logger.warning("writing \(fb.writes.count) entities to Redis failed (attempt \(attempt)), retrying in \(Int(wait / .milliseconds(1))) ms: \(error)")

@@ -453,6 +453,12 @@ final class Rig {
 
             """)
         precondition(yaml != base)
+        // EDDY_TEST_KAFKA_DEBUG=cgrp (say): librdkafka's debug log of the
+        // workers' group protocol, in their logs (for rebalance problems).
+        if let debug = ProcessInfo.processInfo.environment["EDDY_TEST_KAFKA_DEBUG"], !debug.isEmpty {
+            yaml = yaml.replacingOccurrences(of: "    heartbeat.interval.ms: \"400\"\n",
+                                             with: "    heartbeat.interval.ms: \"400\"\n    debug: \"\(debug)\"\n")
+        }
         if !features.isEmpty {
             yaml = yaml.replacingOccurrences(of: "features:\n", with: "features:\n" + features)
         }
