@@ -54,10 +54,6 @@ public final class EntityWriter {
     /// epoch is taken (`PartitionOwnership`); required with
     /// `partitionEpochs`.
     public var ownership: (any PartitionOwnership)?
-    /// Reused by `groupByPartition`.
-    var flushPartitions: [[UInt8]] = []
-    var entityPartition: [Int32] = []
-    var partitionByHash: [Int: Int] = [:]
 
     let options: RedisConnection.Options
     let script = RedisScript(FencedBatchWrite.source)
@@ -198,10 +194,9 @@ public final class EntityWriter {
                 b.addJoined($0, UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
             }
             b.add(e.offset)
-            for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
-                let (start, length) = batch.fieldRanges[f]
-                b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
-            }
+            // The fields, framed by the shard's flush: one copy (`EntityBatch`).
+            b.addFramed(UnsafeRawBufferPointer(rebasing: bytes[e.fieldsStart..<(e.fieldsStart + e.fieldsLength)]),
+                        count: e.fieldCount)
         })
         guard e.rearmTTL else { return 1 }
         let expiry = ttl.expiryMs
@@ -249,10 +244,7 @@ public final class EntityWriter {
         call.arguments.add(e.offset)
         call.arguments.add(e.rearmTTL ? rearm : keep)
         call.arguments.add(e.fieldCount / 2)
-        for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
-            let (start, length) = batch.fieldRanges[f]
-            call.arguments.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
-        }
+        batch.forEachField(of: e, in: bytes) { call.arguments.add($0) }
     }
 
     /// On a Redis Cluster a `FencedBatchWrite` call may only carry keys of

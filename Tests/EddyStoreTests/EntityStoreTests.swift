@@ -40,6 +40,70 @@ struct EntityStoreTests {
 
     static func target(_ server: RedisServerProcess) -> RedisTarget { .single(server.url) }
 
+    @Test("a batch keeps each entity's fields framed, in EntityFields' order, the state first")
+    func batchFieldsFramed() throws {
+        let (_, e, slots) = try Self.clickstream()
+        let batch = Self.batch(e, slots, prefix: "t:", offset: 7, rearm: true)
+        #expect(batch.count == slots.count)
+        var fields = EntityFields(engine: e)
+        batch.bytes.withUnsafeBytes { bytes in
+            for (i, slot) in slots.enumerated() {
+                var expected: [[UInt8]] = []
+                fields.forEach(slot: slot) { expected.append(Array($0)); expected.append(Array($1)) }
+                var got: [[UInt8]] = []
+                let entity = batch.entities[i]
+                batch.forEachField(of: entity, in: bytes) { got.append(Array($0)) }
+                #expect(got == expected, "slot \(slot)")
+                #expect(entity.fieldCount == expected.count)
+                #expect(Array(bytes[entity.keyStart..<(entity.keyStart + entity.keyLength)])
+                        == Array("t:".utf8) + Array(e.store.keyBytes(slot)))
+                #expect(entity.offset == 7 && entity.rearmTTL)
+            }
+        }
+        batch.withStates { state in
+            for (i, slot) in slots.enumerated() {
+                #expect(Array(state(i)) == Array(UnsafeRawBufferPointer(start: e.store.blob(slot), count: e.store.length(slot))))
+            }
+        }
+        // Explicit fields: framed too, the first value the state.
+        let explicit = EntityBatch()
+        explicit.append(redisKey: Array("t:x".utf8), fields: [(Array("_p:a:1".utf8), [1, 2, 3]), (Array("_fp".utf8), [])],
+                        partition: Self.partition, offset: 9, rearmTTL: false)
+        explicit.bytes.withUnsafeBytes { bytes in
+            var got: [[UInt8]] = []
+            explicit.forEachField(of: explicit.entities[0], in: bytes) { got.append(Array($0)) }
+            #expect(got == [Array("_p:a:1".utf8), [1, 2, 3], Array("_fp".utf8), []])
+        }
+        explicit.withStates { #expect(Array($0(0)) == [1, 2, 3]) }
+        // Reset keeps nothing of the last batch.
+        batch.reset()
+        #expect(batch.isEmpty && batch.bytes.count == 0)
+    }
+
+    @Test("a batch numbers its entities' partitions by name, whether or not the name is the same array")
+    func batchPartitions() throws {
+        let batch = EntityBatch()
+        let a = Array("clicks:3".utf8), b = Array("clicks:12".utf8)
+        let aCopy = Array("clicks:3".utf8)  // equal bytes, another array
+        let names = [a, a, b, aCopy, b, Array("clicks:1".utf8), a]
+        for (i, name) in names.enumerated() {
+            batch.append(redisKey: Array("k\(i)".utf8), fields: [(Array("_state".utf8), [UInt8(i)])], partition: name,
+                         offset: Int64(i), rearmTTL: false)
+        }
+        #expect(batch.partitions == [a, b, Array("clicks:1".utf8)])
+        #expect(batch.entities.map(\.partition) == [0, 0, 1, 0, 1, 2, 0])
+        batch.bytes.withUnsafeBytes { bytes in
+            for (e, name) in zip(batch.entities, names) {
+                #expect(Array(bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]) == name)
+                #expect(batch.partitions[Int(e.partition)] == name)
+            }
+        }
+        batch.reset()
+        #expect(batch.partitions.isEmpty)
+        batch.append(redisKey: Array("k".utf8), fields: [(Array("_state".utf8), [])], partition: b, offset: 1, rearmTTL: false)
+        #expect(batch.partitions == [b] && batch.entities[0].partition == 0)
+    }
+
     @Test("a write lands only above the stored offset; counts say written and fenced")
     func fence() throws {
         let (_, e, slots) = try Self.clickstream()
