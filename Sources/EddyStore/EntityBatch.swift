@@ -1,16 +1,9 @@
 import EddyCore
-import EddyRedis
 
 /// Entities to write, packed for `EntityWriter`: each entity's Redis key,
 /// its fence (partition name and offset), whether the write re-arms its
-/// expiry, and its hash fields, in one byte buffer that keeps its capacity
-/// from batch to batch (no allocation per entity once warm).
-///
-/// The fields are kept framed as Redis command arguments (`RESPArgument`),
-/// so the writer copies an entity's ~18 names and values into its `HSET` as
-/// one block. Why: encoding them one by one in the writer cost ~170
-/// instructions per argument, ~3k per entity write (callgrind), where
-/// framing them here as they are rendered costs a header each.
+/// expiry, and its hash fields, as ranges of one byte buffer that keeps its
+/// capacity from batch to batch (no allocation per entity once warm).
 ///
 /// Owned by one thread at a time.
 public final class EntityBatch {
@@ -22,29 +15,16 @@ public final class EntityBatch {
         /// The fence's partition name, `topic:partition`, in `bytes`.
         public var partitionStart: Int
         public var partitionLength: Int
-        /// The same partition's index in `partitions`.
-        public var partition: Int32
         /// Whether this write re-arms the key's expiry (`TTLPolicy`).
         public var rearmTTL: Bool
-        /// Hash field/value pairs, `_state` first, framed (`RESPArgument`)
-        /// back to back in `bytes`; `fieldCount` names and values.
+        /// Hash field/value pairs (ranges in `fieldRanges`), `_state` first.
         public var fieldsStart: Int
-        public var fieldsLength: Int
         public var fieldCount: Int
-        /// The `_state` value's bytes (inside the fields).
-        public var stateStart: Int
-        public var stateLength: Int
     }
 
     public private(set) var entities: [Entity] = []
-    /// The batch's distinct fence partitions, first seen first
-    /// (`Entity.partition`). Why: the epoch-fenced writer groups a flush's
-    /// entities by partition, and hashing each entity's partition name cost
-    /// ~650 instructions per entity write (callgrind); the shard hands every
-    /// key of a partition the same array, so telling them apart here is
-    /// mostly a pointer compare.
-    public private(set) var partitions: [[UInt8]] = []
-    private var lastPartition = -1
+    /// (start, length) ranges of field names and values in `bytes`.
+    public private(set) var fieldRanges: [(Int, Int)] = []
     public private(set) var bytes = BatchBytes(capacity: 1 << 20)
 
     public init() {
@@ -70,10 +50,10 @@ public final class EntityBatch {
             bytes.shrink(to: 1 << 20)
             entities = []
             entities.reserveCapacity(4096)
+            fieldRanges = []
         }
         entities.removeAll(keepingCapacity: true)
-        partitions.removeAll(keepingCapacity: true)
-        lastPartition = -1
+        fieldRanges.removeAll(keepingCapacity: true)
         bytes.removeAll()
         return shrink
     }
@@ -87,16 +67,13 @@ public final class EntityBatch {
         let key = fields.engine.store.keyBytes(slot)
         let keyStart = store(prefix).0
         _ = store(key)
-        let fieldsStart = bytes.count
-        var fieldCount = 0, stateStart = 0, stateLength = 0
+        let fieldsStart = fieldRanges.count
         fields.forEach(slot: slot) { name, value in
-            bytes.appendFramed(name)
-            let start = bytes.appendFramed(value)
-            if fieldCount == 0 { (stateStart, stateLength) = (start, value.count) }  // `_state` comes first
-            fieldCount += 2
+            fieldRanges.append(store(name))
+            fieldRanges.append(store(value))
         }
-        finishEntity(keyStart: keyStart, keyLength: prefix.count + key.count, fieldsStart: fieldsStart, fieldCount: fieldCount,
-                     state: (stateStart, stateLength), partition: partition, offset: offset, rearmTTL: rearmTTL)
+        finishEntity(keyStart: keyStart, keyLength: prefix.count + key.count, fieldsStart: fieldsStart,
+                     partition: partition, offset: offset, rearmTTL: rearmTTL)
     }
 
     /// Appends the part in `slot` of a `parts: per_partition` entity, whose
@@ -109,47 +86,43 @@ public final class EntityBatch {
         let entityKey = PartKey.entityKey(of: states.keyBytes(slot))
         let keyStart = store(prefix).0
         _ = store(entityKey)
-        let fieldsStart = bytes.count
-        bytes.appendFramed(joining: EntityLayout.Bytes.partFieldPrefix, partition)
+        let fieldsStart = fieldRanges.count
+        let nameStart = bytes.count
+        EntityLayout.Bytes.partFieldPrefix.withUnsafeBytes { bytes.append($0) }
+        partition.withUnsafeBytes { bytes.append($0) }
+        fieldRanges.append((nameStart, bytes.count - nameStart))
         // The blob with the entity key's header: what replay and the Function read.
-        let blob = UnsafeRawBufferPointer(start: states.blob(slot), count: states.length(slot))
-        let stateLength = PartKey.rewrittenLength(blob, key: entityKey)
-        let state = bytes.beginFramed(length: stateLength)
-        PartKey.rewriteHeader(blob, key: entityKey) { bytes.append($0) }
-        bytes.endFramed(start: state, length: stateLength)
-        bytes.appendFramed(EntityLayout.Bytes.fingerprintField)
-        bytes.appendFramed(fingerprint)
-        finishEntity(keyStart: keyStart, keyLength: prefix.count + entityKey.count, fieldsStart: fieldsStart, fieldCount: 4,
-                     state: (state, stateLength), partition: partition, offset: offset, rearmTTL: rearmTTL)
+        let valueStart = bytes.count
+        PartKey.rewriteHeader(UnsafeRawBufferPointer(start: states.blob(slot), count: states.length(slot)),
+                              key: entityKey) { bytes.append($0) }
+        fieldRanges.append((valueStart, bytes.count - valueStart))
+        fieldRanges.append(store(EntityLayout.Bytes.fingerprintField))
+        fieldRanges.append(store(fingerprint))
+        finishEntity(keyStart: keyStart, keyLength: prefix.count + entityKey.count, fieldsStart: fieldsStart,
+                     partition: partition, offset: offset, rearmTTL: rearmTTL)
     }
 
     /// Ends an entity whose key and fields are stored: its fence and entry.
     @inline(__always)
-    func finishEntity(keyStart: Int, keyLength: Int, fieldsStart: Int, fieldCount: Int, state: (Int, Int),
-                      partition: [UInt8], offset: Int64, rearmTTL: Bool) {
-        let fieldsLength = bytes.count - fieldsStart
+    func finishEntity(keyStart: Int, keyLength: Int, fieldsStart: Int, partition: [UInt8], offset: Int64, rearmTTL: Bool) {
         let partitionRange = store(partition)
         entities.append(Entity(
             keyStart: keyStart, keyLength: keyLength, offset: offset,
-            partitionStart: partitionRange.0, partitionLength: partitionRange.1, partition: partitionIndex(partition),
-            rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldsLength: fieldsLength, fieldCount: fieldCount,
-            stateStart: state.0, stateLength: state.1))
+            partitionStart: partitionRange.0, partitionLength: partitionRange.1,
+            rearmTTL: rearmTTL, fieldsStart: fieldsStart, fieldCount: fieldRanges.count - fieldsStart))
     }
 
-    /// Appends an entity with explicit fields, the first value its state
-    /// (`withStates`); a part of a `parts: per_partition` entity in the
-    /// backfill: `_p:<topic>:<partition>` and `_fp`.
+    /// Appends an entity with explicit fields (a part of a
+    /// `parts: per_partition` entity: `_p:<topic>:<partition>` and `_fp`).
     public func append(redisKey: [UInt8], fields: [([UInt8], [UInt8])], partition: [UInt8], offset: Int64, rearmTTL: Bool) {
         let keyRange = store(redisKey)
-        let fieldsStart = bytes.count
-        var state = (0, 0)
-        for (i, (name, value)) in fields.enumerated() {
-            name.withUnsafeBytes { bytes.appendFramed($0) }
-            let start = value.withUnsafeBytes { bytes.appendFramed($0) }
-            if i == 0 { state = (start, value.count) }
+        let fieldsStart = fieldRanges.count
+        for (name, value) in fields {
+            fieldRanges.append(store(name))
+            fieldRanges.append(store(value))
         }
-        finishEntity(keyStart: keyRange.0, keyLength: keyRange.1, fieldsStart: fieldsStart, fieldCount: 2 * fields.count,
-                     state: state, partition: partition, offset: offset, rearmTTL: rearmTTL)
+        finishEntity(keyStart: keyRange.0, keyLength: keyRange.1, fieldsStart: fieldsStart,
+                     partition: partition, offset: offset, rearmTTL: rearmTTL)
     }
 
     /// Calls `body` with a function giving the state blob (`_state`) of
@@ -157,39 +130,11 @@ public final class EntityBatch {
     public func withStates<R>(_ body: ((Int) -> UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try bytes.withUnsafeBytes { bytes in
             try body { i in
-                let e = entities[i]
-                return UnsafeRawBufferPointer(rebasing: bytes[e.stateStart..<(e.stateStart + e.stateLength)])
+                // Field pairs start with `_state`, <blob> (`EntityFields`).
+                let (start, length) = fieldRanges[entities[i].fieldsStart + 1]
+                return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
             }
         }
-    }
-
-    /// Calls `body` with each field name and value of `e`, in order.
-    public func forEachField(of e: Entity, in bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
-        let n = RESPArgument.forEach(in: UnsafeRawBufferPointer(rebasing: bytes[e.fieldsStart..<(e.fieldsStart + e.fieldsLength)]), body)
-        assert(n == e.fieldCount, "an entity's fields are framed arguments")
-    }
-
-    /// `name`'s index in `partitions`, added if new: the same array as the
-    /// last entity's or an earlier one's first, then equal bytes.
-    @inline(__always)
-    func partitionIndex(_ name: [UInt8]) -> Int32 {
-        if lastPartition >= 0, Self.sameStorage(partitions[lastPartition], name) { return Int32(lastPartition) }
-        return slowPartitionIndex(name)
-    }
-
-    @inline(never)
-    func slowPartitionIndex(_ name: [UInt8]) -> Int32 {
-        let i = partitions.firstIndex { Self.sameStorage($0, name) } ?? partitions.firstIndex(of: name) ?? {
-            partitions.append(name)
-            return partitions.count - 1
-        }()
-        lastPartition = i
-        return Int32(i)
-    }
-
-    @inline(__always)
-    static func sameStorage(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { $0.baseAddress == x.baseAddress && $0.count == x.count } }
     }
 
     /// Appends bytes and returns their range.
@@ -230,47 +175,6 @@ public struct BatchBytes {
         if count + b.count > capacity { grow(to: count + b.count) }
         (base + count).copyMemory(from: source, byteCount: b.count)
         count += b.count
-    }
-
-    /// Appends `b` framed as a command argument (`RESPArgument`); returns
-    /// where its bytes start.
-    @inline(__always) @discardableResult
-    mutating func appendFramed(_ b: UnsafeRawBufferPointer) -> Int {
-        if count + b.count + RESPArgument.maxOverhead > capacity { grow(to: count + b.count + RESPArgument.maxOverhead) }
-        let start = base + count
-        let end = RESPArgument.write(b, at: start)
-        count += end - start
-        return count - b.count - 2
-    }
-
-    @inline(__always) @discardableResult
-    mutating func appendFramed(_ b: [UInt8]) -> Int {
-        b.withUnsafeBytes { appendFramed($0) }
-    }
-
-    /// Appends two byte ranges framed as one argument.
-    @inline(__always)
-    mutating func appendFramed(joining first: [UInt8], _ second: [UInt8]) {
-        let length = first.count + second.count
-        if count + length + RESPArgument.maxOverhead > capacity { grow(to: count + length + RESPArgument.maxOverhead) }
-        let start = base + count
-        let end = first.withUnsafeBytes { f in second.withUnsafeBytes { RESPArgument.write(joining: f, $0, at: start) } }
-        count += end - start
-    }
-
-    /// Starts an argument of `length` bytes, to be appended next (`append`)
-    /// and ended by `endFramed` (which checks the length in debug builds);
-    /// returns where its bytes start.
-    mutating func beginFramed(length: Int) -> Int {
-        if count + length + RESPArgument.maxOverhead > capacity { grow(to: count + length + RESPArgument.maxOverhead) }
-        count += RESPArgument.header(length: length, at: base + count) - (base + count)
-        return count
-    }
-
-    mutating func endFramed(start: Int, length: Int) {
-        assert(count == start + length, "a framed argument got other than the length its header says")
-        if count + 2 > capacity { grow(to: count + 2) }
-        count += RESPArgument.crlf(at: base + count) - (base + count)
     }
 
     @inline(never)

@@ -19,8 +19,6 @@ public final class EntityLoader {
     /// Fields asked for after the fence (e.g. `_K` and the point columns),
     /// read into `StoredEntity.fields`.
     public let fields: [String]
-    /// `fields` in bytes, for `appendRequest`.
-    let fieldBytes: [[UInt8]]
     /// How failed loads are retried (default: until Redis answers).
     public var retry: RetryPolicy
     /// `parts: per_partition`: requests read the part of the fence's
@@ -41,7 +39,6 @@ public final class EntityLoader {
         self.prefix = prefix
         self.withFence = withFence
         self.fields = fields
-        self.fieldBytes = fields.map { Array($0.utf8) }
         self.retry = retry
         self.connect = { try RedisClient(target, options: options) }
         self.ownsConnection = true
@@ -55,7 +52,6 @@ public final class EntityLoader {
         self.prefix = prefix
         self.withFence = withFence
         self.fields = fields
-        self.fieldBytes = fields.map { Array($0.utf8) }
         self.retry = retry
         self.client = client
         self.connect = { client }
@@ -104,42 +100,17 @@ public final class EntityLoader {
     /// instructions per request (callgrind, `eddy bench worker
     /// --distribution realistic`).
     public func request(bytes key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer, into b: inout RedisCommandBuilder) {
-        forEachRequestArgument(key: key, fence: fence) { first, second in
-            if let second { b.addJoined(first, second) } else { b.add(first) }
-        }
-    }
-
-    /// `request` appended straight to `connection`'s pipeline, each argument
-    /// encoded as it is added (`RedisConnection.append(argumentCount:encoding:)`):
-    /// the worker's early load of each key it does not hold. Why not the
-    /// builder: it copies every argument once more before encoding it, and on
-    /// high-cardinality traffic nearly every event's key is loaded.
-    public func appendRequest(bytes key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer,
-                              to connection: RedisConnection) throws(RedisError) {
-        try connection.append(argumentCount: 4 + (withFence ? 1 : 0) + fieldBytes.count, encoding: { b in
-            forEachRequestArgument(key: key, fence: fence) { first, second in
-                if let second { b.addJoined(first, second) } else { b.add(first) }
-            }
-        })
-    }
-
-    /// The request's arguments in order (`HMGET <prefix><key> _state|_p:<fence>
-    /// _fp [_o:<fence>] [fields...]`), each one byte range or two joined:
-    /// what both ways of building it add.
-    @inline(__always)
-    func forEachRequestArgument(key: UnsafeRawBufferPointer, fence: UnsafeRawBufferPointer,
-                                _ add: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) -> Void) {
         typealias Name = EntityLayout.Bytes
-        Self.hmget.withUnsafeBytes { add($0, nil) }
-        prefix.withUnsafeBytes { add($0, key) }
+        Self.hmget.withUnsafeBytes { b.add($0) }
+        prefix.withUnsafeBytes { b.addJoined($0, key) }
         if readsParts {
-            Name.partFieldPrefix.withUnsafeBytes { add($0, fence) }
+            Name.partFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) }
         } else {
-            Name.stateField.withUnsafeBytes { add($0, nil) }
+            Name.stateField.withUnsafeBytes { b.add($0) }
         }
-        Name.fingerprintField.withUnsafeBytes { add($0, nil) }
-        if withFence { Name.offsetFieldPrefix.withUnsafeBytes { add($0, fence) } }
-        for f in fieldBytes { f.withUnsafeBytes { add($0, nil) } }
+        Name.fingerprintField.withUnsafeBytes { b.add($0) }
+        if withFence { Name.offsetFieldPrefix.withUnsafeBytes { b.addJoined($0, fence) } }
+        for f in fields { b.add(f) }
     }
 
     private static let hmget = Array("HMGET".utf8)
@@ -154,14 +125,13 @@ public final class EntityLoader {
     }
 
     /// Reads the next pipelined reply of a `request` as an entity, without
-    /// decoding it into ``RedisReply`` (``StoredEntity/init(view:hasFence:fieldCount:)``)
-    /// and without hiredis allocating it (`withNextPooledReply`).
+    /// decoding it into ``RedisReply`` (``StoredEntity/init(view:hasFence:fieldCount:)``).
     /// A retryable error reply throws, as in `entities(from:)`; any other
     /// error reads as an entity not stored.
     public func readEntity(from connection: RedisConnection) throws(RedisError) -> StoredEntity {
         let hasFence = withFence
         let fieldCount = fields.count
-        return try connection.withNextPooledReply { (reply) throws(RedisError) -> StoredEntity in
+        return try connection.withNextReply { (reply) throws(RedisError) -> StoredEntity in
             if let message = reply.errorMessage, EntityWriter.isRetryable(message) {
                 throw RedisError.server(message: message)
             }

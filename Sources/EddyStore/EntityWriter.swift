@@ -54,6 +54,10 @@ public final class EntityWriter {
     /// epoch is taken (`PartitionOwnership`); required with
     /// `partitionEpochs`.
     public var ownership: (any PartitionOwnership)?
+    /// Reused by `groupByPartition`.
+    var flushPartitions: [[UInt8]] = []
+    var entityPartition: [Int32] = []
+    var partitionByHash: [Int: Int] = [:]
 
     let options: RedisConnection.Options
     let script = RedisScript(FencedBatchWrite.source)
@@ -194,9 +198,10 @@ public final class EntityWriter {
                 b.addJoined($0, UnsafeRawBufferPointer(rebasing: bytes[e.partitionStart..<(e.partitionStart + e.partitionLength)]))
             }
             b.add(e.offset)
-            // The fields, framed by the shard's flush: one copy (`EntityBatch`).
-            b.addFramed(UnsafeRawBufferPointer(rebasing: bytes[e.fieldsStart..<(e.fieldsStart + e.fieldsLength)]),
-                        count: e.fieldCount)
+            for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
+                let (start, length) = batch.fieldRanges[f]
+                b.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+            }
         })
         guard e.rearmTTL else { return 1 }
         let expiry = ttl.expiryMs
@@ -244,7 +249,10 @@ public final class EntityWriter {
         call.arguments.add(e.offset)
         call.arguments.add(e.rearmTTL ? rearm : keep)
         call.arguments.add(e.fieldCount / 2)
-        batch.forEachField(of: e, in: bytes) { call.arguments.add($0) }
+        for f in e.fieldsStart..<(e.fieldsStart + e.fieldCount) {
+            let (start, length) = batch.fieldRanges[f]
+            call.arguments.add(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+        }
     }
 
     /// On a Redis Cluster a `FencedBatchWrite` call may only carry keys of

@@ -359,11 +359,7 @@ final class EntityShard {
         }
         guard let c = missing.connection else { return }
         do {
-            try partitionName(pid).withUnsafeBytes { fence in
-                try key.withUnsafeBytes { k in
-                    try loader.appendRequest(bytes: keysParts ? PartKey.entityKey(of: k) : k, fence: fence, to: c)
-                }
-            }
+            try c.append(building: { loadRequest(key, pid, into: &$0) })
             missing.unsent += 1
             if missing.unsent >= 64 {
                 try c.send()

@@ -1,4 +1,4 @@
-@testable import EddyRedis
+import EddyRedis
 import EddyStore
 import Testing
 
@@ -85,34 +85,6 @@ struct StoredEntityViewTests {
             #expect(try read("huge").fence == nil)
             #expect(try read("max").fence == Int64.max)
             #expect(try read("empty-state").state == [])
-        }
-    }
-
-    /// The worker's early load (`appendRequest`, arguments encoded as they
-    /// are added) stages exactly the bytes of `request(bytes:fence:)`
-    /// through the builder, for every shape of request.
-    @Test func appendedRequestSameBytes() throws {
-        try withRedis { server, redis throws in
-            let key = Array("user-42".utf8), fence = Array("clicks:17".utf8)
-            for (withFence, readsParts) in [(true, false), (false, false), (true, true)] {
-                for fields in [[], ["_K"], ["_K", "clicks_1h", "spend"]] {
-                    let loader = EntityLoader(target: .single(server.url), prefix: Array("e:".utf8), withFence: withFence,
-                                              fields: readsParts ? [] : fields, readsParts: readsParts)
-                    try key.withUnsafeBytes { k in
-                        try fence.withUnsafeBytes { f in
-                            try redis.append { b in loader.request(bytes: k, fence: f, into: &b) }
-                            let built = Array(redis.staged.buffer.allBytes)
-                            redis.staged.removeAll()
-                            redis.pendingReplyCount -= 1
-                            try loader.appendRequest(bytes: k, fence: f, to: redis)
-                            #expect(Array(redis.staged.buffer.allBytes) == built, "fence \(withFence), parts \(readsParts), fields \(fields)")
-                            #expect(!built.isEmpty)
-                            redis.staged.removeAll()
-                            redis.pendingReplyCount -= 1
-                        }
-                    }
-                }
-            }
         }
     }
 }

@@ -37,21 +37,10 @@ public enum PartKey {
     @inline(__always)
     public static func rewriteHeader(_ blob: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer,
                                      _ append: (UnsafeRawBufferPointer) -> Void) {
-        let old = headerLength(blob)
+        let old = 2 + Int(UInt16(littleEndian: blob.loadUnaligned(as: UInt16.self)))
         withUnsafeBytes(of: UInt16(key.count).littleEndian) { append($0) }
         append(key)
         append(UnsafeRawBufferPointer(rebasing: blob[old...]))
-    }
-
-    /// The length of `blob` after `rewriteHeader` with `key`.
-    @inline(__always)
-    public static func rewrittenLength(_ blob: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer) -> Int {
-        blob.count - headerLength(blob) + 2 + key.count
-    }
-
-    @inline(__always)
-    static func headerLength(_ blob: UnsafeRawBufferPointer) -> Int {
-        2 + Int(UInt16(littleEndian: blob.loadUnaligned(as: UInt16.self)))
     }
 
     /// Calls `body` with `blob` given `key`'s header (`rewriteHeader`),

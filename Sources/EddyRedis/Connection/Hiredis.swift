@@ -164,23 +164,8 @@ package enum RESPBytes {
     /// protocol error throws ``RedisError/protocolError(reason:)``. Bytes after the last
     /// complete reply are ignored.
     package static func replies(in bytes: UnsafeRawBufferPointer) throws(RedisError) -> [RedisReply] {
-        try replies(in: bytes, pool: nil)
-    }
-
-    /// ``replies(in:)`` with the replies built in `pool` when one is given
-    /// (``RedisConnection/withNextPooledReply(_:)``'s way), else by hiredis.
-    static func replies(in bytes: UnsafeRawBufferPointer, pool: ReplyPool?) throws(RedisError) -> [RedisReply] {
         guard let reader = redisReaderCreate() else { throw .invalidUsage("cannot create a RESP reader") }
-        if let pool {
-            reader.pointee.fn = pooledFunctions
-            reader.pointee.privdata = Unmanaged.passUnretained(pool).toOpaque()
-        }
-        defer {
-            // A reply left half built in the pool is not hiredis' to free.
-            if pool != nil { reader.pointee.reply = nil }
-            redisReaderFree(reader)
-            withExtendedLifetime(pool) {}
-        }
+        defer { redisReaderFree(reader) }
         if bytes.count > 0,
            redisReaderFeed(reader, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count) != REDIS_OK {
             throw .protocolError(reason: "feed failed")
@@ -193,7 +178,7 @@ package enum RESPBytes {
                 throw .protocolError(reason: reason)
             }
             guard let raw else { return replies }
-            defer { if let pool { pool.reset() } else { freeReplyObject(raw) } }
+            defer { freeReplyObject(raw) }
             replies.append(try Hiredis.decode(raw.assumingMemoryBound(to: redisReply.self)))
         }
     }

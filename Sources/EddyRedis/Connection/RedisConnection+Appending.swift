@@ -41,17 +41,11 @@ extension RedisConnection {
         guard argumentCount > 0 else { throw .invalidUsage("empty command") }
         let start = staged.count
         staged.header(argumentCount)
-        // The encoder writes through a pointer to the staging buffer, not
-        // the connection: reaching it through the connection retained and
-        // released the connection on every argument (callgrind).
-        let added = withUnsafeMutablePointer(to: &staged) { buffer in
-            var encoder = RedisArgumentEncoder(staged: buffer)
-            encode(&encoder)
-            return encoder.added
-        }
-        guard added == argumentCount else {
+        var encoder = RedisArgumentEncoder(connection: self)
+        encode(&encoder)
+        guard encoder.added == argumentCount else {
             staged.truncate(to: start)
-            throw .invalidUsage("a command of \(argumentCount) arguments was given \(added)")
+            throw .invalidUsage("a command of \(argumentCount) arguments was given \(encoder.added)")
         }
         try didStageCommand()
     }
@@ -95,38 +89,27 @@ extension RedisConnection {
 /// buffer (`RedisConnection.append(argumentCount:encoding:)`); valid only
 /// inside that call.
 public struct RedisArgumentEncoder: ~Copyable {
-    /// The connection's staging buffer, valid only inside the call.
-    let staged: UnsafeMutablePointer<RESPEncoder>
+    unowned(unsafe) let connection: RedisConnection
     /// Arguments added so far.
     var added = 0
 
-    init(staged: UnsafeMutablePointer<RESPEncoder>) { self.staged = staged }
+    init(connection: RedisConnection) { self.connection = connection }
 
     /// One argument: these bytes.
     public mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        staged.pointee.argument(bytes)
+        connection.staged.argument(bytes)
         added += 1
     }
 
     /// One argument: two byte ranges back to back.
     public mutating func addJoined(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
-        staged.pointee.argument(joining: first, second)
+        connection.staged.argument(joining: first, second)
         added += 1
     }
 
     /// One argument: an integer's decimal text.
     public mutating func add(_ value: Int64) {
-        withDecimalBytes(value) { staged.pointee.argument($0) }
+        withDecimalBytes(value) { connection.staged.argument($0) }
         added += 1
-    }
-
-    /// `count` arguments already framed by ``RESPArgument`` back to back,
-    /// copied as one block. The caller vouches for the framing (it is
-    /// checked in debug builds): a block that is not `count` framed
-    /// arguments would desynchronize the connection.
-    public mutating func addFramed(_ block: UnsafeRawBufferPointer, count: Int) {
-        assert(RESPArgument.forEach(in: block, { _ in }) == count, "not \(count) framed arguments")
-        staged.pointee.framedArguments(block)
-        added += count
     }
 }

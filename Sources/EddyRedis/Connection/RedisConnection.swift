@@ -25,13 +25,10 @@ public final class RedisConnection {
     /// The settings this connection uses (also for ``reconnect()``).
     public let options: Options
     /// Number of appended commands whose replies have not been read yet.
-    /// (Unchecked for exclusivity, as the buffers below: one thread per
-    /// connection, and each append and read touched it and `context`, ~76
-    /// instructions per check in callgrind.)
-    @exclusivity(unchecked) public internal(set) var pendingReplyCount = 0
+    public internal(set) var pendingReplyCount = 0
 
     /// The hiredis context; `nil` after ``close()`` or a failed ``reconnect()``.
-    @exclusivity(unchecked) var context: Hiredis.Context?
+    var context: Hiredis.Context?
     /// The TLS session over the context's socket (`rediss://`); `nil` for plaintext. With one,
     /// writes and reads go through `CEddyRedisTLS` instead of hiredis's socket calls.
     var tlsSession: UnsafeMutableRawPointer?
@@ -46,8 +43,6 @@ public final class RedisConnection {
     @exclusivity(unchecked) var builder = RedisCommandBuilder()
     /// Reused by `EVALSHA` / `FCALL` helpers.
     @exclusivity(unchecked) var scriptCall = RedisScriptCall()
-    /// Where ``withNextPooledReply(_:)`` builds replies.
-    let replyPool = ReplyPool()
     /// Staged bytes beyond which commands are handed to hiredis before the next read.
     static let stagingFlushThreshold = 64 * 1024
 
