@@ -30,6 +30,9 @@ final class IngestStage {
     var waveProgress = (positions: [TopicPartition: Int64](), at: ContinuousClock.now, checked: ContinuousClock.now)
     var current: Int?
     var paused: [TopicPartition] = []
+    /// Partitions revoked while paused by this stage: librdkafka keeps them
+    /// paused, so they are resumed when assigned again (`assigned`).
+    var pausedAtRevocation: Set<TopicPartition> = []
     var assignment: Set<TopicPartition> = []
     var nextBarrier = 1
     /// With the per-partition epoch fence: where revocations are recorded
@@ -263,12 +266,31 @@ final class IngestStage {
         assignment.formUnion(partitions)
         counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         logger.info("assigned \(partitions.count) partitions: \(partitions.map(\.description).sorted().joined(separator: ", "))")
+        // librdkafka keeps an application's pause of a partition across its
+        // revocation (it clears only its own rebalance pause): a partition
+        // revoked while paused here (backpressure, a held wave) and assigned
+        // again would never be fetched. It fetches again, or waits with the
+        // others while backpressure holds them.
+        let stillPaused = partitions.filter { pausedAtRevocation.remove($0) != nil }
+        if !stillPaused.isEmpty {
+            if paused.isEmpty {
+                do { try consumer.resume(stillPaused) } catch {
+                    counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
+                    logger.warning("resuming \(stillPaused.count) partitions paused before their revocation failed, retrying: \(error)")
+                    paused = stillPaused  // resume() retries on the next turn
+                }
+            } else {
+                paused += stillPaused
+            }
+        }
         if waves == nil, catchUpWaves >= 2, partitions.count >= 2 { planWaves(partitions) }
     }
 
     /// Inside the revoke callback: flush and commit everything applied,
     /// drop those partitions' keys, then let the rebalance go on.
     func revoked(_ partitions: [TopicPartition]) {
+        let held = self.held
+        pausedAtRevocation.formUnion(partitions.filter { paused.contains($0) || held.contains($0) })
         assignment.subtract(partitions)
         counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         paused.removeAll { partitions.contains($0) }

@@ -136,3 +136,55 @@ private struct Outcome: Sendable {
         #expect(revokedOnClose == 2)
     }
 }
+
+/// librdkafka keeps an application's pause of a partition across its
+/// revocation (it clears only its own rebalance pause): assigned again, the
+/// partition is not fetched until resumed. The worker's ingest therefore
+/// resumes partitions it had paused (backpressure, held catch-up waves, a
+/// schema registry outage) when they come back (`IngestStage.assigned`);
+/// this pins the behaviour it works around.
+@Suite struct PauseAcrossRevocationTests {
+    @Test func aPartitionPausedWhenRevokedIsNotFetchedWhenAssignedAgainUntilResumed() async throws {
+        let topic = "paused"
+        let cluster = try MockCluster(topics: [(name: topic, partitions: 4)])
+        let all = Set((0..<4).map { TopicPartition(topic: topic, partition: Int32($0)) })
+        let (moved, fromMovedWhilePaused, fromMovedAfterResume) = try await onThread { () throws -> (Int, Int, Int) in
+            let producer = try KafkaProducer(config: producerConfig(cluster))
+            let a = try KafkaConsumer(config: groupConfig(cluster, group: "paused"), topics: [topic])
+            try pollUntil([a], what: "the first member owning every partition", { _, _ in },
+                          done: { Set(try a.assignment()) == all })
+            try a.pause(Array(all))
+            // A second member takes some partitions (revoked from A while
+            // paused), then leaves: they come back to A.
+            let b = try KafkaConsumer(config: groupConfig(cluster, group: "paused"), topics: [topic])
+            try pollUntil([a, b], what: "partitions shared by both members", { _, _ in }, done: {
+                let assignedB = Set(try b.assignment())
+                let assignedA = Set(try a.assignment())
+                return !assignedB.isEmpty && assignedA.union(assignedB) == all
+            })
+            let moved = Set(try b.assignment())
+            try b.close()
+            try pollUntil([a], what: "the first member owning every partition again", { _, _ in },
+                          done: { Set(try a.assignment()) == all })
+            try produceKeyed(producer, topic: topic, count: 400, keys: 40)
+            func countFromMoved(for seconds: Int, stopAtFirst: Bool) throws -> Int {
+                var n = 0
+                let until = ContinuousClock.now.advanced(by: .seconds(seconds))
+                while ContinuousClock.now < until && !(stopAtFirst && n > 0) {
+                    try a.poll(maxMessages: 1000, timeoutMs: 50) { event in
+                        if case .message(let m) = event, moved.contains(TopicPartition(topic: topic, partition: m.partition)) { n += 1 }
+                    }
+                }
+                return n
+            }
+            let whilePaused = try countFromMoved(for: 3, stopAtFirst: false)
+            try a.resume(Array(moved))
+            let afterResume = try countFromMoved(for: 20, stopAtFirst: true)
+            try a.close()
+            return (moved.count, whilePaused, afterResume)
+        }
+        #expect(moved > 0)
+        #expect(fromMovedWhilePaused == 0, "assigned again, the partitions are still paused")
+        #expect(fromMovedAfterResume > 0, "resumed, they are fetched")
+    }
+}
