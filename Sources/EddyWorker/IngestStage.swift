@@ -321,20 +321,11 @@ final class IngestStage {
         // sees the revocation.
         let revokedNames = revoked.map { $0.map { Array("\(topics[Int($0.topicIndex)]):\($0.partition)".utf8) } }
         if let revokedNames, let revocations { revocations.begin(revokedNames) }
-        var freeIndex = free.popBlocking(timeout: drainTimeout)
-        if revoked != nil {
-            // A revocation's barrier is always sent, however long the wait
-            // (Redis down): without it the shard would keep the revoked
-            // partitions' keys and the writer their epochs, and a stale
-            // flush could then take a newer epoch and overwrite the next
-            // owner's state, or stale keys meet the partition again. The
-            // rebalance waits meanwhile, as it does for the writes.
-            while freeIndex == nil {
-                logger.warning("revoking \(revoked!.count) partitions waits for the pipeline (Redis unavailable?); the rebalance waits with it")
-                freeIndex = free.popBlocking(timeout: drainTimeout)
-            }
+        guard let index = free.popBlocking(timeout: drainTimeout) else {
+            // No barrier will carry them to the writer: balance the count.
+            if let revokedNames, let revocations { revocations.acknowledge(revokedNames) }
+            return false
         }
-        guard let index = freeIndex else { return false }
         let id = nextBarrier
         nextBarrier += 1
         batches[index].info.control = .barrier(id: id, revoked: revoked)
