@@ -205,7 +205,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "EddyConsoleTests", dependencies: ["EddyConsole", "EddyCore", "EddyMonitor", "EddyTopology"]),
-        .testTarget(name: "EddyWorkerTests", dependencies: ["EddyWorker", "EddyKafka"]),
+        .testTarget(name: "EddyWorkerTests", dependencies: [
+            "EddyWorker", "EddyKafka", "EddyCore", "EddyMetrics", "EddyPipeline", "EddyDevKit",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "EddyIntegrationTests", dependencies: [
             "EddyFormats", "EddyKafka", "EddyRedis", "EddyCore", "EddyReplay", "EddyTopology", "EddyDevKit",
         ]),

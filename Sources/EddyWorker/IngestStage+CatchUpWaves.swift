@@ -77,7 +77,8 @@ extension IngestStage {
 
     /// Resumes `partitions` and makes `plan` (nil: none) the current one.
     func release(_ partitions: [TopicPartition], plan: CatchUpWaves?) {
-        let resumable = partitions.filter { !paused.contains($0) }  // backpressure resumes the others
+        // Backpressure resumes the others, the owed barrier its own.
+        let resumable = partitions.filter { !paused.contains($0) && !awaitingOwedBarrier.contains($0) }
         do { try consumer.resume(resumable) } catch {
             counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
             logger.warning("resuming the next catch-up wave failed, retrying: \(error)")

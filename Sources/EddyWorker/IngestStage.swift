@@ -35,6 +35,18 @@ final class IngestStage {
     var pausedAtRevocation: Set<TopicPartition> = []
     var assignment: Set<TopicPartition> = []
     var nextBarrier = 1
+    /// Partitions whose revocation could not send its barrier in time (no
+    /// free batch within `drainTimeout`: Redis down across a rebalance). The
+    /// barrier is owed: it goes out with the next batch the ingest gets,
+    /// before any other, so the shard forgets their keys and the writer
+    /// releases their epochs before any event read after the revocation.
+    /// Their revocation stays pending in `revocations` until then, so the
+    /// writer cannot take a newer epoch for them (`GroupOwnership`).
+    var owedRevocation: [PartitionID] = []
+    /// Partitions assigned again while their revocation's barrier is owed:
+    /// paused until it is sent, so none of their events reach the shard
+    /// before it (the barrier would forget their new keys).
+    var awaitingOwedBarrier: Set<TopicPartition> = []
     /// With the per-partition epoch fence: where revocations are recorded
     /// for the writer (`RevocationLog`).
     var revocations: RevocationLog?
@@ -103,6 +115,10 @@ final class IngestStage {
                     if current == nil, paused.isEmpty, ContinuousClock.now - waitStart >= .milliseconds(500) { pause() }
                     continue
                 }
+            }
+            if !owedRevocation.isEmpty, batches[current!].count == 0, batches[current!].info.control == .none {
+                sendOwedBarrier()
+                continue
             }
             if !paused.isEmpty, registryProblem.isEmpty { resume() }
             let batch = batches[current!]
@@ -250,7 +266,7 @@ final class IngestStage {
     func resume() {
         do {
             let held = self.held
-            try consumer.resume(paused.filter { !held.contains($0) })
+            try consumer.resume(paused.filter { !held.contains($0) && !awaitingOwedBarrier.contains($0) })
             paused = []
         } catch {
             counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
@@ -284,6 +300,49 @@ final class IngestStage {
             }
         }
         if waves == nil, catchUpWaves >= 2, partitions.count >= 2 { planWaves(partitions) }
+        holdUntilOwedBarrier(partitions)
+    }
+
+    /// Pauses the newly assigned `partitions` whose earlier revocation still
+    /// owes its barrier (`owedRevocation`), until it is sent. Last in
+    /// `assigned`, after anything there that resumes partitions.
+    func holdUntilOwedBarrier(_ partitions: [TopicPartition]) {
+        guard !owedRevocation.isEmpty else { return }
+        let owed = Set(owedRevocation)
+        let waiting = partitions.filter { tp in
+            topics.firstIndex(of: tp.topic).map { owed.contains(PartitionID(topicIndex: Int32($0), partition: tp.partition)) } ?? false
+        }
+        guard !waiting.isEmpty else { return }
+        awaitingOwedBarrier.formUnion(waiting)
+        do { try consumer.pause(waiting) } catch {
+            // The barrier goes out with the next batch, before any event of
+            // this poll is handed over; a partition that fetches meanwhile
+            // only delivers its events into that later batch.
+            logger.warning("pausing \(waiting.count) partitions until their earlier revocation is done failed: \(error)")
+        }
+        logger.info("assigned \(waiting.count) partitions again before their earlier revocation was done: reading them once it is")
+    }
+
+    /// Sends the barrier of the revocations that could not send theirs
+    /// (`owedRevocation`) in the current batch, which is empty, without
+    /// waiting for it: the rebalance it belongs to is long over.
+    func sendOwedBarrier() {
+        guard let index = current else { return }
+        let revoked = owedRevocation
+        owedRevocation = []
+        batches[index].info.control = .barrier(id: nextBarrier, revoked: revoked)
+        nextBarrier += 1
+        pushCurrent()
+        logger.notice("the \(Set(revoked).count) partitions revoked before their writes finished are handed back now: their keys are dropped, their epochs released")
+        releaseAwaitingOwedBarrier()
+    }
+
+    /// The owed barrier is on its way: partitions assigned again meanwhile
+    /// fetch again (through `resume`, which keeps held waves held).
+    func releaseAwaitingOwedBarrier() {
+        guard !awaitingOwedBarrier.isEmpty else { return }
+        for tp in awaitingOwedBarrier where assignment.contains(tp) && !paused.contains(tp) { paused.append(tp) }
+        awaitingOwedBarrier = []
     }
 
     /// Inside the revoke callback: flush and commit everything applied,
@@ -294,6 +353,7 @@ final class IngestStage {
         assignment.subtract(partitions)
         counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         paused.removeAll { partitions.contains($0) }
+        awaitingOwedBarrier.subtract(partitions)  // still owed: assigned again, they wait again
         if waves != nil { dropFromWaves(Set(partitions)) }
         let ids = partitions.compactMap { tp in
             topics.firstIndex(of: tp.topic).map { PartitionID(topicIndex: Int32($0), partition: tp.partition) }
@@ -301,7 +361,7 @@ final class IngestStage {
         if barrier(revoked: ids, insidePoll: true) {
             logger.info("revoked \(partitions.count) partitions after flushing and committing them")
         } else {
-            logger.error("revoked \(partitions.count) partitions before their writes finished (Redis unavailable?); fences keep the state exact")
+            logger.error("revoked \(partitions.count) partitions before their writes finished (Redis unavailable?): their keys are dropped and their epochs released when the pipeline moves again; fences keep the state exact meanwhile")
         }
     }
 
@@ -322,13 +382,23 @@ final class IngestStage {
         let revokedNames = revoked.map { $0.map { Array("\(topics[Int($0.topicIndex)]):\($0.partition)".utf8) } }
         if let revokedNames, let revocations { revocations.begin(revokedNames) }
         guard let index = free.popBlocking(timeout: drainTimeout) else {
-            // No barrier will carry them to the writer: balance the count.
-            if let revokedNames, let revocations { revocations.acknowledge(revokedNames) }
+            // The rebalance must go on (the free batch may come back only
+            // after this callback returns), but the barrier is not dropped:
+            // it is owed, and their revocation stays pending for the writer
+            // until it gets there.
+            if let revoked { owedRevocation += revoked }
             return false
         }
         let id = nextBarrier
         nextBarrier += 1
-        batches[index].info.control = .barrier(id: id, revoked: revoked)
+        // This barrier carries any owed one too (it is the first batch out).
+        var carried = revoked
+        if !owedRevocation.isEmpty {
+            carried = (revoked ?? []) + owedRevocation
+            owedRevocation = []
+            releaseAwaitingOwedBarrier()
+        }
+        batches[index].info.control = .barrier(id: id, revoked: carried)
         let pushed = output.tryPush(index)
         precondition(pushed, "the shard ring holds every batch of the pool")
         return barrierDone.wait(for: id, timeout: drainTimeout)

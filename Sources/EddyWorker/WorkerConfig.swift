@@ -70,7 +70,8 @@ public struct WorkerConfig: Sendable {
     public var fence: Fence = .partitionEpochs
     public enum Fence: String, Sendable, CaseIterable { case partitionEpochs = "partition", perEntity = "entity" }
     /// How long a rebalance or shutdown may wait for in-flight writes.
-    public var drainTimeoutSeconds = 30.0
+    public var drainTimeoutSeconds = Self.defaultDrainTimeoutSeconds
+    public static let defaultDrainTimeoutSeconds = 30.0
     /// Metrics hook: sees the state blobs of each flush once Redis has taken
     /// them (e.g. feature-value monitoring). nil: nothing extra is done.
     public var writtenStateObserver: (any WrittenStateObserver)?

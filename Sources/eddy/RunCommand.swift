@@ -71,6 +71,11 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         valueName: "partition|entity"))
     var fence: String = WorkerConfig.Fence.partitionEpochs.rawValue
 
+    @Option(name: .customLong("drain-timeout"), help: ArgumentHelp(
+        "Seconds a revocation or a shutdown waits for the in-flight writes to reach Redis.",
+        discussion: "A revocation that waits longer (Redis down across a rebalance) lets the rebalance go on; the revoked partitions' keys are dropped and their epochs released as soon as the pipeline moves again, before any of their events is read again."))
+    var drainTimeout = WorkerConfig.defaultDrainTimeoutSeconds
+
     @Flag(inversion: .prefixedNo, help: ArgumentHelp(
         "Flush dirty keys as soon as the Redis writer is idle and no events wait (group commit).",
         discussion: "With --no-flush-when-idle the shard always waits the topology's flush_interval, coalescing more writes per key at the cost of freshness."))
@@ -87,6 +92,7 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         if catchUpBacklog < 1 { throw ValidationError("--catch-up-backlog must be at least 1") }
         if catchUpWaves < 1 { throw ValidationError("--catch-up-waves must be at least 1") }
         if catchUpFlushMs < 1 { throw ValidationError("--catch-up-flush-ms must be at least 1") }
+        if !(drainTimeout > 0 && drainTimeout <= 3600) { throw ValidationError("--drain-timeout must be between 0 and 3600 seconds (say 30)") }
     }
 
     func run() async throws {
@@ -112,6 +118,7 @@ struct RunCommand: AsyncParsableCommand, StopsOnTerminationSignals {
         config.catchUpFlushInterval = .milliseconds(catchUpFlushMs)
         config.catchUpWaves = catchUpWaves
         config.flushWhenIdle = flushWhenIdle
+        config.drainTimeoutSeconds = drainTimeout
         guard let fence = WorkerConfig.Fence(rawValue: fence) else {
             throw ValidationError("--fence must be partition or entity, not '\(fence)'")
         }
