@@ -268,6 +268,10 @@ final class IngestStage {
             let held = self.held
             try consumer.resume(paused.filter { !held.contains($0) && !awaitingOwedBarrier.contains($0) })
             paused = []
+            // A resumed partition is fetched again from scratch (the pause
+            // purged what was prefetched): the wave's idle clock starts now,
+            // not at its last delivery before the backpressure.
+            if waves != nil { waveProgress = (waveProgress.positions, .now, .now) }
         } catch {
             counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
             logger.warning("resuming \(paused.count) partitions failed, retrying: \(error)")
