@@ -187,6 +187,29 @@ import Testing
         try rig.expectExact()
     }
 
+    /// Redis down for longer than librdkafka's `max.poll.interval.ms`: the
+    /// ingest, every batch waiting for Redis, polls no more, so librdkafka
+    /// takes the member out of the group. When Redis returns the worker
+    /// joins again and goes on, exactly.
+    @Test func redisDownPastTheMaxPollIntervalIsExact() throws {
+        let rig = try Rig(events: 80_000, users: 20_000, seed: 37, redisOptions: ["appendonly": "yes"],
+                          kafkaProperties: ["max.poll.interval.ms": "6000"])
+        let producer = rig.startProducing(rate: 8_000)
+        let group = "g-poll-interval"
+        let worker = try rig.worker("worker", group: group)
+        #expect(try rig.waitForCommitted(group: group, atLeast: 15_000, timeout: 120), "\(worker.log.suffix(3000))")
+        rig.redis.stop(.terminate)
+        usleep(12_000_000)
+        #expect(worker.isRunning, "the worker exited while Redis was down\n\(worker.log.suffix(3000))")
+        try rig.redis.start()
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(worker.log.suffix(3000))")
+        #expect(worker.isRunning, "\(worker.log.suffix(3000))")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: 15) == 0, "\(worker.log.suffix(3000))")
+        try rig.expectExact()
+    }
+
     @Test func kafkaFaultsMidRunAreExact() throws {
         let rig = try Rig(events: 120_000, users: 20_000, seed: 14)
         let producer = rig.startProducing(0..<110_000, rate: 8_000)
@@ -432,7 +455,7 @@ final class Rig {
     /// `features`: more features (YAML list items) appended to clickstream's;
     /// `layout`: a `sink.layout`.
     init(events count: Int, users: Int, seed: Int, redisOptions: [String: String] = [:], cluster: Bool = false,
-         features: String = "", layout: String? = nil) throws {
+         features: String = "", layout: String? = nil, kafkaProperties: [String: String] = [:]) throws {
         dir = try Harness.tempDir()
         redis = try RedisServerProcess(options: redisOptions)
         self.cluster = cluster ? try RedisClusterProcess(options: redisOptions) : nil
@@ -458,6 +481,10 @@ final class Rig {
         if let debug = ProcessInfo.processInfo.environment["EDDY_TEST_KAFKA_DEBUG"], !debug.isEmpty {
             yaml = yaml.replacingOccurrences(of: "    heartbeat.interval.ms: \"400\"\n",
                                              with: "    heartbeat.interval.ms: \"400\"\n    debug: \"\(debug)\"\n")
+        }
+        for (name, value) in kafkaProperties.sorted(by: { $0.key < $1.key }) {
+            yaml = yaml.replacingOccurrences(of: "    heartbeat.interval.ms: \"400\"\n",
+                                             with: "    heartbeat.interval.ms: \"400\"\n    \(name): \"\(value)\"\n")
         }
         if !features.isEmpty {
             yaml = yaml.replacingOccurrences(of: "features:\n", with: "features:\n" + features)
