@@ -289,20 +289,10 @@ final class IngestStage {
         // librdkafka keeps an application's pause of a partition across its
         // revocation (it clears only its own rebalance pause): a partition
         // revoked while paused here (backpressure, a held wave) and assigned
-        // again would never be fetched. It fetches again, or waits with the
-        // others while backpressure holds them.
-        let stillPaused = partitions.filter { pausedAtRevocation.remove($0) != nil }
-        if !stillPaused.isEmpty {
-            if paused.isEmpty {
-                do { try consumer.resume(stillPaused) } catch {
-                    counters.kafkaErrors.wrappingIncrement(ordering: .relaxed)
-                    logger.warning("resuming \(stillPaused.count) partitions paused before their revocation failed, retrying: \(error)")
-                    paused = stillPaused  // resume() retries on the next turn
-                }
-            } else {
-                paused += stillPaused
-            }
-        }
+        // again would never be fetched. `resume` (next turn, or once
+        // backpressure lets go) resumes it with the others.
+        let stillPaused = partitions.filter { pausedAtRevocation.remove($0) != nil && !paused.contains($0) }
+        paused += stillPaused
         if waves == nil, catchUpWaves >= 2, partitions.count >= 2 { planWaves(partitions) }
         holdUntilOwedBarrier(partitions)
     }
