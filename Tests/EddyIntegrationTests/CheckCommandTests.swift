@@ -36,4 +36,14 @@ import Testing
         let missing = try Self.check("nosuch", from: dir)
         #expect(missing.status == 1 && missing.output.contains("nosuch:0:0: error: cannot read the file"), "\(missing.output)")
     }
+
+    /// `eddy run --drain-timeout` is checked before anything starts.
+    @Test func runRefusesADrainTimeoutOutOfRange() throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for bad in ["0", "-1", "nan", "3601"] {
+            let r = try Harness.capture(["run", "clickstream", "--drain-timeout=\(bad)"], in: dir)
+            #expect(r.status != 0 && r.err.contains("--drain-timeout must be between 0 and 3600 seconds"), "\(bad): \(r.err)")
+        }
+    }
 }
