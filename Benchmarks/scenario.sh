@@ -21,7 +21,9 @@
 # `nice` level for the ingest side — the mock broker, the producer and the
 # worker — so that on a machine they share with `eddy serve` and Redis,
 # reads get the CPU first), WORKER_FLAGS (more `eddy run` flags, e.g.
-# "--fence entity").
+# "--fence entity"), INGEST_CPUS, SERVE_CPUS, WRK_CPUS (CPU lists for
+# `taskset -c`, default none: the ingest side; Redis and `eddy serve`; wrk —
+# e.g. INGEST_CPUS=0 SERVE_CPUS=1 WRK_CPUS=0 keeps the reads' core apart).
 #
 # The mock broker keeps only ~5 MB of batches per partition, so the events
 # are produced while the worker consumes, over PARTITIONS partitions; the
@@ -50,7 +52,12 @@ SEED=${SEED:-42}
 LINGER_MS=${LINGER_MS:-100}
 INGEST_NICE=${INGEST_NICE:-0}
 INGEST=()
-if [ "$INGEST_NICE" != 0 ]; then INGEST=(nice -n "$INGEST_NICE"); fi
+if [ -n "${INGEST_CPUS:-}" ]; then INGEST=(taskset -c "$INGEST_CPUS"); fi
+if [ "$INGEST_NICE" != 0 ]; then INGEST+=(nice -n "$INGEST_NICE"); fi
+SERVING=()
+if [ -n "${SERVE_CPUS:-}" ]; then SERVING=(taskset -c "$SERVE_CPUS"); fi
+READER=()
+if [ -n "${WRK_CPUS:-}" ]; then READER=(taskset -c "$WRK_CPUS"); fi
 
 for tool in wrk redis-server redis-cli python3 curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk redis-server redis-tools python3 curl)" >&2; exit 2; }
@@ -87,7 +94,7 @@ DISTINCT=$(awk '{print $2}' "$RESULTS/population.txt")
 
 # 2. Redis, the mock broker, the worker, the server.
 REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+"${SERVING[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
   --hash-max-listpack-value 1024 --logfile "$RESULTS/redis.log" &
 PIDS+=($!)
 REDIS_PID=$!
@@ -117,7 +124,7 @@ METRICS_PORT=$(free_port)
 WORKER_PID=$!
 PIDS+=($WORKER_PID)
 HTTP_PORT=$(free_port)
-"$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning >"$RESULTS/serve.log" 2>&1 &
+"${SERVING[@]}" "$EDDY" serve --topology clickstream --listen "127.0.0.1:$HTTP_PORT" --log-level warning >"$RESULTS/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
 until curl -sf "127.0.0.1:$METRICS_PORT/healthz" >/dev/null; do sleep 0.2; done
@@ -176,7 +183,7 @@ done
 while kill -0 "$PRODUCER_PID" 2>/dev/null; do
   before=$(metric eddy_worker_events_consumed_total)
   t0=$(date +%s.%N)
-  wrk -t2 -c"$READ_CONNECTIONS" -d"${READ_WINDOW}s" -s "$WORK/reads.lua" "http://127.0.0.1:$HTTP_PORT" 2>&1 \
+  "${READER[@]}" wrk -t2 -c"$READ_CONNECTIONS" -d"${READ_WINDOW}s" -s "$WORK/reads.lua" "http://127.0.0.1:$HTTP_PORT" 2>&1 \
     | awk -v b="$before" '/^WINDOW/' >>"$RESULTS/reads.txt" || true
   after=$(metric eddy_worker_events_consumed_total)
   t1=$(date +%s.%N)
