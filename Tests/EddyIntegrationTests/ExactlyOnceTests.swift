@@ -178,11 +178,7 @@ import Testing
         #expect(worker.isRunning, "the worker exited while Redis was down\n\(worker.log.suffix(3000))")
         try rig.redis.start()
 
-        #expect(producer.wait(), "\(producer.failure ?? "")")
-        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(worker.log.suffix(3000))")
-        #expect(worker.isRunning, "\(worker.log.suffix(3000))")
-        worker.signal(SIGTERM)
-        #expect(worker.wait(seconds: 10) == 0, "\(worker.log.suffix(3000))")
+        try rig.finish(worker, group: group, producer: producer, stopWithin: 10)
         #expect(Rig.counter(worker.log, "redis errors") > 0, "the outages were noticed")
         try rig.expectExact()
     }
@@ -202,11 +198,7 @@ import Testing
         usleep(12_000_000)
         #expect(worker.isRunning, "the worker exited while Redis was down\n\(worker.log.suffix(3000))")
         try rig.redis.start()
-        #expect(producer.wait(), "\(producer.failure ?? "")")
-        #expect(try rig.kafka.waitUntilCommitted(group: group, timeout: 180), "\(worker.log.suffix(3000))")
-        #expect(worker.isRunning, "\(worker.log.suffix(3000))")
-        worker.signal(SIGTERM)
-        #expect(worker.wait(seconds: 15) == 0, "\(worker.log.suffix(3000))")
+        try rig.finish(worker, group: group, producer: producer)
         try rig.expectExact()
     }
 
@@ -524,6 +516,16 @@ final class Rig {
             usleep(100_000)
         }
         return false
+    }
+
+    /// The end of a one-worker run: the producer done, everything
+    /// committed, the worker still running and stopping cleanly on SIGTERM.
+    func finish(_ worker: Background, group: String, producer: EventProducer, stopWithin seconds: Double = 15) throws {
+        #expect(producer.wait(), "\(producer.failure ?? "")")
+        #expect(try kafka.waitUntilCommitted(group: group, timeout: 180), "\(worker.log.suffix(3000))")
+        #expect(worker.isRunning, "\(worker.log.suffix(3000))")
+        worker.signal(SIGTERM)
+        #expect(worker.wait(seconds: seconds) == 0, "\(worker.log.suffix(3000))")
     }
 
     func expectExact() throws {
