@@ -99,23 +99,27 @@ final class Background: @unchecked Sendable {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Sends `s`. SIGTERM and SIGINT wait first (up to 30 s) until the
-    /// process blocks, catches or ignores them: `eddy` blocks both at the
-    /// top of `main`, and a test that stops a worker it has just started
-    /// must not hit the few milliseconds before that, when the default
-    /// action would kill it (CI once saw `eddy run` end by signal 15 there).
+    /// process catches them, i.e. until ServiceLifecycle's signal sources
+    /// are registered (libdispatch installs its handler then). Before that
+    /// the default action kills it: `eddy`'s async main leaves its first
+    /// thread in libdispatch's `sigsuspend` with an empty signal mask, so a
+    /// pending SIGTERM is delivered there. Being blocked is no sign of
+    /// readiness here: a process started from a test's (libdispatch) thread
+    /// inherits a mask that blocks nearly everything, which is what let CI
+    /// see a just-started `eddy run` end by signal 15 with an empty log.
     func signal(_ s: Int32) {
         if s == SIGTERM || s == SIGINT {
             let deadline = Date().addingTimeInterval(30)
-            while process.isRunning && !handlesSignal(s) && Date() < deadline { usleep(5_000) }
+            while process.isRunning && !catchesSignal(s) && Date() < deadline { usleep(5_000) }
         }
         kill(process.processIdentifier, s)
     }
 
-    /// Whether the process has `s` blocked, caught or ignored, from the
-    /// masks in `/proc/<pid>/status` (a hex bit set, bit `s - 1`).
-    private func handlesSignal(_ s: Int32) -> Bool {
+    /// Whether the process has a handler for `s`, from `SigCgt` in
+    /// `/proc/<pid>/status` (a hex bit set, bit `s - 1`).
+    private func catchesSignal(_ s: Int32) -> Bool {
         guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return false }
-        for line in status.split(separator: "\n") where line.hasPrefix("SigBlk:") || line.hasPrefix("SigCgt:") || line.hasPrefix("SigIgn:") {
+        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") {
             if let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16), mask & (1 << UInt64(s - 1)) != 0 { return true }
         }
         return false
