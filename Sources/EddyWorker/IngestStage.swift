@@ -343,7 +343,10 @@ final class IngestStage {
     /// drop those partitions' keys, then let the rebalance go on.
     func revoked(_ partitions: [TopicPartition]) {
         let held = self.held
-        pausedAtRevocation.formUnion(partitions.filter { paused.contains($0) || held.contains($0) })
+        // (Those held for an owed barrier are paused in librdkafka too.)
+        pausedAtRevocation.formUnion(partitions.filter {
+            paused.contains($0) || held.contains($0) || awaitingOwedBarrier.contains($0)
+        })
         assignment.subtract(partitions)
         counters.assignedPartitions.store(assignment.count, ordering: .relaxed)
         paused.removeAll { partitions.contains($0) }
