@@ -303,9 +303,7 @@ final class IngestStage {
     func holdUntilOwedBarrier(_ partitions: [TopicPartition]) {
         guard !owedRevocation.isEmpty else { return }
         let owed = Set(owedRevocation)
-        let waiting = partitions.filter { tp in
-            topics.firstIndex(of: tp.topic).map { owed.contains(PartitionID(topicIndex: Int32($0), partition: tp.partition)) } ?? false
-        }
+        let waiting = partitions.filter { partitionID($0).map(owed.contains) ?? false }
         guard !waiting.isEmpty else { return }
         awaitingOwedBarrier.formUnion(waiting)
         do { try consumer.pause(waiting) } catch {
@@ -322,21 +320,27 @@ final class IngestStage {
     /// waiting for it: the rebalance it belongs to is long over.
     func sendOwedBarrier() {
         guard let index = current else { return }
-        let revoked = owedRevocation
-        owedRevocation = []
+        let revoked = takeOwedRevocation()
         batches[index].info.control = .barrier(id: nextBarrier, revoked: revoked)
         nextBarrier += 1
         pushCurrent()
         logger.notice("the \(Set(revoked).count) partitions revoked before their writes finished are handed back now: their keys are dropped, their epochs released")
-        releaseAwaitingOwedBarrier()
     }
 
-    /// The owed barrier is on its way: partitions assigned again meanwhile
-    /// fetch again (through `resume`, which keeps held waves held).
-    func releaseAwaitingOwedBarrier() {
-        guard !awaitingOwedBarrier.isEmpty else { return }
+    /// The owed revocations, for the barrier about to carry them; partitions
+    /// assigned again meanwhile fetch again (through `resume`, which keeps
+    /// held waves held).
+    func takeOwedRevocation() -> [PartitionID] {
+        let owed = owedRevocation
+        owedRevocation = []
         for tp in awaitingOwedBarrier where assignment.contains(tp) && !paused.contains(tp) { paused.append(tp) }
         awaitingOwedBarrier = []
+        return owed
+    }
+
+    /// A partition of our topics as the pipeline numbers it.
+    func partitionID(_ tp: TopicPartition) -> PartitionID? {
+        topics.firstIndex(of: tp.topic).map { PartitionID(topicIndex: Int32($0), partition: tp.partition) }
     }
 
     /// Inside the revoke callback: flush and commit everything applied,
@@ -352,9 +356,7 @@ final class IngestStage {
         paused.removeAll { partitions.contains($0) }
         awaitingOwedBarrier.subtract(partitions)  // still owed: assigned again, they wait again
         if waves != nil { dropFromWaves(Set(partitions)) }
-        let ids = partitions.compactMap { tp in
-            topics.firstIndex(of: tp.topic).map { PartitionID(topicIndex: Int32($0), partition: tp.partition) }
-        }
+        let ids = partitions.compactMap(partitionID)
         if barrier(revoked: ids, insidePoll: true) {
             logger.info("revoked \(partitions.count) partitions after flushing and committing them")
         } else {
@@ -390,11 +392,7 @@ final class IngestStage {
         nextBarrier += 1
         // This barrier carries any owed one too (it is the first batch out).
         var carried = revoked
-        if !owedRevocation.isEmpty {
-            carried = (revoked ?? []) + owedRevocation
-            owedRevocation = []
-            releaseAwaitingOwedBarrier()
-        }
+        if !owedRevocation.isEmpty { carried = (revoked ?? []) + takeOwedRevocation() }
         batches[index].info.control = .barrier(id: id, revoked: carried)
         let pushed = output.tryPush(index)
         precondition(pushed, "the shard ring holds every batch of the pool")
